@@ -1,0 +1,68 @@
+#pragma once
+// Clocks the runner times samples with.
+//
+// A clock is any type with `double now() noexcept` (seconds, monotonic). Optionally
+// `void on_work(double macs) noexcept` is told the declared cost of every stage and head the
+// runner executes, which is how a simulated clock advances deterministically, and
+// `void set_level(std::size_t) noexcept` receives the frequency level a policy asks for.
+
+#include <chrono>
+#include <cmath>
+#include <concepts>
+#include <cstddef>
+
+#include "error.hpp"
+
+namespace earlyexit {
+
+template <class C>
+concept runner_clock = requires(C& c) {
+    { c.now() } noexcept -> std::convertible_to<double>;
+};
+
+/// Real elapsed time from std::chrono::steady_clock.
+struct wall_clock {
+    [[nodiscard]] double now() const noexcept {
+        return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    }
+};
+
+/// A deterministic virtual clock: executing `macs` of declared work takes macs / rate seconds,
+/// plus a fixed overhead per stage or head. Tests and replay use it so that times are exact.
+class simulated_clock {
+public:
+    /// rate: declared MACs per second (> 0); overhead: seconds added per executed stage or head (>= 0).
+    explicit simulated_clock(double macs_per_second = 1e9, double overhead_seconds = 0.0)
+        : rate_(macs_per_second), overhead_(overhead_seconds) {
+        if (!(rate_ > 0.0) || !std::isfinite(rate_))
+            detail::fail("simulated_clock: rate {} MACs/s must be finite and > 0", rate_);
+        if (!(overhead_ >= 0.0) || !std::isfinite(overhead_))
+            detail::fail("simulated_clock: overhead {} s must be finite and >= 0", overhead_);
+    }
+
+    [[nodiscard]] double now() const noexcept { return t_; }
+    void on_work(double macs) noexcept { t_ += macs / rate_ + overhead_; }
+    /// Moves the clock forward by s seconds (for tests and idle periods).
+    void advance(double s) noexcept { t_ += s; }
+    [[nodiscard]] double rate() const noexcept { return rate_; }
+
+private:
+    double rate_;
+    double overhead_;
+    double t_ = 0.0;
+};
+
+namespace detail {
+
+template <class C>
+void clock_on_work(C& c, double macs) noexcept {
+    if constexpr (requires { c.on_work(macs); }) c.on_work(macs);
+}
+
+template <class C>
+void clock_set_level(C& c, std::size_t level) noexcept {
+    if constexpr (requires { c.set_level(level); }) c.set_level(level);
+}
+
+}  // namespace detail
+}  // namespace earlyexit

@@ -1,0 +1,73 @@
+#pragma once
+// What a policy sees: the network's shape, the sample being run, and the exit context at each
+// evaluated head. Everything here is a view or a small value: building a context allocates
+// nothing.
+
+#include <concepts>
+#include <cstddef>
+#include <limits>
+#include <optional>
+#include <span>
+
+#include "confidence.hpp"
+
+namespace earlyexit {
+
+/// Sentinel for "no head / no position / no label": the largest std::size_t.
+inline constexpr std::size_t npos = std::numeric_limits<std::size_t>::max();
+
+/// The shape and declared cost of a multi-exit network, as policies see it. Views into the
+/// network, which outlives every runner built on it. Costs are declared multiply-accumulates.
+struct network_info {
+    std::size_t stages = 0;                    ///< positions 0..stages-1
+    std::size_t heads = 0;                     ///< exits 0..heads-1; the last is the final head
+    std::size_t classes = 0;                   ///< logits per head
+    std::span<const std::size_t> head_positions;  ///< position of head k, strictly increasing
+    std::span<const double> stage_macs;        ///< declared cost of each stage
+    std::span<const double> head_macs;         ///< declared cost of each head
+    double full_macs = 0;                      ///< all stages plus the final head: the plain network
+
+    /// Declared cost of running positions 0..position (inclusive) with no head.
+    [[nodiscard]] double macs_through(std::size_t position) const noexcept {
+        double m = 0;
+        for (std::size_t p = 0; p <= position && p < stage_macs.size(); ++p) m += stage_macs[p];
+        return m;
+    }
+};
+
+/// Per-sample input to a run. `label` is only for evaluation policies (oracle) and reports;
+/// ordinary policies never see it.
+struct sample_info {
+    std::size_t index = 0;                  ///< position of the sample in its dataset or batch
+    std::optional<std::size_t> label{};     ///< ground-truth class, when known
+};
+
+/// A policy's answer at an evaluated head.
+enum class decision : unsigned char {
+    proceed,  ///< run on to the next head the policy wants checked
+    stop,     ///< exit here: the remaining stages are skipped
+};
+
+/// The context of one evaluated exit head of one sample. Spans point into the runner's buffers
+/// and are valid only during the call that receives the context.
+template <std::floating_point Scalar>
+struct exit_context {
+    std::size_t head = 0;               ///< exit index k
+    std::size_t position = 0;           ///< stage position the head is attached to
+    std::span<const Scalar> logits;     ///< the head's logits (C values)
+    std::span<const Scalar> probs;      ///< softmax of the logits
+    confidence<Scalar> measures;        ///< max-prob, margin, entropy, logit extremum, top-1
+    std::size_t patience = 0;           ///< evaluated heads in a row (this one included) with this top-1; 0 if invalid
+    std::size_t heads_evaluated = 0;    ///< heads run so far on this sample, this one included
+    double elapsed_seconds = 0;         ///< clock time since the sample started
+    double elapsed_macs = 0;            ///< declared cost so far: stages run plus heads evaluated
+    const network_info* network = nullptr;  ///< the network's shape (never null inside a runner)
+
+    [[nodiscard]] bool is_final() const noexcept { return network != nullptr && head + 1 == network->heads; }
+    /// elapsed_macs as a fraction of the plain network's cost (may exceed 1 with many heads).
+    [[nodiscard]] double cost_fraction() const noexcept {
+        return (network == nullptr || network->full_macs <= 0) ? 0.0 : elapsed_macs / network->full_macs;
+    }
+};
+
+}  // namespace earlyexit

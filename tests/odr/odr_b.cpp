@@ -1,0 +1,12 @@
+#include "odr.hpp"
+
+#include <array>
+
+#include <earlyexit/earlyexit.hpp>
+
+// Instantiates templates and calls inline functions that the other translation unit uses too.
+double earlyexit_odr_b() {
+    const std::array<float, 3> z{1.f, 2.f, 3.f};
+    const earlyexit::policy::max_prob p{0.5};
+    return static_cast<double>(earlyexit::max_prob(z)) + p.threshold() + earlyexit::simulated_clock(2.0).rate();
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install the build dependencies if needed, then configure, build and run every
-# test with the `dev` workflow preset (Debug, -Werror, tests + examples).
+# test with the `dev` workflow preset (Debug, -Werror, tests + examples), then the
+# `release` one (optimized, benchmarks as smoke tests, each header compiled alone).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -8,7 +9,7 @@ cd "$root"
 
 # shellcheck source-path=SCRIPTDIR source=deps.sh
 source "$root/scripts/deps.sh"
-earlyexit_require_packages cmake g++ make libeigen3-dev libfmt-dev catch2
+earlyexit_require_packages cmake g++ make libeigen3-dev libfmt-dev catch2 libbenchmark-dev
 
 # Workflow presets need CMake 3.25.
 cmake_version="$(cmake --version | head -n1 | awk '{print $3}')"
@@ -22,3 +23,4 @@ export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$jobs}"
 export CTEST_PARALLEL_LEVEL="${CTEST_PARALLEL_LEVEL:-$jobs}"
 
 cmake --workflow --preset dev
+cmake --workflow --preset release

@@ -16,6 +16,18 @@ namespace earlyexit {
 /// Sentinel for "no head / no position / no label": the largest std::size_t.
 inline constexpr std::size_t npos = std::numeric_limits<std::size_t>::max();
 
+namespace detail {
+
+/// Declared cost of the plain network: every stage plus the final head.
+[[nodiscard]] inline double full_network_macs(std::span<const double> stage_macs,
+                                              std::span<const double> head_macs) noexcept {
+    double m = head_macs.empty() ? 0.0 : head_macs.back();
+    for (double s : stage_macs) m += s;
+    return m;
+}
+
+}  // namespace detail
+
 /// The shape and declared cost of a multi-exit network, as policies see it. Views into the
 /// network, which outlives every runner built on it. Costs are declared multiply-accumulates.
 struct network_info {

@@ -142,8 +142,7 @@ public:
                 detail::fail("multi_exit_network: head {} expects {} inputs but stage {} outputs {}", k, *in,
                              head_pos_[k], *out);
         });
-        for (double m : stage_macs_) full_macs_ += m;
-        full_macs_ += head_macs_.back();
+        full_macs_ = detail::full_network_macs(stage_macs_, head_macs_);
     }
 
     [[nodiscard]] std::size_t num_stages() const noexcept { return stage_macs_.size(); }

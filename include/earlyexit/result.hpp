@@ -31,6 +31,25 @@ struct exit_result {
     [[nodiscard]] bool exited_early(const network_info& net) const noexcept { return head + 1 < net.heads; }
 };
 
+/// The owning, compact summary of one sample's exit (no views): what metrics and replay keep.
+struct sample_outcome {
+    std::size_t predicted = 0;
+    std::size_t head = 0;
+    std::size_t positions_run = 0;
+    std::size_t heads_evaluated = 0;
+    double seconds = 0;
+    double macs = 0;
+    std::optional<std::size_t> frequency_level{};
+
+    friend bool operator==(const sample_outcome&, const sample_outcome&) = default;
+};
+
+/// The outcome of a result.
+template <std::floating_point Scalar>
+[[nodiscard]] sample_outcome outcome_of(const exit_result<Scalar>& r) noexcept {
+    return {r.predicted, r.head, r.positions_run, r.heads_evaluated, r.seconds, r.macs, r.frequency_level};
+}
+
 /// One evaluated head of an episode.
 template <std::floating_point Scalar>
 struct episode_step {

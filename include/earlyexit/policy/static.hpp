@@ -7,6 +7,7 @@
 //   patience(n)     exit when n evaluated heads in a row agree on top-1     n >= 1 (PABEE)
 //   fixed(k)        evaluate head k only and exit there                     k < heads
 //   full            evaluate the final head only: the plain network
+//   probe           evaluate every head, never exit early (records traces; see trace/)
 //   oracle          (evaluation only, needs labels) exit at the first head whose top-1 is
 //                   correct, else at the final head: the lower bound on cost at the final
 //                   head's accuracy or better.
@@ -134,6 +135,17 @@ public:
     [[nodiscard]] std::size_t first_check(const sample_info&) const noexcept {
         return std::numeric_limits<std::size_t>::max();  // past the last head: the final head
     }
+    template <std::floating_point Scalar>
+    [[nodiscard]] decision decide(const exit_context<Scalar>&) const noexcept {
+        return decision::proceed;
+    }
+};
+
+/// Probe mode: every head is evaluated and no sample exits early. A trace recorded this way
+/// holds every head's output, which is what replay needs.
+class probe {
+public:
+    [[nodiscard]] static constexpr std::string_view name() noexcept { return "probe"; }
     template <std::floating_point Scalar>
     [[nodiscard]] decision decide(const exit_context<Scalar>&) const noexcept {
         return decision::proceed;

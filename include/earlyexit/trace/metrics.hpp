@@ -1,0 +1,137 @@
+#pragma once
+// Metrics of a policy over a set of samples (live outcomes or a replay of a trace), and the
+// side-by-side comparison every report shows: the plain network (`full`) and the `oracle`
+// beside the policies under study.
+
+#include <algorithm>
+#include <cmath>
+#include <concepts>
+#include <cstddef>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "../context.hpp"
+#include "../error.hpp"
+#include "../policy/any_policy.hpp"
+#include "../policy/static.hpp"
+#include "../result.hpp"
+#include "replay.hpp"
+#include "trace.hpp"
+
+namespace earlyexit {
+
+/// What a report says about one policy. Fractions are in [0, 1]; costs are per sample.
+/// Optional fields are std::nullopt when they cannot be measured (no labels, no energy meter,
+/// no deadline), never a made-up number.
+struct policy_metrics {
+    std::string name;
+    std::size_t samples = 0;
+    std::optional<double> accuracy{};        ///< top-1 over the labelled samples
+    double mean_stages = 0;                  ///< stages run (positions)
+    double p50_stages = 0, p90_stages = 0, p99_stages = 0;  ///< nearest-rank percentiles
+    double mean_heads = 0;                   ///< heads evaluated
+    double mean_macs = 0;                    ///< declared MACs, heads included
+    double compute_saving = 0;               ///< 1 - mean_macs / plain network's MACs
+    double mean_seconds = 0;                 ///< time per sample (measured live, or recorded for replay)
+    std::optional<double> energy_joules{};   ///< energy per sample, when a meter or model gave it
+    std::optional<double> deadline_miss_rate{};  ///< fraction over the deadline, when one was set
+    std::vector<std::size_t> exit_histogram;  ///< samples exiting at each head
+    std::optional<bool> replay_matches_live{};   ///< set by callers that ran both
+};
+
+namespace detail {
+
+[[nodiscard]] inline double nearest_rank(std::vector<double>& sorted, double q) {
+    if (sorted.empty()) return 0.0;
+    const auto rank = static_cast<std::size_t>(std::ceil(q * static_cast<double>(sorted.size())));
+    return sorted[std::min(sorted.size(), std::max<std::size_t>(rank, 1)) - 1];
+}
+
+}  // namespace detail
+
+/// Summarizes outcomes. label(i) gives sample i's label or std::nullopt; deadline (seconds),
+/// when given, yields the miss rate (a sample misses when its time exceeds the deadline).
+template <class LabelFn>
+    requires std::is_invocable_r_v<std::optional<std::size_t>, LabelFn&, std::size_t>
+[[nodiscard]] policy_metrics summarize(std::string name, std::span<const sample_outcome> outcomes, LabelFn&& label,
+                                       const network_info& net, std::optional<double> deadline = std::nullopt) {
+    policy_metrics m;
+    m.name = std::move(name);
+    m.samples = outcomes.size();
+    m.exit_histogram.assign(net.heads, 0);
+    if (outcomes.empty()) return m;
+    std::size_t labelled = 0, correct = 0, missed = 0;
+    std::vector<double> stages;
+    stages.reserve(outcomes.size());
+    for (std::size_t i = 0; i < outcomes.size(); ++i) {
+        const auto& o = outcomes[i];
+        if (o.head >= net.heads) detail::fail("summarize: sample {} exited at head {}, but the network has {} heads", i, o.head, net.heads);
+        if (const std::optional<std::size_t> y = label(i)) {
+            ++labelled;
+            correct += o.predicted == *y;
+        }
+        m.mean_stages += static_cast<double>(o.positions_run);
+        m.mean_heads += static_cast<double>(o.heads_evaluated);
+        m.mean_macs += o.macs;
+        m.mean_seconds += o.seconds;
+        ++m.exit_histogram[o.head];
+        if (deadline && o.seconds > *deadline) ++missed;
+        stages.push_back(static_cast<double>(o.positions_run));
+    }
+    const auto n = static_cast<double>(outcomes.size());
+    m.mean_stages /= n;
+    m.mean_heads /= n;
+    m.mean_macs /= n;
+    m.mean_seconds /= n;
+    m.compute_saving = net.full_macs > 0 ? 1.0 - m.mean_macs / net.full_macs : 0.0;
+    if (labelled > 0) m.accuracy = static_cast<double>(correct) / static_cast<double>(labelled);
+    if (deadline) m.deadline_miss_rate = static_cast<double>(missed) / n;
+    std::sort(stages.begin(), stages.end());
+    m.p50_stages = detail::nearest_rank(stages, 0.50);
+    m.p90_stages = detail::nearest_rank(stages, 0.90);
+    m.p99_stages = detail::nearest_rank(stages, 0.99);
+    return m;
+}
+
+/// Summarizes replayed outcomes with the trace's labels and layout.
+template <std::floating_point Scalar>
+[[nodiscard]] policy_metrics summarize(std::string name, std::span<const sample_outcome> outcomes,
+                                       const basic_trace<Scalar>& t, std::optional<double> deadline = std::nullopt) {
+    if (outcomes.size() != t.size())
+        detail::fail("summarize: {} outcomes for a trace of {} samples", outcomes.size(), t.size());
+    return summarize(std::move(name), outcomes, [&t](std::size_t i) { return t.label(i); }, t.info(), deadline);
+}
+
+/// Replays one policy on the trace and summarizes it.
+template <std::floating_point Scalar, class Policy>
+[[nodiscard]] policy_metrics evaluate(const basic_trace<Scalar>& t, std::string name, Policy&& policy,
+                                      std::optional<double> deadline = std::nullopt) {
+    const auto outcomes = replay(t, std::forward<Policy>(policy));
+    return summarize(std::move(name), outcomes, t, deadline);
+}
+
+/// A policy with the name its report row carries.
+template <std::floating_point Scalar = float>
+struct named_policy {
+    std::string name;
+    any_policy<Scalar> policy;
+};
+
+/// The comparison table: `full` and `oracle` first (the oracle needs a labelled trace), then
+/// each given policy, all replayed on the same trace.
+template <std::floating_point Scalar>
+[[nodiscard]] std::vector<policy_metrics> compare(const basic_trace<Scalar>& t, std::vector<named_policy<Scalar>> policies,
+                                                  std::optional<double> deadline = std::nullopt) {
+    if (!t.labelled()) detail::fail("compare: the oracle row needs labels, and the trace has unlabelled samples");
+    std::vector<policy_metrics> rows;
+    rows.push_back(evaluate(t, "full", policy::full{}, deadline));
+    rows.push_back(evaluate(t, "oracle", policy::oracle{}, deadline));
+    for (auto& p : policies) rows.push_back(evaluate(t, std::move(p.name), p.policy, deadline));
+    return rows;
+}
+
+}  // namespace earlyexit

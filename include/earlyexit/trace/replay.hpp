@@ -1,0 +1,120 @@
+#pragma once
+// Replay: evaluate a policy on a recorded trace exactly as it would have run live.
+//
+// replay_network is a network whose stages do no work and whose heads copy the recorded logits;
+// the ordinary basic_runner drives it, so decisions, heads evaluated, declared cost and the
+// order of learning updates are the live ones by construction (tests check this bit for bit).
+// Time comes from the trace: stage and head times recorded live are charged on a replay clock,
+// so time-aware policies see the recorded latencies.
+
+#include <algorithm>
+#include <concepts>
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "../context.hpp"
+#include "../policy/concepts.hpp"
+#include "../result.hpp"
+#include "../runner.hpp"
+#include "trace.hpp"
+
+namespace earlyexit {
+
+/// The replay state: which sample, and the replay clock to charge recorded times to.
+struct replay_state {
+    std::size_t sample = 0;
+    double* time = nullptr;
+};
+
+/// A runnable_network over a trace (which must outlive it).
+template <std::floating_point Scalar>
+class replay_network {
+public:
+    using state_type = replay_state;
+    using scalar_type = Scalar;
+
+    explicit replay_network(const basic_trace<Scalar>& t) : trace_(&t) {}
+    explicit replay_network(const basic_trace<Scalar>&&) = delete;
+
+    [[nodiscard]] network_info info() const noexcept { return trace_->info(); }
+    [[nodiscard]] std::size_t workspace_size() const noexcept { return 0; }
+
+    void run_stage(std::size_t p, replay_state& s) const noexcept { *s.time += trace_->stage_seconds(s.sample)[p]; }
+
+    void run_head(std::size_t k, const replay_state& s, std::span<Scalar> logits, std::span<Scalar>) const noexcept {
+        const auto z = trace_->logits(s.sample, k);
+        std::copy(z.begin(), z.end(), logits.begin());
+        *s.time += trace_->head_seconds(s.sample)[k];
+    }
+
+    [[nodiscard]] const basic_trace<Scalar>& trace() const noexcept { return *trace_; }
+
+private:
+    const basic_trace<Scalar>* trace_;
+};
+
+/// The clock of a replay: reads the time the replay network charges.
+struct replay_clock {
+    const double* time = nullptr;
+    [[nodiscard]] double now() const noexcept { return *time; }
+};
+
+/// Replays one policy over a trace, sample by sample (in order, so learning policies update as
+/// they would live). Not copyable or movable: its runner points into it.
+template <std::floating_point Scalar, class Policy>
+    requires exit_policy<Policy, Scalar>
+class replayer {
+public:
+    replayer(const basic_trace<Scalar>& t, Policy policy)
+        : net_(t), time_(std::make_unique<double>(0.0)), runner_(net_, std::move(policy), replay_clock{time_.get()}) {}
+    replayer(const basic_trace<Scalar>&&, Policy) = delete;
+    replayer(const replayer&) = delete;
+    replayer& operator=(const replayer&) = delete;
+
+    /// Runs sample i of the trace (its label, if any, goes to the policy's sample_info).
+    exit_result<Scalar> run(std::size_t i) {
+        *time_ = 0.0;
+        replay_state s{i, time_.get()};
+        return runner_.run(s, sample_info{i, net_.trace().label(i)});
+    }
+
+    /// Runs every sample in order; returns their outcomes.
+    std::vector<sample_outcome> run_all() {
+        std::vector<sample_outcome> out;
+        out.reserve(net_.trace().size());
+        for (std::size_t i = 0; i < net_.trace().size(); ++i) out.push_back(outcome_of(run(i)));
+        return out;
+    }
+
+    [[nodiscard]] Policy& policy() noexcept { return runner_.policy(); }
+    [[nodiscard]] const network_info& info() const noexcept { return runner_.info(); }
+
+private:
+    replay_network<Scalar> net_;
+    std::unique_ptr<double> time_;
+    basic_runner<replay_network<Scalar>, Policy, replay_clock> runner_;
+};
+
+/// Replays `policy` over every sample of the trace, in order, and returns the outcomes. The
+/// policy is updated in place: a learning policy ends with what it learned on the trace.
+template <std::floating_point Scalar, class Policy>
+    requires exit_policy<Policy, Scalar>
+[[nodiscard]] std::vector<sample_outcome> replay(const basic_trace<Scalar>& t, Policy& policy) {
+    replayer<Scalar, Policy> r(t, policy);
+    auto out = r.run_all();
+    policy = std::move(r.policy());
+    return out;
+}
+
+/// The same for a policy passed by value (its learned state is dropped).
+template <std::floating_point Scalar, class Policy>
+    requires exit_policy<std::remove_cvref_t<Policy>, Scalar> && (!std::is_lvalue_reference_v<Policy>)
+[[nodiscard]] std::vector<sample_outcome> replay(const basic_trace<Scalar>& t, Policy&& policy) {
+    std::remove_cvref_t<Policy> p(std::move(policy));
+    return replay(t, p);
+}
+
+}  // namespace earlyexit

@@ -1,0 +1,142 @@
+// Replay equals live: the same decisions, heads and costs, for every policy in the library, on
+// random networks and seeds.
+#include <random>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <earlyexit/trace/recorder.hpp>
+#include <earlyexit/trace/replay.hpp>
+
+#include "support.hpp"
+
+using namespace earlyexit;
+using namespace earlyexit_test;
+
+namespace {
+
+/// Skips heads (every other one from head 1), asks for levels, and learns: it keeps the order
+/// of the samples it was updated with, which replay must reproduce.
+struct skipping_learner {
+    std::vector<std::size_t> updates;
+    double bar = 0.7;
+    std::size_t first_check(const sample_info&) const noexcept { return 1; }
+    std::size_t next_check(const exit_context<float>& c) const noexcept { return c.head + 2; }
+    std::optional<std::size_t> frequency(const exit_context<float>& c) const noexcept { return c.head % 3; }
+    decision decide(const exit_context<float>& c) const noexcept {
+        return c.measures.max_prob >= bar ? decision::stop : decision::proceed;
+    }
+    void update(const episode<float>& e) noexcept {
+        updates.push_back(e.sample->index);
+        bar = std::min(0.95, bar + 0.001 * static_cast<double>(e.result->head));  // state that drifts
+    }
+};
+
+std::vector<any_policy<float>> every_policy(std::size_t heads) {
+    return {policy::max_prob{0.5},  policy::max_prob{0.9},  policy::entropy{0.3}, policy::entropy{0.7},
+            policy::margin{0.2},    policy::margin{0.6},    policy::patience{1},  policy::patience{2},
+            policy::patience{3},    policy::fixed{0},       policy::fixed{heads - 1},
+            policy::fixed{heads / 2}, policy::full{},       policy::probe{},      policy::oracle{},
+            skipping_learner{}};
+}
+
+}  // namespace
+
+TEST_CASE("replay makes the live decisions bit for bit, for every policy, on random networks", "[replay][property]") {
+    for (unsigned seed = 1; seed <= 12; ++seed) {
+        std::mt19937 rng(seed);
+        const std::size_t stages = 1 + rng() % 8;
+        std::vector<std::size_t> positions;
+        for (std::size_t p = 0; p + 1 < stages; ++p)
+            if (rng() % 2 == 0) positions.push_back(p);
+        positions.push_back(stages - 1);
+        const std::size_t classes = 2 + rng() % 9;
+        const std::size_t samples = 150;
+        std::vector<double> stage_macs(stages);
+        for (auto& m : stage_macs) m = static_cast<double>(1 + rng() % 1000);
+        counters count;
+        const auto table = random_table(samples, positions.size(), classes, seed * 7919);
+        const auto net = scripted_network(stages, positions, table, count, stage_macs, 3.0);
+        const auto labels = [&](std::size_t i) { return top1(table[i][rng() % positions.size()]); };
+        std::vector<std::size_t> y(samples);
+        for (auto& v : y) v = labels(static_cast<std::size_t>(&v - y.data()));
+
+        scripted_state s;
+        const auto t = record_trace(net, s, samples, [&](std::size_t i, scripted_state& st) {
+            st = {i, 0};
+            return std::optional<std::size_t>(y[i]);
+        }, simulated_clock{1e3});
+
+        INFO("seed " << seed << ", " << stages << " stages, " << positions.size() << " heads, " << classes << " classes");
+        for (auto policy : every_policy(positions.size())) {
+            INFO("policy " << policy.name());
+            auto live = make_runner(net, policy, simulated_clock{1e3});
+            auto replayed = policy;
+            const auto outcomes = replay(t, replayed);
+            REQUIRE(outcomes.size() == samples);
+            for (std::size_t i = 0; i < samples; ++i) {
+                scripted_state st{i, 0};
+                const auto r = live.run(st, {i, y[i]});
+                const auto& o = outcomes[i];
+                CHECK(o.head == r.head);
+                CHECK(o.predicted == r.predicted);
+                CHECK(o.heads_evaluated == r.heads_evaluated);
+                CHECK(o.positions_run == r.positions_run);
+                CHECK(o.macs == r.macs);  // same additions in the same order: exact
+                CHECK(o.frequency_level == r.frequency_level);
+                CHECK(o.seconds == Approx(r.seconds).epsilon(1e-9));
+            }
+            if (const auto* learner = live.policy().target<skipping_learner>()) {
+                const auto* learned = replayed.target<skipping_learner>();
+                REQUIRE(learned != nullptr);
+                CHECK(learned->updates == learner->updates);
+                CHECK(learned->bar == learner->bar);
+                CHECK(learned->updates.size() == samples);
+            }
+        }
+    }
+}
+
+TEST_CASE("replay of a real Eigen network recorded on the wall clock gives the live decisions", "[replay]") {
+    using vec = Eigen::VectorXf;
+    struct dense {
+        Eigen::MatrixXf w;
+        void operator()(vec& x) const { x = (w * x).cwiseMax(0.f); }
+    };
+    std::mt19937 rng(5);
+    std::normal_distribution<float> n(0.f, 1.f);
+    auto random = [&](int r, int c) {
+        Eigen::MatrixXf m(r, c);
+        for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = n(rng) / std::sqrt(static_cast<float>(c));
+        return m;
+    };
+    auto head = [&] { return linear_head<float>(random(5, 16) * 3.f, vec::Zero(5)); };
+    const auto net = make_network<vec>()
+                         .stage(dense{random(16, 16) * 1.5f}, {.macs = 256})
+                         .exit(head())
+                         .stage(dense{random(16, 16) * 1.5f}, {.macs = 256})
+                         .exit(head())
+                         .stage(dense{random(16, 16) * 1.5f}, {.macs = 256})
+                         .exit(head())
+                         .build();
+    std::vector<vec> inputs(300);
+    for (auto& x : inputs) x = random(16, 1);
+    vec state;
+    const auto t = record_trace(net, state, inputs.size(), [&](std::size_t i, vec& x) {
+        x = inputs[i];
+        return std::optional<std::size_t>(i % 5);
+    });
+    CHECK(t.stage_seconds(0)[0] > 0.0);  // wall-clock times were recorded
+    auto live = make_runner(net, policy::max_prob{0.6});
+    const auto outcomes = replay(t, policy::max_prob{0.6});
+    std::size_t early = 0;
+    for (std::size_t i = 0; i < inputs.size(); ++i) {
+        vec x = inputs[i];
+        const auto r = live.run(x);
+        CHECK(outcomes[i].head == r.head);
+        CHECK(outcomes[i].predicted == r.predicted);
+        CHECK(outcomes[i].macs == r.macs);
+        early += r.head < 2;
+    }
+    CHECK(early > 0);
+    CHECK(early < inputs.size());
+}

@@ -1,4 +1,5 @@
 #include <limits>
+#include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -263,4 +264,37 @@ TEST_CASE("copies of a runner are independent and share the network", "[runner]"
     CHECK(b.clock().now() == 0.0);
     CHECK(&b.network() == &net);
     STATIC_REQUIRE_FALSE(std::is_constructible_v<decltype(a), decltype(net)&&, policy::max_prob>);
+}
+
+TEST_CASE("runners on several threads share one network and agree with a single-threaded run", "[runner][threads]") {
+    const std::size_t samples = 400;
+    const auto table = random_table(samples, 3, 5, 17);
+    // Counting stages write shared counters: use a network with no counters for the threads.
+    earlyexit::dynamic_network_builder<scripted_state> b;
+    for (std::size_t p = 0; p < 3; ++p)
+        b.stage([](scripted_state& s) { ++s.stages_run; }, {.macs = 10})
+            .exit(make_head([&table, p](const scripted_state& s, std::span<float> out) {
+                std::copy(table[s.sample][p].begin(), table[s.sample][p].end(), out.begin());
+            }, 5));
+    const auto net = b.build();
+
+    std::vector<std::size_t> expected(samples);
+    auto single = make_runner(net, policy::max_prob{0.6}, simulated_clock{});
+    for (std::size_t i = 0; i < samples; ++i) {
+        scripted_state s{i, 0};
+        expected[i] = single.run(s).head;
+    }
+    constexpr std::size_t threads = 4;
+    std::vector<std::vector<std::size_t>> got(threads, std::vector<std::size_t>(samples));
+    std::vector<std::thread> pool;
+    for (std::size_t t = 0; t < threads; ++t)
+        pool.emplace_back([&, t] {
+            auto runner = make_runner(net, policy::max_prob{0.6}, simulated_clock{});  // one runner per thread
+            for (std::size_t i = 0; i < samples; ++i) {
+                scripted_state s{i, 0};
+                got[t][i] = runner.run(s).head;
+            }
+        });
+    for (auto& th : pool) th.join();
+    for (const auto& g : got) CHECK(g == expected);
 }

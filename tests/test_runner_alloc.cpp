@@ -9,24 +9,9 @@
 #include <catch2/catch.hpp>
 #include <earlyexit/earlyexit.hpp>
 
-namespace {
-std::atomic<long> allocations{0};
-}  // namespace
+#include "counting_new.hpp"
 
-void* operator new(std::size_t n) {
-    ++allocations;
-    if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-    throw std::bad_alloc();
-}
-void* operator new[](std::size_t n) {
-    ++allocations;
-    if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-    throw std::bad_alloc();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+using earlyexit_test::allocations;
 
 using namespace earlyexit;
 

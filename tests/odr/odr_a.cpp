@@ -3,6 +3,9 @@
 #include <array>
 
 #include <earlyexit/earlyexit.hpp>
+#if EARLYEXIT_TEST_IO
+#include <earlyexit/io.hpp>
+#endif
 
 // Instantiates templates and calls inline functions that the other translation unit uses too.
 double earlyexit_odr_a() {

@@ -117,4 +117,14 @@ template <std::floating_point Scalar, class Policy>
     return replay(t, p);
 }
 
+/// True when two runs over the same samples made the same decisions: same exit head, heads
+/// evaluated, stages run, predicted class and declared cost, sample by sample. Times may differ
+/// (a live wall clock against recorded times). This is what reports call replay_matches_live.
+[[nodiscard]] inline bool same_decisions(std::span<const sample_outcome> a, std::span<const sample_outcome> b) noexcept {
+    return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](const sample_outcome& x, const sample_outcome& y) {
+        return x.head == y.head && x.heads_evaluated == y.heads_evaluated && x.positions_run == y.positions_run &&
+               x.predicted == y.predicted && x.macs == y.macs && x.frequency_level == y.frequency_level;
+    });
+}
+
 }  // namespace earlyexit

@@ -1,0 +1,102 @@
+#pragma once
+// The machine-readable result of a comparison: one JSON document per (dataset, model) run.
+//
+// Needs nlohmann/json (CMake target earlyexit::io). The core library does not depend on it.
+
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "../error.hpp"
+#include "../trace/metrics.hpp"
+
+namespace earlyexit {
+namespace detail {
+
+template <class T>
+[[nodiscard]] nlohmann::json json_or_null(const std::optional<T>& v) {
+    return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+}
+
+}  // namespace detail
+
+/// The result document:
+///   {"dataset", "model", "samples", "final_accuracy",
+///    "policies": [{"name", "accuracy", "mean_stages", "p50_stages", "p90_stages", "p99_stages",
+///                  "mean_heads", "mean_macs", "compute_saving", "wall_ms_per_sample",
+///                  "energy_mj_per_sample", "deadline_miss_rate", "replay_matches_live",
+///                  "exit_histogram"}, ...]}
+/// Fractions stay in [0, 1] (accuracy, compute_saving, deadline_miss_rate, final_accuracy);
+/// wall_ms_per_sample is mean_seconds * 1000 and energy_mj_per_sample energy_joules * 1000.
+/// Unmeasured values are null. Policies keep the order of `rows`.
+/// Throws earlyexit::error unless rows named "full" and "oracle" are present, or when the
+/// rows do not all cover the same number of samples.
+[[nodiscard]] inline nlohmann::json result_json(std::string_view dataset, std::string_view model,
+                                                std::span<const policy_metrics> rows,
+                                                std::optional<double> final_accuracy) {
+    bool has_full = false, has_oracle = false;
+    for (const policy_metrics& m : rows) {
+        has_full = has_full || m.name == "full";
+        has_oracle = has_oracle || m.name == "oracle";
+    }
+    if (!has_full || !has_oracle)
+        detail::fail("result_json: the rows must include `full` and `oracle` (the baselines every result is read "
+                     "against); missing: {}",
+                     !has_full && !has_oracle ? "full, oracle" : !has_full ? "full" : "oracle");
+    const std::size_t samples = rows.front().samples;
+    for (const policy_metrics& m : rows)
+        if (m.samples != samples)
+            detail::fail("result_json: row '{}' covers {} samples but row '{}' covers {}; every row must be measured "
+                         "on the same samples",
+                         m.name, m.samples, rows.front().name, samples);
+
+    nlohmann::json policies = nlohmann::json::array();
+    for (const policy_metrics& m : rows) {
+        policies.push_back({
+            {"name", m.name},
+            {"accuracy", detail::json_or_null(m.accuracy)},
+            {"mean_stages", m.mean_stages},
+            {"p50_stages", m.p50_stages},
+            {"p90_stages", m.p90_stages},
+            {"p99_stages", m.p99_stages},
+            {"mean_heads", m.mean_heads},
+            {"mean_macs", m.mean_macs},
+            {"compute_saving", m.compute_saving},
+            {"wall_ms_per_sample", m.mean_seconds * 1e3},
+            {"energy_mj_per_sample", m.energy_joules ? nlohmann::json(*m.energy_joules * 1e3) : nlohmann::json(nullptr)},
+            {"deadline_miss_rate", detail::json_or_null(m.deadline_miss_rate)},
+            {"replay_matches_live", detail::json_or_null(m.replay_matches_live)},
+            {"exit_histogram", m.exit_histogram},
+        });
+    }
+    return {
+        {"dataset", std::string(dataset)},
+        {"model", std::string(model)},
+        {"samples", samples},
+        {"final_accuracy", detail::json_or_null(final_accuracy)},
+        {"policies", std::move(policies)},
+    };
+}
+
+/// Writes `j` to `path`, indented by 2 with a trailing newline, replacing the file. Invalid
+/// UTF-8 in strings is written as U+FFFD rather than failing. Throws earlyexit::error naming
+/// the path when the file cannot be written.
+inline void write_json(const std::filesystem::path& path, const nlohmann::json& j) {
+    const std::string text = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + '\n';
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    if (!out) detail::fail("write_json: cannot open {} for writing: {}", path.string(), std::strerror(errno));
+    out.write(text.data(), static_cast<std::streamsize>(text.size()));
+    out.close();
+    if (!out) detail::fail("write_json: cannot write {}: {}", path.string(), std::strerror(errno));
+}
+
+}  // namespace earlyexit

@@ -1,0 +1,389 @@
+#pragma once
+// Plots of a comparison, rendered by the `gnuplot` program: the accuracy / compute trade-off
+// and the distribution of exits over the heads.
+//
+// Each plot leaves its data (.dat) and script (.gp) beside the PNG, so a figure can be
+// restyled and re-rendered with `gnuplot <dir>/<name>.gp` without rerunning anything.
+// gnuplot is started directly (posix_spawnp, the script path its only argument), never
+// through a shell, so no path or policy name is ever interpreted as a command. POSIX only.
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstddef>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "../error.hpp"
+#include "../trace/metrics.hpp"
+#include "../trace/sweep.hpp"
+
+namespace earlyexit {
+
+/// One line of the trade-off plot: points (x = compute saving in %, y = accuracy in %), drawn
+/// in the given order (pareto_curve gives them by increasing saving).
+struct curve {
+    std::string name;
+    std::vector<std::pair<double, double>> points;
+};
+
+/// Image size in pixels of the rendered PNGs.
+struct plot_options {
+    unsigned width = 1024;
+    unsigned height = 640;
+};
+
+/// The Pareto front of a sweep as a curve (see pareto_front): unlabelled points are left out,
+/// the rest in increasing compute saving, both coordinates in percent.
+[[nodiscard]] inline curve pareto_curve(std::string name, const std::vector<sweep_point>& sweep) {
+    curve c{std::move(name), {}};
+    for (const std::size_t i : pareto_front(sweep)) {
+        const policy_metrics& m = sweep[i].metrics;
+        c.points.emplace_back(m.compute_saving * 100.0, *m.accuracy * 100.0);
+    }
+    return c;
+}
+
+/// One Pareto curve per sweep, named names[i]. Throws earlyexit::error when the counts differ.
+[[nodiscard]] inline std::vector<curve> tradeoff_curves(std::span<const std::vector<sweep_point>> sweeps,
+                                                        std::span<const std::string> names) {
+    if (sweeps.size() != names.size())
+        detail::fail("tradeoff_curves: {} sweeps but {} names", sweeps.size(), names.size());
+    std::vector<curve> out;
+    out.reserve(sweeps.size());
+    for (std::size_t i = 0; i < sweeps.size(); ++i) out.push_back(pareto_curve(names[i], sweeps[i]));
+    return out;
+}
+
+/// One Pareto curve per family's sweep, named after the family (max_prob, entropy, ...).
+/// Throws earlyexit::error when the counts differ.
+[[nodiscard]] inline std::vector<curve> tradeoff_curves(std::span<const threshold_family> families,
+                                                        std::span<const std::vector<sweep_point>> sweeps) {
+    if (sweeps.size() != families.size())
+        detail::fail("tradeoff_curves: {} sweeps but {} families", sweeps.size(), families.size());
+    std::vector<curve> out;
+    out.reserve(sweeps.size());
+    for (std::size_t i = 0; i < sweeps.size(); ++i)
+        out.push_back(pareto_curve(std::string(name_of(families[i])), sweeps[i]));
+    return out;
+}
+
+namespace detail {
+
+/// Closes a file descriptor on scope exit.
+struct unique_fd {
+    int fd = -1;
+    unique_fd() = default;
+    explicit unique_fd(int f) noexcept : fd(f) {}
+    unique_fd(const unique_fd&) = delete;
+    unique_fd& operator=(const unique_fd&) = delete;
+    ~unique_fd() { reset(); }
+    void reset() noexcept {
+        if (fd >= 0) ::close(fd);
+        fd = -1;
+    }
+};
+
+struct program_result {
+    int wait_status = 0;  ///< as from waitpid
+    std::string output;   ///< stdout and stderr, interleaved
+};
+
+/// Runs args[0], looked up on PATH, with these arguments; stdin is /dev/null, stdout and
+/// stderr are captured together. std::nullopt when the program is not found.
+[[nodiscard]] inline std::optional<program_result> run_program(const std::vector<std::string>& args) {
+    int fds[2];
+    if (::pipe(fds) != 0) fail("cannot create a pipe to run {}: {}", args.at(0), std::strerror(errno));
+    unique_fd read_end(fds[0]), write_end(fds[1]);
+    // Close-on-exec on both ends: the child only keeps the copies dup2 makes on 1 and 2.
+    ::fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+    ::fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+
+    posix_spawn_file_actions_t actions;
+    if (const int rc = ::posix_spawn_file_actions_init(&actions); rc != 0)
+        fail("cannot run {}: {}", args.at(0), std::strerror(rc));
+    ::posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    ::posix_spawn_file_actions_adddup2(&actions, write_end.fd, 1);
+    ::posix_spawn_file_actions_adddup2(&actions, write_end.fd, 2);
+    std::vector<char*> argv;
+    argv.reserve(args.size() + 1);
+    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::pid_t pid = 0;
+    const int rc = ::posix_spawnp(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+    ::posix_spawn_file_actions_destroy(&actions);
+    write_end.reset();
+    if (rc == ENOENT) return std::nullopt;
+    if (rc != 0) fail("cannot run {}: {}", args[0], std::strerror(rc));
+
+    program_result r;
+    char buf[4096];
+    for (;;) {
+        const ::ssize_t n = ::read(read_end.fd, buf, sizeof buf);
+        if (n > 0) {
+            r.output.append(buf, static_cast<std::size_t>(n));
+        } else if (n == 0 || errno != EINTR) {
+            break;
+        }
+    }
+    read_end.reset();
+    while (::waitpid(pid, &r.wait_status, 0) < 0)
+        if (errno != EINTR) fail("cannot wait for {}: {}", args[0], std::strerror(errno));
+    return r;
+}
+
+[[noreturn]] inline void fail_gnuplot_missing() {
+    fail("gnuplot not found on PATH; install it (Debian: apt-get install gnuplot-nox) or omit --plots");
+}
+
+/// The last `n` bytes of a program's output, for error messages.
+[[nodiscard]] inline std::string_view output_tail(std::string_view s, std::size_t n = 2000) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.remove_suffix(1);
+    return s.size() > n ? s.substr(s.size() - n) : s;
+}
+
+/// Whether a `gnuplot -e "set terminal"` listing has a terminal of this name (the first word
+/// of one of its lines).
+[[nodiscard]] inline bool lists_terminal(std::string_view listing, std::string_view name) {
+    while (!listing.empty()) {
+        const std::size_t eol = std::min(listing.find('\n'), listing.size());
+        std::string_view line = listing.substr(0, eol);
+        listing.remove_prefix(std::min(eol + 1, listing.size()));
+        while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
+        if (line.starts_with(name) && (line.size() == name.size() || line[name.size()] == ' ')) return true;
+    }
+    return false;
+}
+
+/// "pngcairo" when this gnuplot has it (anti-aliased, UTF-8 text), else "png". Asked once
+/// per process; a failure (gnuplot missing) is not remembered, so installing it mid-run works.
+[[nodiscard]] inline const std::string& gnuplot_png_terminal() {
+    static const std::string terminal = [] {
+        const auto r = run_program({"gnuplot", "-e", "set terminal"});
+        if (!r) fail_gnuplot_missing();
+        if (lists_terminal(r->output, "pngcairo")) return std::string("pngcairo");
+        if (lists_terminal(r->output, "png")) return std::string("png");
+        fail("the gnuplot on PATH has no PNG terminal (neither pngcairo nor png); its terminals:\n{}",
+             output_tail(r->output));
+    }();
+    return terminal;
+}
+
+/// A gnuplot single-quoted string: no escape is processed inside, a quote is doubled. gnuplot
+/// strings cannot hold line breaks, so they become spaces (titles and names only).
+[[nodiscard]] inline std::string gnuplot_string(std::string_view s) {
+    std::string out = "'";
+    for (const char c : s) {
+        if (c == '\'') out += "''";
+        else if (c == '\n' || c == '\r') out += ' ';
+        else out += c;
+    }
+    out += '\'';
+    return out;
+}
+
+/// A path as a gnuplot string; a line break cannot be quoted, so such a path is refused rather
+/// than silently changed.
+[[nodiscard]] inline std::string gnuplot_path(const std::filesystem::path& p) {
+    const std::string s = p.string();
+    if (s.find_first_of("\n\r") != std::string::npos)
+        fail("plot: the path '{}' contains a line break, which gnuplot cannot quote", s);
+    return gnuplot_string(s);
+}
+
+/// Text for a '#' comment line of a data file.
+[[nodiscard]] inline std::string comment_text(std::string_view s) {
+    std::string out(s);
+    std::replace(out.begin(), out.end(), '\n', ' ');
+    std::replace(out.begin(), out.end(), '\r', ' ');
+    return out;
+}
+
+inline void write_text_file(const std::filesystem::path& path, const std::string& text) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    if (!out) fail("plot: cannot open {} for writing: {}", path.string(), std::strerror(errno));
+    out.write(text.data(), static_cast<std::streamsize>(text.size()));
+    out.close();
+    if (!out) fail("plot: cannot write {}: {}", path.string(), std::strerror(errno));
+}
+
+/// The absolute form of dir, created if needed.
+[[nodiscard]] inline std::filesystem::path plot_directory(const std::filesystem::path& dir) {
+    std::error_code ec;
+    std::filesystem::path abs = std::filesystem::absolute(dir, ec);
+    if (ec) fail("plot: cannot resolve the directory {}: {}", dir.string(), ec.message());
+    std::filesystem::create_directories(abs, ec);
+    if (ec) fail("plot: cannot create the directory {}: {}", abs.string(), ec.message());
+    return abs;
+}
+
+/// `plot a, \<newline> b, ...`: one plotted item a line.
+[[nodiscard]] inline std::string plot_command(const std::vector<std::string>& items) {
+    std::string out = "plot ";
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        if (i > 0) out += ", \\\n     ";
+        out += items[i];
+    }
+    out += '\n';
+    return out;
+}
+
+/// The common head of every script: encoding, terminal, output.
+[[nodiscard]] inline std::string script_preamble(const std::filesystem::path& png, const plot_options& opt) {
+    return fmt::format("set encoding utf8\nset terminal {} noenhanced size {},{}\nset output {}\n",
+                       gnuplot_png_terminal(), opt.width, opt.height, gnuplot_path(png));
+}
+
+/// Runs gnuplot on the script and checks the image came out.
+inline void render(const std::filesystem::path& script, const std::filesystem::path& png) {
+    std::error_code ec;
+    std::filesystem::remove(png, ec);  // a stale image must not pass for a fresh one
+    const auto r = run_program({"gnuplot", script.string()});
+    if (!r) fail_gnuplot_missing();
+    if (WIFSIGNALED(r->wait_status))
+        fail("gnuplot was killed by signal {} running {}", WTERMSIG(r->wait_status), script.string());
+    const int status = WIFEXITED(r->wait_status) ? WEXITSTATUS(r->wait_status) : -1;
+    if (status != 0)
+        fail("gnuplot failed (exit status {}) running {}:\n{}", status, script.string(), output_tail(r->output));
+    if (!std::filesystem::exists(png, ec) || std::filesystem::file_size(png, ec) == 0)
+        fail("gnuplot ran {} but wrote no image at {}:\n{}", script.string(), png.string(), output_tail(r->output));
+}
+
+}  // namespace detail
+
+/// The accuracy / compute trade-off: one line per curve, and each marked row (the oracle, the
+/// full network, calibrated operating points) as a labelled point at (compute saving %,
+/// accuracy %). Marked rows without an accuracy cannot be placed and are skipped; curves
+/// without points are left out. Writes tradeoff.dat, tradeoff.gp and tradeoff.png in `dir`
+/// (created if needed). Throws earlyexit::error when there is nothing to plot, when gnuplot is
+/// not on PATH or fails (the message gives its exit status, the script and its output).
+inline void plot_tradeoff(const std::filesystem::path& dir, std::string_view title, std::span<const curve> curves,
+                          std::span<const policy_metrics> marked, const plot_options& opt = {}) {
+    const std::filesystem::path d = detail::plot_directory(dir);
+    const auto dat = d / "tradeoff.dat", gp = d / "tradeoff.gp", png = d / "tradeoff.png";
+
+    // Data: one gnuplot `index` block per non-empty curve, then one block of marked points.
+    std::string data = "# earlyexit trade-off: column 1 = compute saving (%), column 2 = accuracy (%)\n";
+    std::vector<std::string> plots;
+    std::size_t block = 0;
+    const auto end_block = [&] {
+        data += "\n\n";
+        ++block;
+    };
+    for (const curve& c : curves) {
+        std::string rows;
+        for (const auto& [x, y] : c.points)
+            if (std::isfinite(x) && std::isfinite(y)) rows += fmt::format("{} {}\n", x, y);
+        if (rows.empty()) continue;
+        data += fmt::format("# curve: {}\n", detail::comment_text(c.name));
+        data += rows;
+        plots.push_back(fmt::format("{} index {} using 1:2 with linespoints linewidth 2 pointsize 0.6 title {}",
+                                    plots.empty() ? detail::gnuplot_path(dat) : "''", block,
+                                    detail::gnuplot_string(c.name)));
+        end_block();
+    }
+    std::string labels;
+    std::string points;
+    std::size_t placed = 0;
+    for (const policy_metrics& m : marked) {
+        if (!m.accuracy) continue;
+        const double x = m.compute_saving * 100.0, y = *m.accuracy * 100.0;
+        if (!std::isfinite(x) || !std::isfinite(y)) continue;
+        points += fmt::format("# marked: {}\n{} {}\n", detail::comment_text(m.name), x, y);
+        // Alternate above / below the point: calibrated points often sit close together.
+        labels += fmt::format("set label {} at {},{} offset character 0.8,{} left front\n",
+                              detail::gnuplot_string(m.name), x, y, placed++ % 2 == 0 ? "0.6" : "-0.8");
+    }
+    if (!points.empty()) {
+        data += points;
+        plots.push_back(fmt::format("{} index {} using 1:2 with points pointtype 7 pointsize 1.4 linecolor rgb "
+                                    "'black' notitle",
+                                    plots.empty() ? detail::gnuplot_path(dat) : "''", block));
+        end_block();
+    }
+    if (plots.empty())
+        detail::fail("plot_tradeoff: nothing to plot in {} (no curve has points and no marked row has an accuracy)",
+                     d.string());
+
+    std::string script = detail::script_preamble(png, opt);
+    script += fmt::format(
+        "set title {}\n"
+        "set xlabel 'compute saving (%)'\n"
+        "set ylabel 'accuracy (%)'\n"
+        "set grid\n"
+        "set key bottom left box opaque\n"
+        "set offsets graph 0.03, graph 0.12, graph 0.06, graph 0.03\n",
+        detail::gnuplot_string(title));
+    script += labels;
+    script += detail::plot_command(plots);
+
+    detail::write_text_file(dat, data);
+    detail::write_text_file(gp, script);
+    detail::render(gp, png);
+}
+
+/// The fraction of samples exiting at each head: clustered bars, one cluster per head (head
+/// 0 first, the last is the final head), one bar and colour per row. Fractions are of each
+/// row's own histogram total. Writes exits.dat, exits.gp and exits.png in `dir` (created if
+/// needed). Throws earlyexit::error when no row has a histogram, or as plot_tradeoff does.
+inline void plot_exit_histogram(const std::filesystem::path& dir, std::span<const policy_metrics> rows,
+                                const plot_options& opt = {}) {
+    std::size_t heads = 0;
+    for (const policy_metrics& m : rows) heads = std::max(heads, m.exit_histogram.size());
+    if (heads == 0) detail::fail("plot_exit_histogram: no row has an exit histogram");
+    const std::filesystem::path d = detail::plot_directory(dir);
+    const auto dat = d / "exits.dat", gp = d / "exits.gp", png = d / "exits.png";
+
+    std::string data = "# earlyexit exits: fraction of samples exiting at each head, one column per policy\n# head";
+    for (const policy_metrics& m : rows) data += " | " + detail::comment_text(m.name);
+    data += '\n';
+    for (std::size_t k = 0; k < heads; ++k) {
+        data += fmt::format("{}", k);
+        for (const policy_metrics& m : rows) {
+            std::size_t total = 0;
+            for (const std::size_t n : m.exit_histogram) total += n;
+            const std::size_t n = k < m.exit_histogram.size() ? m.exit_histogram[k] : 0;
+            data += fmt::format(" {}", total > 0 ? static_cast<double>(n) / static_cast<double>(total) : 0.0);
+        }
+        data += '\n';
+    }
+
+    std::string script = detail::script_preamble(png, opt);
+    script +=
+        "set title 'exits per head'\n"
+        "set xlabel 'exit head (the last is the final head)'\n"
+        "set ylabel 'fraction of samples'\n"
+        "set yrange [0:1.05]\n"
+        "set grid ytics\n"
+        "set key outside right top\n"
+        "set style data histograms\n"
+        "set style histogram clustered gap 1\n"
+        "set style fill solid 0.85 border -1\n";
+    std::vector<std::string> plots;
+    for (std::size_t j = 0; j < rows.size(); ++j)
+        plots.push_back(fmt::format("{} using {}{} title {}", j == 0 ? detail::gnuplot_path(dat) : "''", j + 2,
+                                    j == 0 ? ":xtic(1)" : "", detail::gnuplot_string(rows[j].name)));
+    script += detail::plot_command(plots);
+
+    detail::write_text_file(dat, data);
+    detail::write_text_file(gp, script);
+    detail::render(gp, png);
+}
+
+}  // namespace earlyexit

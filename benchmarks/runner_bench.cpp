@@ -6,6 +6,7 @@
 //   hand_max_prob / runner_max_prob     a head after every stage, exit when max-prob >= 0.95
 //   runner_max_prob_dynamic             the same through std::function stages and any_head
 //   runner_max_prob_any_policy          the same with a type-erased policy
+//   replay_max_prob                     the same decisions replayed from a recorded trace
 // Counters: stages/sample and heads/sample confirm that each pair did the same work.
 #include <array>
 #include <random>
@@ -63,7 +64,8 @@ const auto features = [](const state& s) -> const Eigen::VectorXf& { return s.x;
 auto static_network() {
     const auto& m = the_model();
     auto h = [&](int i) { return earlyexit::project(m.heads[static_cast<std::size_t>(i)], features); };
-    auto s = [&](int i) { return m.stages[static_cast<std::size_t>(i)]; };
+    // Stages refer to the model's weights (heads are small copies): every variant reads the same memory.
+    auto s = [&](int i) { return std::cref(m.stages[static_cast<std::size_t>(i)]); };
     const earlyexit::stage_info info{.macs = double(width) * width};
     return earlyexit::make_network<state>()
         .stage(s(0), info).exit(h(0)).stage(s(1), info).exit(h(1)).stage(s(2), info).exit(h(2))
@@ -76,7 +78,7 @@ auto dynamic_network() {
     const auto& m = the_model();
     earlyexit::dynamic_network_builder<state> b;
     for (int i = 0; i < depth; ++i)
-        b.stage(m.stages[static_cast<std::size_t>(i)], {.macs = double(width) * width})
+        b.stage(std::cref(m.stages[static_cast<std::size_t>(i)]), {.macs = double(width) * width})
             .exit(earlyexit::project(m.heads[static_cast<std::size_t>(i)], features));
     return b.build();
 }
@@ -154,6 +156,28 @@ void runner_max_prob_any_policy(benchmark::State& st) {
     run_runner(st, static_network(), earlyexit::any_policy<float>(earlyexit::policy::max_prob{threshold}));
 }
 
+// ---- replay ----------------------------------------------------------------------------------
+
+void replay_max_prob(benchmark::State& st) {
+    const auto& m = the_model();
+    const auto net = static_network();
+    state s;
+    const auto t = earlyexit::record_trace(net, s, pool, [&](std::size_t i, state& x) {
+        x.x = m.inputs[i];
+        return std::optional<std::size_t>();
+    });
+    earlyexit::replayer<float, earlyexit::policy::max_prob> r(t, earlyexit::policy::max_prob{threshold});
+    std::size_t i = 0;
+    double stages = 0, heads = 0;
+    for (auto _ : st) {
+        const auto out = r.run(i++ % pool);
+        stages += static_cast<double>(out.positions_run);
+        heads += static_cast<double>(out.heads_evaluated);
+        benchmark::DoNotOptimize(out.predicted);
+    }
+    report(st, stages, heads);
+}
+
 }  // namespace
 
 BENCHMARK(hand_full);
@@ -162,5 +186,6 @@ BENCHMARK(hand_max_prob);
 BENCHMARK(runner_max_prob);
 BENCHMARK(runner_max_prob_dynamic);
 BENCHMARK(runner_max_prob_any_policy);
+BENCHMARK(replay_max_prob);
 
 BENCHMARK_MAIN();

@@ -25,10 +25,15 @@ int main(int argc, char** argv) try {
 
     // 1. Record (probe mode) and save.
     toy::signal state;
-    auto recorded = earlyexit::record_trace(net, state, samples.size(), [&](std::size_t i, toy::signal& s) {
-        s = samples[i];
-        return std::optional<std::size_t>(labels[i]);
-    });
+    earlyexit::progress_line progress("recording", samples.size());  // shows up only past 1 s
+    auto recorded = earlyexit::record_trace(
+        net, state, samples.size(),
+        [&](std::size_t i, toy::signal& s) {
+            s = samples[i];
+            return std::optional<std::size_t>(labels[i]);
+        },
+        earlyexit::wall_clock{}, [&](std::size_t i) { progress.tick(i + 1); });
+    progress.finish();
     recorded.provenance = {{"dataset", "toy signal (synthetic)"}, {"model", "examples/common/toy_signal.hpp"}};
     earlyexit::write_trace(out / "trace", recorded);
 

@@ -17,7 +17,7 @@ using features = Eigen::Matrix<float, dims, 1>;
 using transform = Eigen::Matrix<float, dims, dims>;
 
 struct signal {
-    Eigen::Matrix<float, dims, n_chunks> chunks;  // one noisy observation per column
+    Eigen::Matrix<float, dims, n_chunks> chunks = Eigen::Matrix<float, dims, n_chunks>::Zero();  // one observation per column
     features sum = features::Zero();              // what the stages have read, in feature space
     int read = 0;
 };

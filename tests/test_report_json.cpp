@@ -10,8 +10,12 @@
 #include <earlyexit/report/json.hpp>
 #include <earlyexit/trace/metrics.hpp>
 
+#include "error_text.hpp"
+
 using namespace earlyexit;
 using nlohmann::json;
+
+using earlyexit_test::what_of;
 
 namespace {
 
@@ -54,15 +58,6 @@ std::vector<policy_metrics> sample_rows() {
     unlabelled.exit_histogram = {1, 2, 1};
     unlabelled.replay_matches_live = false;
     return {full, oracle, unlabelled};
-}
-
-std::string what_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const earlyexit::error& e) {
-        return e.what();
-    }
-    return "(no earlyexit::error thrown)";
 }
 
 std::filesystem::path scratch_dir(const char* name) {

@@ -13,10 +13,14 @@
 #include <catch2/catch.hpp>
 #include <earlyexit/report/plot.hpp>
 #include <earlyexit/trace/metrics.hpp>
+
+#include "error_text.hpp"
 #include <earlyexit/trace/sweep.hpp>
 
 using namespace earlyexit;
 namespace fs = std::filesystem;
+
+using earlyexit_test::what_of;
 
 namespace {
 
@@ -54,15 +58,6 @@ std::string slurp(const fs::path& p) {
 bool is_png(const fs::path& p) {
     const std::string s = slurp(p);
     return s.size() > 100 && s.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0;
-}
-
-std::string what_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const earlyexit::error& e) {
-        return e.what();
-    }
-    return "(no earlyexit::error thrown)";
 }
 
 policy_metrics row(std::string name, std::optional<double> accuracy, double saving,

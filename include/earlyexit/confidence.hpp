@@ -202,7 +202,8 @@ template <logit_range Logits>
     return (Scalar(1) - std::exp(s.second - s.max)) / detail::partition(z, s.max);
 }
 
-/// Shannon entropy of softmax(logits) divided by ln C, in [0, 1] (0 when C == 1).
+/// Shannon entropy of softmax(logits) divided by ln C, in [0, 1] (0 when C == 1). C counts
+/// every entry, masked (-inf) classes included.
 template <logit_range Logits>
 [[nodiscard]] range_scalar_t<Logits> normalized_entropy(const Logits& logits) noexcept {
     using Scalar = range_scalar_t<Logits>;

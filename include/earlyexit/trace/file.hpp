@@ -80,14 +80,9 @@ T json_get(const nlohmann::json& j, const char* key, const std::string& file) {
 template <class T>
 npy::array<T> read_shaped(const std::filesystem::path& file, const std::vector<std::size_t>& shape) {
     auto a = npy::read<T>(file);
-    if (a.shape != shape) {
-        const auto show = [](const std::vector<std::size_t>& s) {
-            std::string out;
-            for (std::size_t i = 0; i < s.size(); ++i) out += (i ? "x" : "") + std::to_string(s[i]);
-            return out;
-        };
-        fail("{}: shape {} does not match trace.json ({})", file.string(), show(a.shape), show(shape));
-    }
+    if (a.shape != shape)
+        fail("{}: shape {} does not match trace.json ({})", file.string(), npy::detail::shape_str(a.shape),
+             npy::detail::shape_str(shape));
     return a;
 }
 

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "../error.hpp"
 
@@ -99,9 +100,7 @@ inline std::optional<std::size_t> element_count(std::span<const std::size_t> sha
 /// "3x4x10", or "scalar" for shape ().
 inline std::string shape_str(std::span<const std::size_t> shape) {
     if (shape.empty()) return "scalar";
-    std::string s;
-    for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? "x" : "") + std::to_string(shape[i]);
-    return s;
+    return fmt::format("{}", fmt::join(shape, "x"));
 }
 
 /// A piece of untrusted header text fit for an error message: printable ASCII, at most 40 chars.
@@ -175,7 +174,9 @@ private:
         while (i_ < s_.size() && (s_[i_] == ' ' || s_[i_] == '\t' || s_[i_] == '\n' || s_[i_] == '\r')) ++i_;
         return i_ < s_.size() ? s_[i_] : '\0';
     }
-    std::string found() { return i_ < s_.size() ? "'" + excerpt(s_.substr(i_, 1)) + "'" : "the end of the header"; }
+    std::string found() {
+        return i_ < s_.size() ? fmt::format("'{}'", excerpt(s_.substr(i_, 1))) : std::string("the end of the header");
+    }
     [[noreturn]] void malformed(const std::string& why) {
         fail("{}: malformed header: {} (at header offset {})", what_, why, i_);
     }

@@ -56,7 +56,7 @@ int main(int argc, char** argv) try {
     // 4. Compare on the test split (rows: full, oracle, then ours), and run each row's policy
     //    live on the same samples to check that replay made the live decisions.
     auto rows = earlyexit::compare(test, policies);
-    policies.insert(policies.begin(), {{"full", earlyexit::policy::full{}}, {"oracle", earlyexit::policy::oracle{}}});
+    policies = earlyexit::with_baselines(std::move(policies));  // the policies behind the rows, in order
     const std::size_t offset = calib.size();
     for (std::size_t j = 0; j < rows.size(); ++j) {
         auto live = earlyexit::make_runner(net, policies[j].policy);

@@ -133,14 +133,13 @@ template <std::floating_point Scalar = float>
     auto head_s = detail::read_shaped<double>(dir / "head_seconds.npy", {n, k});
     auto labels = detail::read_shaped<std::int64_t>(dir / "labels.npy", {n});
 
-    for (std::size_t i = 0; i < stage_s.data.size(); ++i)
-        if (!(stage_s.data[i] >= 0.0) || !std::isfinite(stage_s.data[i]))
-            detail::fail("{}: entry {} is {}, not a finite time >= 0", (dir / "stage_seconds.npy").string(), i,
-                         stage_s.data[i]);
-    for (std::size_t i = 0; i < head_s.data.size(); ++i)
-        if (!(head_s.data[i] >= 0.0) || !std::isfinite(head_s.data[i]))
-            detail::fail("{}: entry {} is {}, not a finite time >= 0", (dir / "head_seconds.npy").string(), i,
-                         head_s.data[i]);
+    const auto check_times = [&dir](const npy::array<double>& a, const char* name) {
+        for (std::size_t i = 0; i < a.data.size(); ++i)
+            if (!(a.data[i] >= 0.0) || !std::isfinite(a.data[i]))
+                detail::fail("{}: entry {} is {}, not a finite time >= 0", (dir / name).string(), i, a.data[i]);
+    };
+    check_times(stage_s, "stage_seconds.npy");
+    check_times(head_s, "head_seconds.npy");
     for (std::size_t i = 0; i < n; ++i)
         if (labels.data[i] < -1 || labels.data[i] >= static_cast<std::int64_t>(c))
             detail::fail("{}: label {} of sample {} is out of range [-1, {})", (dir / "labels.npy").string(),

@@ -121,16 +121,21 @@ struct named_policy {
     any_policy<Scalar> policy;
 };
 
-/// The comparison table: `full` and `oracle` first (the oracle needs a labelled trace), then
-/// each given policy, all replayed on the same trace.
+/// The rows every comparison shows: `full` and `oracle` first, then the given policies.
+template <std::floating_point Scalar>
+[[nodiscard]] std::vector<named_policy<Scalar>> with_baselines(std::vector<named_policy<Scalar>> policies) {
+    policies.insert(policies.begin(), {{"full", policy::full{}}, {"oracle", policy::oracle{}}});
+    return policies;
+}
+
+/// The comparison table: the rows of with_baselines(policies) (the oracle needs a labelled
+/// trace), all replayed on the same trace.
 template <std::floating_point Scalar>
 [[nodiscard]] std::vector<policy_metrics> compare(const basic_trace<Scalar>& t, std::vector<named_policy<Scalar>> policies,
                                                   std::optional<double> deadline = std::nullopt) {
     if (!t.labelled()) detail::fail("compare: the oracle row needs labels, and the trace has unlabelled samples");
     std::vector<policy_metrics> rows;
-    rows.push_back(evaluate(t, "full", policy::full{}, deadline));
-    rows.push_back(evaluate(t, "oracle", policy::oracle{}, deadline));
-    for (auto& p : policies) rows.push_back(evaluate(t, std::move(p.name), p.policy, deadline));
+    for (auto& p : with_baselines(std::move(policies))) rows.push_back(evaluate(t, std::move(p.name), p.policy, deadline));
     return rows;
 }
 

@@ -1,0 +1,197 @@
+#pragma once
+// The few CNN layers the demo networks need, on float CHW feature maps, with Eigen:
+//
+//   conv2d      PyTorch's Conv2d (cross-correlation, square kernel, symmetric zero padding),
+//               groups = 1 (im2col + one GEMM; a 1x1 stride-1 conv is the GEMM alone) or
+//               groups = channels (depthwise, direct loops); bias (batch norm folded in) and
+//               an optional ReLU / ReLU6 fused after it
+//   add_relu    residual add, optionally followed by ReLU
+//   pooled      a feature map as the C x (H*W) matrix earlyexit::pooled_head reads
+//
+// A feature map is `float*` + shape3, channel planes back to back (CHW, row-major), i.e. a
+// row-major C x (H*W) matrix. Layers write into caller-provided buffers and take an explicit
+// workspace, so a forward pass allocates nothing once its state exists (Eigen's GEMM may still
+// use its own blocking buffers for large products).
+
+#include <algorithm>
+#include <cstddef>
+#include <span>
+#include <utility>
+
+#include <Eigen/Core>
+#include <earlyexit/config.hpp>
+#include <earlyexit/error.hpp>
+
+namespace earlyexit::demo::nn {
+
+using rmatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using cmap = Eigen::Map<const rmatrix>;
+using mmap = Eigen::Map<rmatrix>;
+
+/// Shape of a CHW feature map.
+struct shape3 {
+    int c = 0, h = 0, w = 0;
+    [[nodiscard]] constexpr std::size_t positions() const noexcept { return static_cast<std::size_t>(h) * static_cast<std::size_t>(w); }
+    [[nodiscard]] constexpr std::size_t size() const noexcept { return static_cast<std::size_t>(c) * positions(); }
+    friend constexpr bool operator==(const shape3&, const shape3&) = default;
+};
+
+enum class activation { none, relu, relu6 };
+
+/// The feature map `x` of shape `s` as a C x (H*W) matrix (what pooled_head reads).
+[[nodiscard]] inline cmap pooled(const float* x, shape3 s) noexcept { return {x, s.c, static_cast<Eigen::Index>(s.positions())}; }
+
+inline void apply(activation a, float* x, std::size_t n) noexcept {
+    Eigen::Map<Eigen::ArrayXf> v(x, static_cast<Eigen::Index>(n));
+    if (a == activation::relu) v = v.max(0.f);
+    if (a == activation::relu6) v = v.max(0.f).min(6.f);
+}
+
+/// out = act(a + b), elementwise over n values (out may alias a or b).
+inline void add_act(const float* a, const float* b, float* out, std::size_t n, activation act) noexcept {
+    const auto len = static_cast<Eigen::Index>(n);
+    Eigen::Map<Eigen::ArrayXf>(out, len) = Eigen::Map<const Eigen::ArrayXf>(a, len) + Eigen::Map<const Eigen::ArrayXf>(b, len);
+    apply(act, out, n);
+}
+
+/// A 2-D convolution with bias and fused activation.
+class conv2d {
+public:
+    conv2d() = default;
+
+    /// weight: out x (in/groups * k * k), the row-major flattening of PyTorch's [out, in/groups, k, k].
+    /// groups must be 1 or equal to in == out (depthwise). Throws earlyexit::error naming the bad value.
+    conv2d(rmatrix weight, Eigen::VectorXf bias, int in_channels, int kernel, int stride, int padding, int groups,
+           activation act)
+        : w_(std::move(weight)), b_(std::move(bias)), in_(in_channels), k_(kernel), stride_(stride), pad_(padding),
+          groups_(groups), act_(act) {
+        if (in_ <= 0 || k_ <= 0 || stride_ <= 0 || pad_ < 0)
+            detail::fail("conv2d: in_channels {}, kernel {}, stride {}, padding {}: must be positive (padding >= 0)", in_,
+                         k_, stride_, pad_);
+        if (groups_ != 1 && !(groups_ == in_ && w_.rows() == in_))
+            detail::fail("conv2d: groups {} unsupported: only 1 or depthwise (groups == in == out == {})", groups_, in_);
+        if (w_.cols() != static_cast<Eigen::Index>(in_ / groups_) * k_ * k_)
+            detail::fail("conv2d: weight has {} columns, expected in/groups*k*k = {}", w_.cols(), in_ / groups_ * k_ * k_);
+        if (b_.size() != w_.rows())
+            detail::fail("conv2d: bias has {} entries for {} output channels", b_.size(), w_.rows());
+    }
+
+    [[nodiscard]] int in_channels() const noexcept { return in_; }
+    [[nodiscard]] int out_channels() const noexcept { return static_cast<int>(w_.rows()); }
+    [[nodiscard]] bool depthwise() const noexcept { return groups_ != 1; }
+
+    /// Output shape for an input shape; throws when the channels do not match or nothing is left.
+    [[nodiscard]] shape3 output_shape(shape3 in) const {
+        if (in.c != in_) detail::fail("conv2d: input has {} channels, the layer expects {}", in.c, in_);
+        const int oh = (in.h + 2 * pad_ - k_) / stride_ + 1, ow = (in.w + 2 * pad_ - k_) / stride_ + 1;
+        if (in.h + 2 * pad_ < k_ || in.w + 2 * pad_ < k_ || oh <= 0 || ow <= 0)
+            detail::fail("conv2d: input {}x{} too small for kernel {} with padding {}", in.h, in.w, k_, pad_);
+        return {out_channels(), oh, ow};
+    }
+
+    /// Workspace floats operator() needs for this input shape (im2col columns; 0 when not needed).
+    [[nodiscard]] std::size_t workspace_size(shape3 in) const {
+        const shape3 o = output_shape(in);
+        if (depthwise() || is_pointwise()) return 0;
+        return static_cast<std::size_t>(in_) * static_cast<std::size_t>(k_ * k_) * o.positions();
+    }
+
+    /// Multiply-accumulates of one application to this input shape.
+    [[nodiscard]] double macs(shape3 in) const {
+        return static_cast<double>(w_.size()) * static_cast<double>(output_shape(in).positions());
+    }
+
+    /// out (output_shape(in) floats) = act(conv(x) + bias). ws has workspace_size(in) floats.
+    /// out must not alias x.
+    void operator()(const float* x, shape3 in, float* out, std::span<float> ws) const noexcept {
+        const int oh = (in.h + 2 * pad_ - k_) / stride_ + 1, ow = (in.w + 2 * pad_ - k_) / stride_ + 1;
+        const auto positions = static_cast<Eigen::Index>(oh) * ow;
+        mmap y(out, w_.rows(), positions);
+        if (depthwise()) {
+            depthwise_conv(x, in, out, oh, ow);
+        } else if (is_pointwise()) {
+            y.noalias() = w_ * cmap(x, in_, positions);
+        } else {
+            EARLYEXIT_ASSERT(ws.size() >= static_cast<std::size_t>(w_.cols() * positions));
+            im2col(x, in, ws.data(), oh, ow);
+            y.noalias() = w_ * cmap(ws.data(), w_.cols(), positions);
+        }
+        y.colwise() += b_;
+        apply(act_, out, static_cast<std::size_t>(y.size()));
+    }
+
+private:
+    [[nodiscard]] bool is_pointwise() const noexcept { return k_ == 1 && stride_ == 1 && pad_ == 0; }
+
+    /// Output columns x whose input column x*stride + kx - pad lies in [0, w): [first, last).
+    [[nodiscard]] std::pair<int, int> valid_range(int kx, int w, int ow) const noexcept {
+        const int off = kx - pad_;
+        int first = 0;
+        while (first < ow && first * stride_ + off < 0) ++first;
+        int last = ow;
+        while (last > first && (last - 1) * stride_ + off >= w) --last;
+        return {first, last};
+    }
+
+    void im2col(const float* x, shape3 in, float* cols, int oh, int ow) const noexcept {
+        const std::size_t plane = static_cast<std::size_t>(oh) * static_cast<std::size_t>(ow);
+        float* row = cols;
+        for (int c = 0; c < in.c; ++c) {
+            const float* xc = x + static_cast<std::size_t>(c) * in.positions();
+            for (int ky = 0; ky < k_; ++ky) {
+                for (int kx = 0; kx < k_; ++kx, row += plane) {
+                    const auto [x0, x1] = valid_range(kx, in.w, ow);
+                    for (int oy = 0; oy < oh; ++oy) {
+                        float* dst = row + static_cast<std::size_t>(oy) * static_cast<std::size_t>(ow);
+                        const int iy = oy * stride_ + ky - pad_;
+                        if (iy < 0 || iy >= in.h) {
+                            std::fill(dst, dst + ow, 0.f);
+                            continue;
+                        }
+                        const float* src = xc + static_cast<std::size_t>(iy) * static_cast<std::size_t>(in.w) + (kx - pad_);
+                        std::fill(dst, dst + x0, 0.f);
+                        if (stride_ == 1) {
+                            std::copy(src + x0, src + x1, dst + x0);
+                        } else {
+                            for (int ox = x0; ox < x1; ++ox) dst[ox] = src[ox * stride_];
+                        }
+                        std::fill(dst + x1, dst + ow, 0.f);
+                    }
+                }
+            }
+        }
+    }
+
+    void depthwise_conv(const float* x, shape3 in, float* out, int oh, int ow) const noexcept {
+        const std::size_t plane = static_cast<std::size_t>(oh) * static_cast<std::size_t>(ow);
+        for (int c = 0; c < in.c; ++c) {
+            const float* xc = x + static_cast<std::size_t>(c) * in.positions();
+            float* yc = out + static_cast<std::size_t>(c) * plane;
+            std::fill(yc, yc + plane, 0.f);
+            for (int ky = 0; ky < k_; ++ky) {
+                for (int kx = 0; kx < k_; ++kx) {
+                    const float wv = w_(c, ky * k_ + kx);
+                    const auto [x0, x1] = valid_range(kx, in.w, ow);
+                    for (int oy = 0; oy < oh; ++oy) {
+                        const int iy = oy * stride_ + ky - pad_;
+                        if (iy < 0 || iy >= in.h) continue;
+                        const float* src = xc + static_cast<std::size_t>(iy) * static_cast<std::size_t>(in.w) + (kx - pad_);
+                        float* dst = yc + static_cast<std::size_t>(oy) * static_cast<std::size_t>(ow);
+                        if (stride_ == 1) {
+                            for (int ox = x0; ox < x1; ++ox) dst[ox] += wv * src[ox];
+                        } else {
+                            for (int ox = x0; ox < x1; ++ox) dst[ox] += wv * src[ox * stride_];
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    rmatrix w_;
+    Eigen::VectorXf b_;
+    int in_ = 0, k_ = 1, stride_ = 1, pad_ = 0, groups_ = 1;
+    activation act_ = activation::none;
+};
+
+}  // namespace earlyexit::demo::nn

@@ -1,0 +1,103 @@
+// examples/common/safetensors.hpp: a hand-built file read back, and every malformed variant.
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "common/safetensors.hpp"
+#include "error_text.hpp"
+
+using namespace earlyexit::demo;
+using earlyexit_test::what_of;
+using Catch::Matchers::Contains;
+
+namespace {
+
+/// A safetensors file: header JSON text, then the given data bytes.
+std::vector<std::byte> file_of(const std::string& header, const std::vector<std::uint8_t>& data) {
+    std::vector<std::byte> out(8 + header.size() + data.size());
+    const std::uint64_t n = header.size();
+    std::memcpy(out.data(), &n, 8);
+    std::memcpy(out.data() + 8, header.data(), header.size());
+    if (!data.empty()) std::memcpy(out.data() + 8 + header.size(), data.data(), data.size());
+    return out;
+}
+
+std::vector<std::uint8_t> bytes_of(const std::vector<float>& v) {
+    std::vector<std::uint8_t> b(v.size() * 4);
+    std::memcpy(b.data(), v.data(), b.size());
+    return b;
+}
+
+const std::string good_header =
+    R"({"__metadata__":{"format":"unit"},"w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]},)"
+    R"("q":{"dtype":"I8","shape":[3],"data_offsets":[24,27]}})";
+
+std::vector<std::uint8_t> good_data() {
+    auto d = bytes_of({1, 2, 3, 4, 5, 6});
+    d.push_back(0xff);  // -1
+    d.push_back(0x7f);  // 127
+    d.push_back(0x80);  // -128
+    return d;
+}
+
+}  // namespace
+
+TEST_CASE("safetensors reads F32 and I8 tensors and the metadata") {
+    const safetensors_file f(file_of(good_header, good_data()), "unit.safetensors");
+    CHECK(f.names() == std::vector<std::string>{"q", "w"});
+    CHECK(f.metadata("format") == "unit");
+    CHECK(f.has_metadata("format"));
+    CHECK_FALSE(f.has_metadata("other"));
+    CHECK(f.tensor("w").shape == std::vector<std::size_t>{2, 3});
+    CHECK(f.floats("w", {2, 3}) == std::vector<float>{1, 2, 3, 4, 5, 6});
+    const auto m = f.matrix("w", {2, 3}, 2, 3);
+    CHECK(m(1, 0) == 4.f);
+    const std::size_t qs[] = {3};
+    const auto q = f.int8s("q", qs);
+    CHECK(std::vector<std::int8_t>(q.begin(), q.end()) == std::vector<std::int8_t>{-1, 127, -128});
+}
+
+TEST_CASE("safetensors errors name the file, the tensor and the value") {
+    const safetensors_file f(file_of(good_header, good_data()), "unit.safetensors");
+    CHECK(what_of([&] { (void)f.tensor("x"); }) == "safetensors unit.safetensors: no tensor named 'x'");
+    CHECK(what_of([&] { (void)f.metadata("y"); }) == "safetensors unit.safetensors: no metadata key 'y'");
+    CHECK(what_of([&] { (void)f.floats("w", {3, 2}); }) ==
+          "safetensors unit.safetensors: tensor 'w' has shape [2, 3], expected [3, 2]");
+    CHECK(what_of([&] { (void)f.floats("q", {3}); }) ==
+          "safetensors unit.safetensors: tensor 'q' has dtype I8, expected F32");
+
+    const auto bad = [](const std::string& header, std::vector<std::uint8_t> data = {}) {
+        return what_of([&] { safetensors_file(file_of(header, data), "b"); });
+    };
+    CHECK(bad("{") .starts_with("safetensors b: header is not valid JSON"));
+    CHECK(bad("[]") == "safetensors b: header is not a JSON object");
+    CHECK(bad(R"({"t":{"dtype":"F32","shape":[2]}})") == "safetensors b: tensor 't' needs dtype, shape and data_offsets");
+    CHECK(bad(R"({"t":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]}})", {0, 0, 0, 0}) ==
+          "safetensors b: tensor 't': unsupported dtype 'BF16'");
+    CHECK(bad(R"({"t":{"dtype":"F32","shape":[-2],"data_offsets":[0,4]}})", {0, 0, 0, 0}) ==
+          "safetensors b: tensor 't': shape entry -2 is not a non-negative integer");
+    CHECK(bad(R"({"t":{"dtype":"F32","shape":[2],"data_offsets":[0,12]}})", std::vector<std::uint8_t>(8)) ==
+          "safetensors b: tensor 't': data_offsets [0, 12] outside the data section (8 bytes)");
+    CHECK(bad(R"({"t":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", std::vector<std::uint8_t>(8)) ==
+          "safetensors b: tensor 't': 8 bytes for F32 x shape [3] (needs 12)");
+    CHECK(bad(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
+              std::vector<std::uint8_t>(8)) == "safetensors b: tensors overlap at data offset 4");
+    CHECK(bad(R"({"__metadata__":{"k":1}})") == "safetensors b: metadata 'k' is not a string");
+    CHECK(what_of([] { safetensors_file(std::vector<std::byte>(5), "b"); }) ==
+          "safetensors b: file is 5 bytes, shorter than the 8-byte header length");
+    CHECK(what_of([] { safetensors_file("/nonexistent/w.safetensors"); }) ==
+          "safetensors /nonexistent/w.safetensors: cannot open");
+}
+
+TEST_CASE("every truncation of a safetensors file is an error, never a crash") {
+    const auto full = file_of(good_header, good_data());
+    for (std::size_t n = 0; n < full.size(); ++n) {
+        INFO("length " << n);
+        CHECK_THROWS_AS(safetensors_file(std::vector<std::byte>(full.begin(), full.begin() + static_cast<std::ptrdiff_t>(n)), "t"),
+                        earlyexit::error);
+    }
+    CHECK_NOTHROW(safetensors_file(full, "t"));
+}

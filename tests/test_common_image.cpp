@@ -1,0 +1,128 @@
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "common/image.hpp"
+#include "error_text.hpp"
+
+namespace fs = std::filesystem;
+using earlyexit::demo::decode_image;
+using earlyexit::demo::image_u8;
+using earlyexit::demo::read_image;
+using earlyexit_test::what_of;
+
+namespace {
+
+/// tests/data/image/<name>: tiny images written by tests/data/preprocess/make_reference.py.
+fs::path fixture(const std::string& name) { return fs::path(EARLYEXIT_TEST_SOURCE_DIR) / "data" / "image" / name; }
+
+std::vector<std::uint8_t> rgb(const image_u8& im, int y, int x) { return {im(y, x, 0), im(y, x, 1), im(y, x, 2)}; }
+
+std::vector<std::uint8_t> gray(std::uint8_t v) { return {v, v, v}; }
+
+}  // namespace
+
+TEST_CASE("image_u8 is HWC, row-major, zero-initialized", "[image]") {
+    image_u8 im(3, 2);
+    CHECK(im.width == 3);
+    CHECK(im.height == 2);
+    REQUIRE(im.pixels.size() == 3 * 2 * 3);
+    CHECK(std::all_of(im.pixels.begin(), im.pixels.end(), [](std::uint8_t v) { return v == 0; }));
+    im(1, 2, 0) = 7;  // row 1, column 2, red
+    im(0, 1, 2) = 9;  // row 0, column 1, blue
+    CHECK(im.pixels[(1 * 3 + 2) * 3 + 0] == 7);
+    CHECK(im.pixels[(0 * 3 + 1) * 3 + 2] == 9);
+    CHECK(image_u8().pixels.empty());
+}
+
+TEST_CASE("decode_image reads PNG and BMP pixels exactly", "[image]") {
+    // rgb_4x3.png: R = 10 + 60x, G = 20 + 80y, B = 255 - 30(x + y).
+    const image_u8 png = read_image(fixture("rgb_4x3.png"));
+    REQUIRE(png.width == 4);
+    REQUIRE(png.height == 3);
+    for (int y = 0; y < 3; ++y)
+        for (int x = 0; x < 4; ++x) {
+            CAPTURE(y, x);
+            CHECK(rgb(png, y, x) == std::vector<std::uint8_t>{static_cast<std::uint8_t>(10 + 60 * x),
+                                                              static_cast<std::uint8_t>(20 + 80 * y),
+                                                              static_cast<std::uint8_t>(255 - 30 * (x + y))});
+        }
+    // rgb_3x2.bmp: the top-left 3x2 of the same image (BMP stores rows bottom-up, BGR).
+    const image_u8 bmp = read_image(fixture("rgb_3x2.bmp"));
+    REQUIRE(bmp.width == 3);
+    REQUIRE(bmp.height == 2);
+    for (int y = 0; y < 2; ++y)
+        for (int x = 0; x < 3; ++x) CHECK(rgb(bmp, y, x) == rgb(png, y, x));
+}
+
+TEST_CASE("grayscale, gray+alpha, RGBA and palette images decode to RGB", "[image]") {
+    const image_u8 g = read_image(fixture("gray_3x2.png"));  // 40 * (3y + x) + 5, replicated
+    REQUIRE((g.width == 3 && g.height == 2));
+    CHECK(g.pixels ==
+          std::vector<std::uint8_t>{5, 5, 5, 45, 45, 45, 85, 85, 85, 125, 125, 125, 165, 165, 165, 205, 205, 205});
+
+    const image_u8 la = read_image(fixture("gray_alpha_2x2.png"));  // alpha (0, 255, 128, 7) dropped
+    REQUIRE((la.width == 2 && la.height == 2));
+    CHECK(rgb(la, 0, 0) == gray(5));
+    CHECK(rgb(la, 0, 1) == gray(45));
+    CHECK(rgb(la, 1, 0) == gray(125));
+    CHECK(rgb(la, 1, 1) == gray(165));
+
+    const image_u8 rgba = read_image(fixture("rgba_2x2.png"));  // colour kept as is, not premultiplied
+    const image_u8 ref = read_image(fixture("rgb_4x3.png"));
+    REQUIRE((rgba.width == 2 && rgba.height == 2));
+    for (int y = 0; y < 2; ++y)
+        for (int x = 0; x < 2; ++x) CHECK(rgb(rgba, y, x) == rgb(ref, y, x));
+
+    const image_u8 p = read_image(fixture("palette_4x1.png"));  // indices 3 2 1 0
+    REQUIRE((p.width == 4 && p.height == 1));
+    CHECK(p.pixels == std::vector<std::uint8_t>{17, 34, 51, 0, 0, 255, 0, 255, 0, 255, 0, 0});
+}
+
+TEST_CASE("JPEG decodes within a few levels of what was encoded", "[image]") {
+    // stb_image and Pillow's libjpeg-turbo differ slightly on JPEG, so only a tolerance is exact.
+    const image_u8 solid = read_image(fixture("solid_16x16.jpg"));  // RGB (200, 100, 50)
+    REQUIRE((solid.width == 16 && solid.height == 16));
+    const int expected[3] = {200, 100, 50};
+    for (std::size_t i = 0; i < solid.pixels.size(); ++i) {
+        CAPTURE(i);
+        CHECK(std::abs(solid.pixels[i] - expected[i % 3]) <= 3);
+    }
+    const image_u8 g = read_image(fixture("gray_8x8.jpg"));  // L 128
+    REQUIRE((g.width == 8 && g.height == 8));
+    for (const auto v : g.pixels) CHECK(std::abs(v - 128) <= 1);
+}
+
+TEST_CASE("decode_image errors name the image and stb_image's reason", "[image]") {
+    CHECK(what_of([] { (void)decode_image({}, "empty.png"); }) == "image empty.png: cannot decode: empty (0 bytes)");
+    const std::vector<std::uint8_t> text = {'h', 'e', 'l', 'l', 'o'};
+    CHECK(what_of([&] { (void)decode_image(text, "hello.txt"); }) == "image hello.txt: cannot decode: unknown image type");
+    const auto png = earlyexit::demo::detail::read_file_bytes(fixture("rgb_4x3.png"));
+    const std::vector<std::uint8_t> half(png.begin(), png.begin() + static_cast<std::ptrdiff_t>(png.size() / 2));
+    CHECK_THROWS_WITH(decode_image(half, "half.png"), Catch::Matchers::StartsWith("image half.png: cannot decode: "));
+}
+
+TEST_CASE("read_image errors name the file", "[image]") {
+    const fs::path missing = fixture("no_such_image.png");
+    CHECK(what_of([&] { (void)read_image(missing); }) == missing.string() + ": cannot open: No such file or directory");
+    CHECK_THROWS_WITH(read_image(fixture("")), Catch::Matchers::Contains("cannot open"));
+}
+
+TEST_CASE("every truncation of a PNG decodes or throws earlyexit::error", "[image][robustness]") {
+    const auto png = earlyexit::demo::detail::read_file_bytes(fixture("rgb_4x3.png"));
+    for (std::size_t n = 0; n < png.size(); ++n) {
+        CAPTURE(n);
+        try {
+            const image_u8 im = decode_image(std::span(png).first(n), "prefix.png");
+            CHECK((im.width == 4 && im.height == 3));
+        } catch (const earlyexit::error& e) {
+            CHECK_THAT(e.what(), Catch::Matchers::StartsWith("image prefix.png: cannot decode: "));
+        }
+    }
+}

@@ -43,25 +43,25 @@ public:
         const safetensors_file f(weights);
         const auto& fmt_name = f.metadata("format");
         if (fmt_name != format_name)
-            detail::fail("{}: metadata format is '{}', expected '{}'", f.path(), fmt_name, format_name);
+            earlyexit::detail::fail("{}: metadata format is '{}', expected '{}'", f.path(), fmt_name, format_name);
         nlohmann::json arch;
         try {
             arch = nlohmann::json::parse(f.metadata("architecture"));
             const auto in = arch.at("input").get<std::vector<int>>();
-            if (in.size() != 3) detail::fail("{}: input shape has {} dimensions, expected 3", f.path(), in.size());
+            if (in.size() != 3) earlyexit::detail::fail("{}: input shape has {} dimensions, expected 3", f.path(), in.size());
             input_ = {in[0], in[1], in[2]};
             classes_ = arch.at("classes").get<std::size_t>();
             mean_ = nlohmann::json::parse(f.metadata("mean")).get<std::array<float, 3>>();
             std_ = nlohmann::json::parse(f.metadata("std")).get<std::array<float, 3>>();
             class_names_ = nlohmann::json::parse(f.metadata("class_names")).get<std::vector<std::string>>();
         } catch (const nlohmann::json::exception& e) {
-            detail::fail("{}: bad metadata: {}", f.path(), e.what());
+            earlyexit::detail::fail("{}: bad metadata: {}", f.path(), e.what());
         }
-        if (input_.c != 3) detail::fail("{}: input has {} channels, expected 3 (RGB)", f.path(), input_.c);
+        if (input_.c != 3) earlyexit::detail::fail("{}: input has {} channels, expected 3 (RGB)", f.path(), input_.c);
         if (class_names_.size() != classes_)
-            detail::fail("{}: {} class names for {} classes", f.path(), class_names_.size(), classes_);
+            earlyexit::detail::fail("{}: {} class names for {} classes", f.path(), class_names_.size(), classes_);
         for (const float s : std_)
-            if (!(s > 0.f)) detail::fail("{}: std {} must be positive", f.path(), s);
+            if (!(s > 0.f)) earlyexit::detail::fail("{}: std {} must be positive", f.path(), s);
 
         nn::shape3 shape = input_;
         std::size_t max_size = input_.size(), ws = 0;
@@ -87,20 +87,20 @@ public:
                     if (st.at("shortcut").get<std::string>() != "identity")
                         blk->shortcut = conv(name + ".shortcut", cin, cout, 1, stride, nn::activation::none);
                 } else {
-                    detail::fail("{}: stage '{}' has unknown type '{}'", f.path(), name, type);
+                    earlyexit::detail::fail("{}: stage '{}' has unknown type '{}'", f.path(), name, type);
                 }
                 blk->mid = blk->conv1.output_shape(shape);
                 blk->out = blk->conv2 ? blk->conv2->output_shape(blk->mid) : blk->mid;
                 ws = std::max({ws, blk->conv1.workspace_size(shape), blk->conv2 ? blk->conv2->workspace_size(blk->mid) : 0,
                                blk->shortcut ? blk->shortcut->workspace_size(shape) : 0});
                 if (blk->shortcut && blk->shortcut->output_shape(shape) != blk->out)
-                    detail::fail("{}: stage '{}': shortcut shape differs from the block output", f.path(), name);
+                    earlyexit::detail::fail("{}: stage '{}': shortcut shape differs from the block output", f.path(), name);
                 if (!blk->shortcut && blk->conv2 && blk->out != shape)
-                    detail::fail("{}: stage '{}': identity shortcut but the shape changes", f.path(), name);
+                    earlyexit::detail::fail("{}: stage '{}': identity shortcut but the shape changes", f.path(), name);
                 blk->macs = blk->conv1.macs(shape) + (blk->conv2 ? blk->conv2->macs(blk->mid) : 0.0) +
                             (blk->shortcut ? blk->shortcut->macs(shape) : 0.0);
                 if (const double declared = st.at("macs").get<double>(); declared != blk->macs)
-                    detail::fail("{}: stage '{}' declares {} MACs, its layers have {}", f.path(), name, declared, blk->macs);
+                    earlyexit::detail::fail("{}: stage '{}' declares {} MACs, its layers have {}", f.path(), name, declared, blk->macs);
                 max_size = std::max({max_size, blk->mid.size(), blk->out.size()});
                 shape = blk->out;
                 stages_.push_back(std::move(blk));
@@ -109,7 +109,7 @@ public:
                 const auto name = h.at("name").get<std::string>();
                 const auto after = h.at("after_stage").get<std::size_t>();
                 if (after >= stages_.size())
-                    detail::fail("{}: head '{}' after stage {}, but there are {} stages", f.path(), name, after, stages_.size());
+                    earlyexit::detail::fail("{}: head '{}' after stage {}, but there are {} stages", f.path(), name, after, stages_.size());
                 const auto c = static_cast<std::size_t>(stages_[after]->out.c);
                 auto w = f.matrix(name + ".weight", {classes_, c}, static_cast<Eigen::Index>(classes_), static_cast<Eigen::Index>(c));
                 const auto b = f.floats(name + ".bias", {classes_});
@@ -118,10 +118,10 @@ public:
                                                             stages_[after]->out.positions())});
             }
         } catch (const nlohmann::json::exception& e) {
-            detail::fail("{}: bad architecture metadata: {}", f.path(), e.what());
+            earlyexit::detail::fail("{}: bad architecture metadata: {}", f.path(), e.what());
         }
         if (heads_.empty() || heads_.back().after + 1 != stages_.size())
-            detail::fail("{}: the last stage must carry the final exit head", f.path());
+            earlyexit::detail::fail("{}: the last stage must carry the final exit head", f.path());
         max_size_ = max_size;
         workspace_ = ws;
     }

@@ -131,3 +131,13 @@ TEST_CASE("conv2d rejects inconsistent configurations, naming the value") {
     CHECK(what_of([&] { (void)ok.output_shape({2, 5, 5}); }) == "conv2d: input has 2 channels, the layer expects 1");
     CHECK(what_of([&] { (void)ok.output_shape({1, 2, 5}); }) == "conv2d: input 2x5 too small for kernel 3 with padding 0");
 }
+
+TEST_CASE("avg_pool averages k x k windows with stride k and drops the remainder") {
+    // 1 channel 5x4 (rows x cols) = 0..19; 2x2 windows: rows 0-1 and 2-3, cols 0-1 and 2-3; row 4 dropped.
+    std::vector<float> x(20);
+    for (int i = 0; i < 20; ++i) x[static_cast<std::size_t>(i)] = static_cast<float>(i);
+    std::vector<float> out(4);
+    const shape3 o = nn::avg_pool(x.data(), {1, 5, 4}, 2, out.data());
+    CHECK(o == shape3{1, 2, 2});
+    CHECK(out == std::vector<float>{2.5f, 4.5f, 10.5f, 12.5f});
+}

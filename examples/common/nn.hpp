@@ -54,6 +54,27 @@ inline void add_act(const float* a, const float* b, float* out, std::size_t n, a
     apply(act, out, n);
 }
 
+/// Average pooling with a k x k window and stride k, no padding (PyTorch's avg_pool2d(x, k)):
+/// out is C x (H/k) x (W/k), rows and columns past the last full window are dropped.
+inline shape3 avg_pool(const float* x, shape3 in, int k, float* out) noexcept {
+    const shape3 o{in.c, in.h / k, in.w / k};
+    const float scale = 1.f / static_cast<float>(k * k);
+    for (int c = 0; c < in.c; ++c) {
+        const float* xc = x + static_cast<std::size_t>(c) * in.positions();
+        float* yc = out + static_cast<std::size_t>(c) * o.positions();
+        for (int y = 0; y < o.h; ++y)
+            for (int xo = 0; xo < o.w; ++xo) {
+                float acc = 0.f;
+                for (int dy = 0; dy < k; ++dy)
+                    for (int dx = 0; dx < k; ++dx)
+                        acc += xc[static_cast<std::size_t>(y * k + dy) * static_cast<std::size_t>(in.w) +
+                                  static_cast<std::size_t>(xo * k + dx)];
+                yc[static_cast<std::size_t>(y) * static_cast<std::size_t>(o.w) + static_cast<std::size_t>(xo)] = acc * scale;
+            }
+    }
+    return o;
+}
+
 /// A 2-D convolution with bias and fused activation.
 class conv2d {
 public:

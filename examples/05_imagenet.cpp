@@ -1,0 +1,77 @@
+// 05_imagenet (program: earlyexit-imagenet): early exit on ImageNet with torchvision's pretrained
+// MobileNetV2 plus exit heads distilled from it (examples/train/export_mobilenet_v2.py), run in
+// C++ with Eigen. Preprocessing is torchvision's (resize 256, center crop 224, normalize).
+//
+//   earlyexit-imagenet                                      the small sample shipped in the repo
+//   earlyexit-imagenet --data DIR --labels FILE             any folder (or .tar) of ImageNet JPEGs
+//                                                           with a `filename label` list (0-based)
+//   earlyexit-imagenet --limit 100 --policy max_prob --json out.json --plots out/
+#include <cstdio>
+#include <filesystem>
+#include <optional>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+#include "common/datasets.hpp"
+#include "common/demo_driver.hpp"
+#include "common/mobilenet_v2.hpp"
+
+namespace fs = std::filesystem;
+using namespace earlyexit::demo;
+
+int main(int argc, char** argv) {
+    const fs::path root = EARLYEXIT_SOURCE_DIR;
+    fs::path data = root / "data" / "imagenet" / "sample";
+    fs::path labels;
+    fs::path weights = root / "models" / "mobilenet_v2_imagenet.safetensors";
+    demo_options opt;
+    opt.program = "earlyexit-imagenet";
+    opt.calibration = root / "data" / "imagenet" / "calibration_trace";
+
+    CLI::App app{"earlyexit-imagenet: early-exit policies on ImageNet with MobileNetV2 and distilled exit heads "
+                 "(live and replayed)"};
+    app.add_option("--data", data, "a folder or .tar of ImageNet JPEGs (any size, RGB or grayscale); default: the "
+                                   "shipped sample");
+    app.add_option("--labels", labels,
+                   "`filename label` list, labels 0-based ILSVRC2012 indices (default: labels.txt inside --data)");
+    app.add_option("--weights", weights, "network weights (safetensors from examples/train/export_mobilenet_v2.py)");
+    add_demo_flags(app, opt);
+    CLI11_PARSE(app, argc, argv);
+
+    try {
+        check_demo_flags(opt);
+        if (labels.empty()) {
+            if (!fs::is_directory(data))
+                earlyexit::detail::fail("--labels is needed for {} (only a folder can hold its own labels.txt)", data.string());
+            labels = data / "labels.txt";
+            if (!fs::exists(labels))
+                earlyexit::detail::fail("no --labels given and {} does not exist", labels.string());
+        }
+        const mobilenet_v2 model(weights);
+        const auto net = model.network();
+        dataset_options dopt;
+        dopt.labels = labels;
+        const image_dataset dataset = open_dataset(data, dopt);
+        const std::size_t n = opt.limit == 0 ? dataset.size() : std::min(opt.limit, dataset.size());
+        if (n == 0) earlyexit::detail::fail("dataset {}: no images", data.string());
+        for (std::size_t i = 0; i < n; ++i)
+            if (dataset.label(i) < 0 || static_cast<std::size_t>(dataset.label(i)) >= model.num_classes())
+                earlyexit::detail::fail("image {}: label {} is not a class index in [0, {})", dataset.name(i),
+                                        dataset.label(i), model.num_classes());
+
+        opt.dataset = fmt::format("ImageNet {}", data.filename().string());
+        opt.model = "mobilenet_v2 + distilled exits";
+        auto state = model.make_state();
+        // Decoding and preprocessing happen before each run, outside the timed inference.
+        const auto prepare = [&](std::size_t i, feature_state& s) {
+            model.set_input(s, dataset.load(i));
+            return std::optional<std::size_t>(static_cast<std::size_t>(dataset.label(i)));
+        };
+        return run_demo(net, state, n, prepare, opt);
+    } catch (const std::exception& e) {
+        fmt::print(stderr, "earlyexit-imagenet: {}\n", e.what());
+        return 1;
+    }
+}

@@ -1,0 +1,345 @@
+#pragma once
+// MobileNetV2 (torchvision, ImageNet) with distilled exit heads, run with Eigen: the network of
+// examples/train/export_mobilenet_v2.py.
+//
+// The weight file (safetensors) carries the architecture in its metadata ("architecture": the
+// stages and the heads, as JSON) and these tensors:
+//
+//   stem.*                         conv 3x3 stride 2 + ReLU6
+//   blocks.<i>.expand.*            conv 1x1 + ReLU6 (absent when the expand ratio is 1)
+//   blocks.<i>.depthwise.*         depthwise conv 3x3 (stride 1 or 2) + ReLU6
+//   blocks.<i>.project.*           conv 1x1, no activation; + the block input when "residual"
+//   last_conv.*                    conv 1x1 to 1280 + ReLU6
+//   classifier.*                   the final exit: global average pool + linear
+//   heads.<k>.conv.*, .fc.*        exit k ("exit_head"): [avg pool k x k] -> [conv 1x1 + ReLU6]
+//                                  -> global average pool -> linear + ReLU6 (to the classifier's
+//                                  1280 inputs) -> the backbone's classifier, shared
+//
+// Backbone weights are int8 with float32 scales ("<name>.weight_scale", per tensor or per output
+// channel; optional int32 "<name>.weight_zero_point"): w = (q - zp) * scale, computed in float32
+// as torchvision's dequantize() does, so the float network is exactly the float32 model.
+// Biases and the heads are float32. Stage 0 is the stem, stage i+1 is block i, the last stage
+// is last_conv; each stage is one callable of an earlyexit::dynamic_network over feature_state.
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <earlyexit/earlyexit.hpp>
+#include <nlohmann/json.hpp>
+
+#include "feature_state.hpp"
+#include "image.hpp"
+#include "nn.hpp"
+#include "preprocess.hpp"
+#include "safetensors.hpp"
+
+namespace earlyexit::demo {
+
+class mobilenet_v2 {
+public:
+    static constexpr std::string_view format_name = "earlyexit-imagenet-mobilenet-v2";
+
+    /// Loads and validates the weight file; throws earlyexit::error naming the problem.
+    explicit mobilenet_v2(const std::filesystem::path& weights) {
+        const safetensors_file f(weights);
+        if (const auto& name = f.metadata("format"); name != format_name)
+            earlyexit::detail::fail("{}: metadata format is '{}', expected '{}'", f.path(), name, format_name);
+        try {
+            const auto arch = nlohmann::json::parse(f.metadata("architecture"));
+            const auto in = arch.at("input").get<std::vector<int>>();
+            if (in.size() != 3 || in[0] != 3 || in[1] != in[2])
+                earlyexit::detail::fail("{}: input shape [{}] is not [3, S, S]", f.path(), fmt::join(in, ", "));
+            input_ = {in[0], in[1], in[2]};
+            transform_.crop = in[1];
+            transform_.mean = nlohmann::json::parse(f.metadata("mean")).get<std::array<float, 3>>();
+            transform_.stddev = nlohmann::json::parse(f.metadata("std")).get<std::array<float, 3>>();
+            const auto pre = nlohmann::json::parse(f.metadata("preprocessing"));
+            transform_.resize = pre.at("resize_shorter").get<int>();
+            if (pre.at("center_crop").get<int>() != transform_.crop)
+                earlyexit::detail::fail("{}: center_crop {} differs from the input size {}", f.path(), pre.at("center_crop").dump(),
+                             transform_.crop);
+            classes_ = arch.at("classes").get<std::size_t>();
+            load_stages(f, arch.at("stages"));
+            load_heads(f, arch.at("heads"));
+        } catch (const nlohmann::json::exception& e) {
+            earlyexit::detail::fail("{}: bad metadata: {}", f.path(), e.what());
+        }
+    }
+
+    [[nodiscard]] std::size_t num_classes() const noexcept { return classes_; }
+    [[nodiscard]] std::size_t num_stages() const noexcept { return stages_.size(); }
+    [[nodiscard]] std::size_t num_heads() const noexcept { return heads_.size(); }
+    [[nodiscard]] std::size_t head_after(std::size_t k) const noexcept { return heads_[k].after; }
+    [[nodiscard]] nn::shape3 input_shape() const noexcept { return input_; }
+    [[nodiscard]] const imagenet_eval_transform& transform() const noexcept { return transform_; }
+
+    /// A state for this network (allocates; make one and reuse it).
+    [[nodiscard]] feature_state make_state() const { return feature_state(max_size_, workspace_); }
+
+    /// Preprocesses an RGB image of any size as torchvision does (resize, center crop, normalize)
+    /// into the state's input. Allocates (the resized image), outside the timed inference.
+    void set_input(feature_state& s, const image_u8& image) const {
+        transform_(image, std::span<float>(s.input(), input_.size()));
+        s.begin(input_);
+    }
+
+    /// The multi-exit network: one stage per block, the exits where the file says.
+    /// The network shares the layers (it stays valid after this object is gone).
+    [[nodiscard]] dynamic_network<feature_state> network() const {
+        dynamic_network_builder<feature_state> b;
+        std::size_t k = 0;
+        for (std::size_t i = 0; i < stages_.size(); ++i) {
+            std::shared_ptr<const stage> st = stages_[i];
+            b.stage([st](feature_state& s) { (*st)(s); }, {.macs = st->macs, .output_size = st->out.size()});
+            for (; k < heads_.size() && heads_[k].after == i; ++k) {
+                std::shared_ptr<const exit_head> h = heads_[k].head;
+                b.exit(make_head([h](const feature_state& s, std::span<float> logits, std::span<float> ws) { (*h)(s, logits, ws); },
+                                 classes_, h->macs, h->workspace),
+                       {});
+            }
+        }
+        return b.build();
+    }
+
+private:
+    /// A stage: stem / last_conv (one conv) or an inverted-residual block.
+    struct stage {
+        std::optional<nn::conv2d> expand;
+        nn::conv2d main;  // stem / last_conv conv, or the block's depthwise conv
+        std::optional<nn::conv2d> project;
+        bool residual = false;
+        nn::shape3 in, hidden, mid, out;
+        double macs = 0;
+
+        void operator()(feature_state& s) const noexcept {
+            const float* x = s.data();
+            float* y = s.next();
+            if (!project) {
+                main(x, in, y, s.ws);
+            } else {
+                const float* e = x;
+                if (expand) {
+                    (*expand)(x, in, s.scratch(0), s.ws);
+                    e = s.scratch(0);
+                }
+                main(e, hidden, s.scratch(1), s.ws);
+                (*project)(s.scratch(1), mid, y, s.ws);
+                if (residual) nn::add_act(y, x, y, out.size(), nn::activation::none);
+            }
+            s.advance(out);
+        }
+    };
+
+    /// An exit: [average pool] -> [1x1 conv + ReLU6] -> global average pool -> fc, then, for
+    /// "exit_head", ReLU6 and the shared classifier.
+    struct exit_head {
+        int pool = 1;
+        std::optional<nn::conv2d> conv;
+        std::optional<linear_head<float>> fc;
+        std::shared_ptr<const linear_head<float>> classifier;  // null: fc gives the logits
+        nn::shape3 in;
+        double macs = 0;
+        std::size_t workspace = 0;
+
+        void operator()(const feature_state& s, std::span<float> logits, std::span<float> ws) const noexcept {
+            const float* x = s.data();
+            nn::shape3 shape = s.shape;
+            if (pool > 1) {
+                shape = nn::avg_pool(x, shape, pool, ws.data());
+                x = ws.data();
+                ws = ws.subspan(shape.size());
+            }
+            if (conv) {
+                (*conv)(x, shape, ws.data(), {});
+                shape = {conv->out_channels(), shape.h, shape.w};
+                x = ws.data();
+                ws = ws.subspan(shape.size());
+            }
+            Eigen::Map<Eigen::VectorXf> pooled(ws.data(), shape.c);
+            pooled.noalias() = nn::pooled(x, shape).rowwise().mean();
+            if (!classifier) {
+                (*fc)(pooled, logits);
+                return;
+            }
+            const std::span<float> z = ws.subspan(static_cast<std::size_t>(shape.c), fc->num_classes());
+            (*fc)(pooled, z);
+            nn::apply(nn::activation::relu6, z.data(), z.size());
+            (*classifier)(Eigen::Map<const Eigen::VectorXf>(z.data(), static_cast<Eigen::Index>(z.size())), logits);
+        }
+    };
+    struct head_entry {
+        std::size_t after;
+        std::shared_ptr<const exit_head> head;
+    };
+
+    /// Dequantized weight of `name` as out x (in/groups*k*k); F32 weights are read as they are.
+    static nn::rmatrix weight(const safetensors_file& f, const std::string& name, std::span<const std::size_t> shape) {
+        const auto rows = static_cast<Eigen::Index>(shape[0]);
+        std::size_t cols = 1;
+        for (std::size_t d = 1; d < shape.size(); ++d) cols *= shape[d];
+        nn::rmatrix w(rows, static_cast<Eigen::Index>(cols));
+        if (f.tensor(name + ".weight").dtype == st_dtype::f32) {
+            const auto v = f.floats(name + ".weight", shape);
+            std::memcpy(w.data(), v.data(), v.size() * sizeof(float));
+            return w;
+        }
+        const auto q = f.int8s(name + ".weight", shape);
+        const st_tensor& st = f.tensor(name + ".weight_scale");
+        if (st.shape.size() != 1 || (st.shape[0] != 1 && st.shape[0] != shape[0]))
+            earlyexit::detail::fail("{}: '{}.weight_scale' has shape [{}], expected [1] or [{}]", f.path(), name, fmt::join(st.shape, ", "),
+                         shape[0]);
+        const auto scale = f.floats(name + ".weight_scale", st.shape);
+        std::vector<std::int32_t> zp(scale.size(), 0);
+        if (f.contains(name + ".weight_zero_point")) {
+            const st_tensor& z = f.tensor(name + ".weight_zero_point");
+            f.check_shape(name + ".weight_zero_point", z, st.shape);
+            if (z.dtype != st_dtype::i32)
+                earlyexit::detail::fail("{}: '{}.weight_zero_point' has dtype {}, expected I32", f.path(), name, dtype_name(z.dtype));
+            std::memcpy(zp.data(), z.bytes.data(), z.bytes.size());
+        }
+        for (Eigen::Index r = 0; r < rows; ++r) {
+            const std::size_t c = scale.size() == 1 ? 0 : static_cast<std::size_t>(r);
+            for (std::size_t j = 0; j < cols; ++j)
+                w(r, static_cast<Eigen::Index>(j)) =
+                    (static_cast<float>(q[static_cast<std::size_t>(r) * cols + j]) - static_cast<float>(zp[c])) * scale[c];
+        }
+        return w;
+    }
+
+    static nn::conv2d conv(const safetensors_file& f, const std::string& name, int cin, int cout, int k, int stride, bool depthwise,
+                           nn::activation act) {
+        const std::size_t shape[] = {std::size_t(cout), std::size_t(depthwise ? 1 : cin), std::size_t(k), std::size_t(k)};
+        const auto b = f.floats(name + ".bias", {std::size_t(cout)});
+        return nn::conv2d(weight(f, name, shape), Eigen::Map<const Eigen::VectorXf>(b.data(), cout), cin, k, stride, k / 2,
+                          depthwise ? cin : 1, act);
+    }
+
+    void load_stages(const safetensors_file& f, const nlohmann::json& stages) {
+        nn::shape3 shape = input_;
+        std::size_t max_size = input_.size(), ws = 0;
+        for (const auto& js : stages) {
+            auto st = std::make_shared<stage>();
+            const auto name = js.at("name").get<std::string>();
+            const auto type = js.at("type").get<std::string>();
+            const int cin = js.at("in_channels").get<int>(), cout = js.at("out_channels").get<int>();
+            const int stride = js.at("stride").get<int>();
+            st->in = shape;
+            if (type == "conv_relu6") {
+                st->main = conv(f, name, cin, cout, js.at("kernel").get<int>(), stride, false, nn::activation::relu6);
+                st->out = st->main.output_shape(shape);
+                ws = std::max(ws, st->main.workspace_size(shape));
+                st->macs = st->main.macs(shape);
+            } else if (type == "inverted_residual") {
+                const int hidden = js.at("hidden_channels").get<int>();
+                if (js.at("expand_ratio").get<int>() != 1) {
+                    st->expand = conv(f, name + ".expand", cin, hidden, 1, 1, false, nn::activation::relu6);
+                    st->hidden = st->expand->output_shape(shape);
+                } else {
+                    st->hidden = shape;
+                }
+                st->main = conv(f, name + ".depthwise", hidden, hidden, 3, stride, true, nn::activation::relu6);
+                st->mid = st->main.output_shape(st->hidden);
+                st->project = conv(f, name + ".project", hidden, cout, 1, 1, false, nn::activation::none);
+                st->out = st->project->output_shape(st->mid);
+                st->residual = js.at("residual").get<bool>();
+                if (st->residual && st->out != shape)
+                    earlyexit::detail::fail("{}: stage '{}' is residual but changes the shape", f.path(), name);
+                st->macs = (st->expand ? st->expand->macs(shape) : 0.0) + st->main.macs(st->hidden) + st->project->macs(st->mid);
+                max_size = std::max({max_size, st->hidden.size(), st->mid.size()});
+            } else {
+                earlyexit::detail::fail("{}: stage '{}' has unknown type '{}'", f.path(), name, type);
+            }
+            if (const double declared = js.at("macs").get<double>(); declared != st->macs)
+                earlyexit::detail::fail("{}: stage '{}' declares {} MACs, its layers have {}", f.path(), name, declared, st->macs);
+            max_size = std::max(max_size, st->out.size());
+            shape = st->out;
+            stages_.push_back(std::move(st));
+        }
+        max_size_ = max_size;
+        workspace_ = ws;
+    }
+
+    /// Linear layer `name` (weight [out, in], int8 or float, and bias [out]).
+    static linear_head<float> linear(const safetensors_file& f, const std::string& name, std::size_t out, std::size_t in) {
+        const std::size_t shape[] = {out, in};
+        const auto b = f.floats(name + ".bias", {out});
+        return linear_head<float>(weight(f, name, shape), Eigen::Map<const Eigen::VectorXf>(b.data(), static_cast<Eigen::Index>(out)));
+    }
+
+    void load_heads(const safetensors_file& f, const nlohmann::json& heads) {
+        const auto& last = stages_.back()->out;
+        // The backbone's classifier: the final exit, and shared by every "exit_head".
+        const auto classifier = std::make_shared<const linear_head<float>>(linear(f, "classifier", classes_, std::size_t(last.c)));
+        for (const auto& jh : heads) {
+            const auto name = jh.at("name").get<std::string>();
+            const auto type = jh.at("type").get<std::string>();
+            const auto after = jh.at("after_stage").get<std::size_t>();
+            if (after >= stages_.size())
+                earlyexit::detail::fail("{}: head '{}' after stage {}, but there are {} stages", f.path(), name, after, stages_.size());
+            if (!heads_.empty() && after < heads_.back().after)
+                earlyexit::detail::fail("{}: head '{}' comes before the previous head", f.path(), name);
+            auto h = std::make_shared<exit_head>();
+            h->in = stages_[after]->out;
+            nn::shape3 shape = h->in;
+            double macs = 0;
+            if (type == "gap_linear") {
+                if (name != "classifier")
+                    earlyexit::detail::fail("{}: head '{}': gap_linear is only the final classifier here", f.path(), name);
+                h->fc = *classifier;
+            } else if (type == "exit_head") {
+                h->pool = jh.at("pool").get<int>();
+                if (h->pool < 1 || shape.h % h->pool != 0 || shape.w % h->pool != 0)
+                    earlyexit::detail::fail("{}: head '{}': pool {} does not divide {}x{}", f.path(), name, h->pool, shape.h, shape.w);
+                if (h->pool > 1) {
+                    macs += static_cast<double>(shape.size());
+                    shape = {shape.c, shape.h / h->pool, shape.w / h->pool};
+                    h->workspace += shape.size();
+                }
+                if (jh.at("conv").get<bool>()) {
+                    const int out = jh.at("conv_out").get<int>();
+                    h->conv = conv(f, name + ".conv", shape.c, out, 1, 1, false, nn::activation::relu6);
+                    macs += h->conv->macs(shape);
+                    shape = {out, shape.h, shape.w};
+                    h->workspace += shape.size();
+                }
+                const auto fc_out = jh.at("fc_out").get<std::size_t>();
+                if (fc_out != static_cast<std::size_t>(last.c))
+                    earlyexit::detail::fail("{}: head '{}': fc_out {} differs from the classifier's {} inputs", f.path(), name, fc_out, last.c);
+                h->fc = linear(f, name + ".fc", fc_out, std::size_t(shape.c));
+                h->classifier = classifier;
+                h->workspace += fc_out;
+                macs += static_cast<double>(fc_out) * static_cast<double>(shape.c) +
+                        static_cast<double>(classes_) * static_cast<double>(fc_out);
+            } else {
+                earlyexit::detail::fail("{}: head '{}' has unknown type '{}'", f.path(), name, type);
+            }
+            // The file's convention: conv and linear multiply-accumulates plus the pooling
+            // additions (no bias, no activation).
+            macs += static_cast<double>(shape.size());  // global average pool
+            if (type == "gap_linear") macs += static_cast<double>(classes_) * static_cast<double>(shape.c);
+            h->workspace += static_cast<std::size_t>(shape.c);
+            h->macs = macs;
+            if (const double declared = jh.at("macs").get<double>(); declared != h->macs)
+                earlyexit::detail::fail("{}: head '{}' declares {} MACs, its layers have {}", f.path(), name, declared, h->macs);
+            heads_.push_back({after, std::move(h)});
+        }
+        if (heads_.empty() || heads_.back().after + 1 != stages_.size())
+            earlyexit::detail::fail("{}: the last stage must carry the final exit head", f.path());
+    }
+
+    nn::shape3 input_{};
+    imagenet_eval_transform transform_{};
+    std::size_t classes_ = 0, max_size_ = 0, workspace_ = 0;
+    std::vector<std::shared_ptr<const stage>> stages_;
+    std::vector<head_entry> heads_;
+};
+
+}  // namespace earlyexit::demo

@@ -1,0 +1,86 @@
+// examples/common/mobilenet_v2.hpp: the shipped MobileNetV2 with its exits against PyTorch's logits
+// (tests/data/imagenet/reference.json, written by examples/train/export_mobilenet_v2.py from the
+// same weight file), from the decoded pixels (PNG, so no JPEG decoder differences).
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <earlyexit/earlyexit.hpp>
+#include <nlohmann/json.hpp>
+
+#include "common/image.hpp"
+#include "common/mobilenet_v2.hpp"
+#include "common/preprocess.hpp"
+#include "error_text.hpp"
+
+using namespace earlyexit;
+using namespace earlyexit::demo;
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path root = EARLYEXIT_SOURCE_DIR;
+const fs::path data = root / "tests" / "data" / "imagenet";
+
+nlohmann::json reference() {
+    std::ifstream in(data / "reference.json");
+    REQUIRE(in);
+    return nlohmann::json::parse(in);
+}
+
+}  // namespace
+
+TEST_CASE("MobileNetV2 exits equal PyTorch's logits on the reference images") {
+    const mobilenet_v2 model(root / "models" / "mobilenet_v2_imagenet.safetensors");
+    const auto net = model.network();
+    auto state = model.make_state();
+    const auto ref = reference();
+    REQUIRE(ref.at("images").size() >= 2);
+    double worst = 0;
+    for (const auto& img : ref.at("images")) {
+        const image_u8 full = read_image(data / img.at("image_png").get<std::string>());
+        const image_u8 crop = read_image(data / img.at("crop224_png").get<std::string>());
+        // The preprocessing first: resize + center crop equal torchvision's byte for byte.
+        const image_u8 mine = center_crop(resize_shorter_side(full, 256), {224, 224});
+        REQUIRE(mine.pixels == crop.pixels);
+
+        const auto& exits = img.at("exits");
+        REQUIRE(exits.size() == net.num_heads());
+        for (std::size_t k = 0; k < net.num_heads(); ++k) {
+            const auto want = exits[k].at("logits").get<std::vector<float>>();
+            CHECK(exits[k].at("after_stage").get<std::size_t>() == model.head_after(k));
+            auto runner = make_runner(net, policy::fixed{k});
+            model.set_input(state, full);
+            const auto r = runner.run(state);
+            REQUIRE(r.head == k);
+            CHECK(r.positions_run == model.head_after(k) + 1);
+            REQUIRE(r.logits.size() == want.size());
+            for (std::size_t c = 0; c < want.size(); ++c) worst = std::max(worst, double(std::abs(r.logits[c] - want[c])));
+            CHECK(r.predicted == exits[k].at("top5")[0].get<std::size_t>());
+        }
+    }
+    INFO("max |logit difference| = " << worst);
+    CHECK(worst <= 1e-3);
+}
+
+TEST_CASE("MobileNetV2 declares the MACs of its layers and a final exit on the last stage") {
+    const mobilenet_v2 model(root / "models" / "mobilenet_v2_imagenet.safetensors");
+    const auto net = model.network();
+    CHECK(model.num_classes() == 1000);
+    CHECK(model.input_shape() == nn::shape3{3, 224, 224});
+    CHECK(model.head_after(model.num_heads() - 1) == model.num_stages() - 1);
+    double stages = 0;
+    for (std::size_t s = 0; s < net.num_stages(); ++s) stages += net.stage_macs(s);
+    // torchvision's MobileNetV2 at 224x224: about 300 M multiply-accumulates.
+    CHECK(stages > 290e6);
+    CHECK(stages < 320e6);
+}
+
+TEST_CASE("MobileNetV2 rejects a file of another format") {
+    CHECK(earlyexit_test::what_of([] { mobilenet_v2 m(root / "models" / "cifar10_multiexit.safetensors"); }) ==
+          fmt::format("{}: metadata format is 'earlyexit-cifar10-multiexit', expected 'earlyexit-imagenet-mobilenet-v2'",
+                      (root / "models" / "cifar10_multiexit.safetensors").string()));
+}

@@ -54,10 +54,10 @@ WEIGHTS_FLOAT = "mobilenet_v2_float_dequantized_state_dict.pth"
 # torchvision's MobileNetV2 inverted-residual setting: expand ratio t, out channels c, blocks n, stride s.
 IR_SETTING = [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1], [6, 160, 3, 2],
               [6, 320, 1, 1]]
-# Candidate exit positions (block indices, blocks.i = torchvision features[i + 1]): the last block of
-# the 28x28 group, of the 14x14 64-channel group, of the 14x14 96-channel group, of the 7x7
-# 160-channel group, and the last block (320 channels).
-CANDIDATES = [5, 9, 12, 15, 16]
+# Candidate exit positions (block indices, blocks.i = torchvision features[i + 1]) whose outputs the
+# teacher pass stores: the last 14x14 block (96 channels) and every 7x7 block. Earlier positions
+# were measured too (see examples/train/README.md) and are not worth a head.
+CANDIDATES = [12, 13, 14, 15, 16]
 
 
 def log(msg):
@@ -557,30 +557,6 @@ def cmd_teacher(args):
 # fit
 # --------------------------------------------------------------------------------------------
 
-def upgrade_chunk(args, d, model_cache):
-    """Chunks written by the first version of 'teacher' hold full-resolution block outputs
-    (b{pos}.npy) and no z: derive p7_b{pos}.npy and z.npy (z from the float16 block-16 output)."""
-    if os.path.exists(os.path.join(d, "z.npy")) and all(
-            os.path.exists(os.path.join(d, f"p7_b{b}.npy")) for b in CANDIDATES):
-        return
-    for b in CANDIDATES:
-        src = np.load(os.path.join(d, f"b{b}.npy"), mmap_mode="r")
-        out = np.concatenate([pool7(torch.from_numpy(np.asarray(src[i:i + 256])).float()).to(torch.float16).numpy()
-                              for i in range(0, len(src), 256)])
-        np.save(os.path.join(d, f"p7_b{b}.npy"), out)
-    if "m" not in model_cache:
-        model_cache["m"] = load_backbone(args)
-    m = model_cache["m"]
-    src = np.load(os.path.join(d, "b16.npy"), mmap_mode="r")
-    with torch.no_grad():
-        z = torch.cat([m.features[18](torch.from_numpy(np.asarray(src[i:i + 64])).float()).mean(dim=(2, 3))
-                       for i in range(0, len(src), 64)])
-    np.save(os.path.join(d, "z.npy"), z.numpy().astype(np.float32))
-    for b in CANDIDATES:
-        os.remove(os.path.join(d, f"b{b}.npy"))
-    log(f"upgraded chunk {d}")
-
-
 def kd_loss(student, teacher, T):
     return F.kl_div(F.log_softmax(student / T, 1), F.softmax(teacher / T, 1), reduction="batchmean") * (T * T)
 
@@ -633,7 +609,6 @@ def gather(args, chunks, positions, convs, exclude=None, only=None):
     gs, ls, zs = {p: [] for p in positions}, [], []
     for name in chunks:
         d = chunk_dir(args, name)
-        upgrade_chunk(args, d, {})
         with open(os.path.join(d, "ids.json")) as f:
             meta = json.load(f)
         ids, partner = meta["ids"], meta.get("partner")
@@ -1107,22 +1082,22 @@ def parse_args(argv=None):
     ap.add_argument("--sample-seed", type=int, default=20240612)
     ap.add_argument("--n-sample", type=int, default=100)
     # teacher
-    ap.add_argument("--copies", type=int, default=24, help="copies of the DISTILL half (copy 0 = centre crop)")
+    ap.add_argument("--copies", type=int, default=16, help="copies of the DISTILL half (copy 0 = centre crop)")
     ap.add_argument("--aug-seed", type=int, default=7)
-    ap.add_argument("--cifar-chunks", type=int, default=0, help="teacher: chunks of CIFAR-10 images to run")
-    ap.add_argument("--mix-chunks", type=int, default=0, help="teacher: chunks of CutMix pairs of DISTILL images")
+    ap.add_argument("--cifar-chunks", type=int, default=12, help="teacher: chunks of CIFAR-10 images to run")
+    ap.add_argument("--mix-chunks", type=int, default=12, help="teacher: chunks of CutMix pairs of DISTILL images")
     ap.add_argument("--cifar-per-chunk", type=int, default=650)
     ap.add_argument("--no-eval-chunk", dest="eval_chunk", action="store_false")
     ap.add_argument("--time-budget-min", type=float, default=0.0)
     # fit
     ap.add_argument("--tag", default="final")
-    ap.add_argument("--positions", default="9,12,15,16", help="blocks that get an exit head")
-    ap.add_argument("--lams", default="0.001,0.003,0.01,0.03,0.1",
+    ap.add_argument("--positions", default="12,13,14,15,16", help="blocks that get an exit head")
+    ap.add_argument("--lams", default="0.0001,0.0003,0.001,0.003,0.01,0.03",
                     help="ridge penalties tried (times N, on standardised features); the best on the holdout is used")
     ap.add_argument("--holdout", type=int, default=130, help="DISTILL images held out for the choice of lambda")
     ap.add_argument("--final", action="store_true", help="after the selection, refit on all and evaluate on EVAL")
-    ap.add_argument("--use-mix-chunks", type=int, default=0)
-    ap.add_argument("--use-cifar-chunks", type=int, default=0)
+    ap.add_argument("--use-mix-chunks", type=int, default=12)
+    ap.add_argument("--use-cifar-chunks", type=int, default=12)
     ap.add_argument("--finetune-epochs", type=int, default=0, help="KD fine-tuning of the ridge fc (0: none)")
     ap.add_argument("--temperature", type=float, default=2.0)
     ap.add_argument("--z-weight", type=float, default=0.1)

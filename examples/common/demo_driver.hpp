@@ -3,8 +3,8 @@
 //
 // run_demo() takes a network and a way to put sample i into a state, then:
 //   1. calibrates every static family on a validation trace (shipped with the demo, recorded
-//      by the same network on images never trained on) to lose at most 0.5 accuracy points
-//      against the final head, at the least compute; `fixed` becomes the cheapest single head
+//      by the same network on images never trained on) to lose at most --max-loss accuracy
+//      points against the final head (default 0.5; the ImageNet demo's is 1), at the least compute; `fixed` becomes the cheapest single head
 //      within the same budget;
 //   2. records the evaluation images in probe mode (every head, every stage) as a trace;
 //   3. replays every policy on that trace;
@@ -55,7 +55,8 @@ inline void add_demo_flags(CLI::App& app, demo_options& o) {
     app.add_option("--calibration", o.calibration,
                    "validation trace (folder) the policies are calibrated on (default: the shipped one)");
     app.add_option("--max-loss", o.points, "accuracy points the calibrated policies may lose against the final head")
-        ->check(CLI::Range(0.0, 100.0));
+        ->check(CLI::Range(0.0, 100.0))
+        ->capture_default_str();
     app.add_option("--json", o.json, "write the result JSON to FILE");
     app.add_option("--plots", o.plots, "write tradeoff.png and exits.png (gnuplot) into DIR");
     app.add_option("--record-trace", o.record_trace, "also write the probe-mode trace of the images into DIR");

@@ -12,11 +12,12 @@ Subcommands (run them in this order; `all` runs split, teacher, fit, export):
            training images as unlabelled inputs, and the EVAL half's centre crops for reporting):
            stores the backbone's features at the candidate exit positions and its logits, one
            chunk per augmented copy, under CACHE/chunks/ (resumable: finished chunks are skipped).
-  fit      fits the exit heads on the stored features (backbone frozen; KL to the backbone's
-           softmax at temperature T). --holdout N keeps N DISTILL images out of the fit and
-           reports the label-free agreement with the backbone on them (model selection never
-           looks at the EVAL half); without it the heads are fitted on all DISTILL images and
-           evaluated once on the EVAL half.
+  fit      fits each head's fc by ridge regression onto the backbone's own pooled features
+           (backbone and classifier frozen). --holdout N seeded DISTILL images are kept out of
+           every fit: the penalty is chosen by label-free agreement with the backbone on them
+           (model selection never looks at the EVAL half), and they become the policies'
+           calibration set (data/imagenet/calibration.txt). --final refits with the chosen
+           penalties and evaluates once on the EVAL half.
   export   writes models/mobilenet_v2_imagenet.safetensors (int8 weights exactly as in the int8
            model, F32 biases and heads), checks it (bit-exact dequantization, reference forward
            vs torchvision), writes tests/data/imagenet/ (parity data) and the EVAL half's logits
@@ -260,8 +261,12 @@ class Head(nn.Module):
         return x.mean(dim=(2, 3))
 
     def from_features(self, g, with_z=False):
-        z = F.relu6(self.fc(g))
-        lo = F.linear(z, self.cls_w, self.cls_b)
+        # the linear layers as 1x1 convolutions: same result, but through oneDNN instead of the
+        # generic BLAS of Debian's torch (see mm())
+        n = g.shape[0]
+        z = F.relu6(F.conv2d(g.view(n, -1, 1, 1), self.fc.weight[:, :, None, None], self.fc.bias))
+        lo = F.conv2d(z, self.cls_w[:, :, None, None], self.cls_b).view(n, -1)
+        z = z.view(n, -1)
         return (lo, z) if with_z else lo
 
     def forward(self, x, with_z=False):
@@ -627,25 +632,44 @@ def gather(args, chunks, positions, convs, exclude=None, only=None):
     return {p: np.concatenate(v) for p, v in gs.items()}, np.concatenate(ls), np.concatenate(zs)
 
 
+def mm(a, b):
+    """a [m, k] @ b [k, n] in float32 through a 1x1 convolution: Debian's torch and numpy use the
+    generic reference BLAS (measured ~1 GFLOP/s here), the convolution goes through oneDNN (~10x
+    faster)."""
+    a = torch.as_tensor(a, dtype=torch.float32)
+    b = torch.as_tensor(b, dtype=torch.float32)
+    m, k = a.shape
+    n = b.shape[1]
+    out = torch.empty(m, n)
+    for i in range(0, m, 16384):
+        ai = a[i:i + 16384]
+        out[i:i + len(ai)] = F.conv2d(ai.T.contiguous().view(1, k, len(ai), 1), b.T.contiguous().view(n, k, 1, 1)).view(n, len(ai)).T
+    return out
+
+
 def ridge(g, z, lams):
-    """Ridge regression z ~ g (features standardised, intercept unpenalised) for every lambda:
-    [(W [1280, D], b [1280])] in the original feature scale."""
+    """Ridge regression z ~ g (features standardised, intercept unpenalised, penalty lam * N per
+    weight) for every lambda: [(W [1280, D], b [1280]) as float64 numpy] in the original feature
+    scale. Gram matrices in float32 (oneDNN), solves in float64."""
     mu, sd = g.mean(0), g.std(0) + 1e-6
     gs = (g - mu) / sd
     zc = z - z.mean(0)
-    A, B = gs.T @ gs, gs.T @ zc
+    A = mm(gs.T, gs).double()
+    B = mm(gs.T, zc).double()
     out = []
     for lam in lams:
-        Wt = np.linalg.solve(A + lam * len(g) * np.eye(A.shape[0]), B)  # [D, 1280], lambda per row
+        Wt = torch.linalg.solve(A + lam * len(g) * torch.eye(A.shape[0], dtype=torch.float64), B).numpy()
         W = (Wt / sd[:, None]).T
         out.append((W, z.mean(0) - W @ mu))
     return out
 
 
 def agreement(head, g, teacher_logits):
+    """Top-1 agreement of the head (from its GAP features g) with the teacher's logits; and its logits."""
     with torch.no_grad():
-        lo = head.from_features(torch.from_numpy(g).float())
-    return float((lo.argmax(1) == torch.from_numpy(teacher_logits).argmax(1)).float().mean()), lo
+        z = F.relu6(mm(g, head.fc.weight.T) + head.fc.bias)
+        lo = mm(z, head.cls_w.T) + head.cls_b
+    return float((lo.argmax(1) == torch.as_tensor(teacher_logits).argmax(1)).float().mean()), lo
 
 
 def finetune(args, head, g, tl, tz):
@@ -730,9 +754,10 @@ def cmd_fit(args):
         log(f"fit {args.tag}: selection only (no --final); {time.time() - t_all:.0f} s, CPU "
             f"{time.process_time() - c_all:.0f} s")
         return
-    # refit on everything, evaluate once on the EVAL half
+    # refit on every DISTILL input except the held-out images (they stay unseen: the exit
+    # policies are calibrated on them), evaluate once on the EVAL half
     del g, tl, tz
-    g, tl, tz = gather(args, chunks, positions, convs)
+    g, tl, tz = gather(args, chunks, positions, convs, exclude=held)
     ge, le, _ = gather(args, ["eval"], positions, convs)
     with open(os.path.join(chunk_dir(args, "eval"), "ids.json")) as f:
         ev_ids = json.load(f)["ids"]
@@ -753,7 +778,7 @@ def cmd_fit(args):
         results.append(r)
         heads[p] = dict(fc_weight=head.fc.weight.data.clone(), fc_bias=head.fc.bias.data.clone(), lam=chosen[p])
         log(f"fit {args.tag}: {json.dumps(r)}")
-    summary.update(n_inputs=len(tl), results=results, wall_s=round(time.time() - t_all, 1),
+    summary.update(n_inputs=len(tl), results=results, calibration_holdout=sorted(held), wall_s=round(time.time() - t_all, 1),
                    cpu_s=round(time.process_time() - c_all, 1))
     os.makedirs(os.path.join(args.cache, "fits"), exist_ok=True)
     with open(os.path.join(args.cache, "fits", f"{args.tag}.json"), "w") as f:
@@ -847,7 +872,11 @@ def cmd_export(args):
     split = load_split(args)
     fit = torch.load(os.path.join(args.cache, "fits", f"{args.tag}.pt"), map_location="cpu")
     summary, fitted = fit["summary"], fit["heads"]
-    positions = sorted(fitted)
+    wanted = parse_list(args.positions, int)
+    positions = [p for p in sorted(fitted) if p in wanted]  # --positions: the fitted heads to export
+    if len(positions) != len(set(wanted)):
+        raise SystemExit(f"export: --positions {args.positions}: fit '{args.tag}' has heads at {sorted(fitted)}")
+    fitted = {p: fitted[p] for p in positions}
     stages = arch_spec()
     heads = head_spec(stages, positions)
     fsd = float_weights(args)
@@ -889,7 +918,7 @@ def cmd_export(args):
                f"{summary['holdout']} held-out DISTILL images by agreement with the backbone's top-1 (no labels)",
         teacher="the backbone itself (torchvision mobilenet_v2 with the dequantized float weights), frozen",
         targets="z = the backbone's pooled 1280 features of the same augmented input (its logits = classifier(z))",
-        chosen_lambda={str(k): v for k, v in summary["chosen_lambda"].items()},
+        chosen_lambda={str(k): v for k, v in summary["chosen_lambda"].items() if int(k) in positions},
         lambda_grid=summary["lams"],
         kd_finetune_epochs=summary["finetune_epochs"],
         inputs=summary.get("n_inputs"),
@@ -1056,6 +1085,13 @@ def cmd_export(args):
                         "crop224_png; top5 = indices of the 5 largest logits, largest first.",
             weights="models/mobilenet_v2_imagenet.safetensors", mean=MEAN, std=STD,
             tolerance_used_in_python=1e-3, images=refs), f)
+    # The held-out DISTILL images (never fitted on): the calibration set of the exit policies.
+    held = summary.get("calibration_holdout")
+    if held:
+        cpath = os.path.join(REPO_ROOT, "data", "imagenet", "calibration.txt")
+        with open(cpath, "w") as f:
+            f.writelines(f"{n} {labels[n]}\n" for n in held)
+        log(f"export: {len(held)} held-out DISTILL images (calibration set) listed in {cpath}")
     metrics = dict(weights=os.path.relpath(args.out_weights, REPO_ROOT), bytes=size, parameters=n_params,
                    fit_tag=args.tag, exits=rows, final_top5=top5_final, n_eval=len(ev),
                    reference_check_images=nchk, reference_check_max_abs_diff=[float(v) for v in diff],

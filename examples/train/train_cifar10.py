@@ -473,7 +473,9 @@ def fmt_time(s):
 
 # Arguments that define the run (restored from the checkpoint on --resume).
 RUN_ARGS = ["widths", "blocks", "heads", "epochs", "batch_size", "lr", "wd", "warmup_frac",
-            "label_smoothing", "exit_weights", "seed", "val_seed", "val_per_class", "limit_train"]
+            "label_smoothing", "exit_weights", "seed", "val_seed", "val_per_class", "limit_train",
+            "self_distill", "distill_temperature", "init_from"]
+RUN_ARG_DEFAULTS = {"self_distill": 0.0, "distill_temperature": 3.0, "init_from": ""}  # older checkpoints
 
 
 def parse_args(argv=None):
@@ -508,6 +510,12 @@ def parse_args(argv=None):
     ap.add_argument("--label-smoothing", type=float, default=0.1)
     ap.add_argument("--exit-weights", default="linear",
                     help="loss weight per head: 'linear' ((k+1)/K), 'uniform', or a comma list")
+    ap.add_argument("--self-distill", type=float, default=0.0, metavar="A",
+                    help="weight of the final head's softened output in the early heads' loss (0: none)")
+    ap.add_argument("--distill-temperature", type=float, default=3.0)
+    ap.add_argument("--init-from", default="", metavar="CHECKPOINT",
+                    help="start from the model weights of another run's checkpoint.pt (same architecture), "
+                         "with a new optimizer and schedule")
     ap.add_argument("--seed", type=int, default=1, help="model init, shuffling and augmentation")
     ap.add_argument("--val-seed", type=int, default=20240601, help="seed of the validation split")
     ap.add_argument("--val-per-class", type=int, default=500, help="validation images per class")
@@ -554,9 +562,10 @@ def main(argv=None):
     elif args.resume or args.export_only:
         ckpt = torch.load(ckpt_path, map_location="cpu")
         for k in RUN_ARGS:  # the run's definition comes from the checkpoint
-            if k in args.explicit and getattr(args, k) != ckpt["args"][k]:
-                log(f"note: {k} = {ckpt['args'][k]!r} from the checkpoint, not {getattr(args, k)!r}")
-            setattr(args, k, ckpt["args"][k])
+            v = ckpt["args"].get(k, RUN_ARG_DEFAULTS.get(k))
+            if k in args.explicit and getattr(args, k) != v:
+                log(f"note: {k} = {v!r} from the checkpoint, not {getattr(args, k)!r}")
+            setattr(args, k, v)
 
     data = load_data(args.data, args.cache)
     class_names = data["class_names"]
@@ -602,6 +611,11 @@ def main(argv=None):
             f"{[round(w, 3) for w in weights]}  mean {mean_f} std {std_f}")
 
     history, start_epoch, train_time = [], 0, 0.0
+    if ckpt is None and args.init_from:
+        init = torch.load(args.init_from, map_location="cpu")
+        model.load_state_dict(init["model"])  # same architecture required; a mismatch names the tensors
+        log(f"initialised the model from {args.init_from} ({init['epoch']} epochs there); new schedule of "
+            f"{args.epochs} epochs")
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
@@ -618,6 +632,14 @@ def main(argv=None):
             xb = xb.contiguous(memory_format=torch.channels_last)
         outs = model(xb)
         losses = [crit(o, yb) for o in outs]
+        if args.self_distill > 0:
+            # early heads also learn the final head's softened output (self-distillation):
+            # (1 - a) * CE + a * T^2 * KL(final/T || head/T), the final head's output detached
+            t = args.distill_temperature
+            soft = F.softmax(outs[-1].detach().float() / t, dim=1)
+            a = args.self_distill
+            losses = [(1 - a) * l + a * t * t * F.kl_div(F.log_softmax(o / t, dim=1), soft, reduction="batchmean")
+                      for l, o in zip(losses[:-1], outs[:-1])] + [losses[-1]]
         loss = sum(w * l for w, l in zip(weights, losses))
         opt.zero_grad(set_to_none=True)
         loss.backward()

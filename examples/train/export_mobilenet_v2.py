@@ -33,8 +33,6 @@ import json
 import math
 import os
 import shutil
-import struct
-import sys
 import tarfile
 import time
 
@@ -42,6 +40,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from safetensors_io import read_safetensors, write_safetensors
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 SHARED = os.path.join(REPO_ROOT, "..", "shared", "data")
@@ -288,63 +288,6 @@ def head_forward_folded(t, h, x, dq):
 # --------------------------------------------------------------------------------------------
 # safetensors
 # --------------------------------------------------------------------------------------------
-
-_DTYPES = {np.dtype("<f4"): "F32", np.dtype("int8"): "I8", np.dtype("<i4"): "I32"}
-_NP = {"F32": "<f4", "I8": "i1", "I32": "<i4"}
-
-
-def write_safetensors(path, tensors, metadata):
-    """safetensors: u64 little-endian header length N, N bytes of JSON header (padded with spaces
-    to a multiple of 8), then the raw little-endian row-major tensor data, tensors back to back
-    in the order given. data_offsets are [begin, end) byte offsets into the data section.
-    tensors: name -> numpy array of dtype float32, int8 or int32."""
-    header = {"__metadata__": {k: str(v) for k, v in metadata.items()}}
-    blobs, off = [], 0
-    for name, a in tensors.items():
-        a = np.ascontiguousarray(a)
-        if a.dtype not in _DTYPES:
-            raise ValueError(f"{name}: dtype {a.dtype}")
-        a = a.astype(a.dtype.newbyteorder("<"), copy=False)
-        b = a.tobytes(order="C")
-        header[name] = {"dtype": _DTYPES[a.dtype], "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    h += b" " * ((8 - len(h) % 8) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-    os.replace(tmp, path)
-
-
-def read_safetensors(path):
-    """Independent reader: (name -> numpy array in its stored dtype, metadata, header order)."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    if n % 8:
-        raise ValueError("header length not a multiple of 8")
-    header = json.loads(raw[8:8 + n].decode("utf-8"))
-    data = raw[8 + n:]
-    meta = header.pop("__metadata__", {})
-    out, order, pos = {}, [], 0
-    for name, info in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
-        b, e = info["data_offsets"]
-        if b != pos:
-            raise ValueError(f"{name}: gap or overlap at {b} (expected {pos})")
-        dt = np.dtype(_NP[info["dtype"]])
-        if e - b != dt.itemsize * int(np.prod(info["shape"], dtype=np.int64)):
-            raise ValueError(f"{name}: size mismatch")
-        out[name] = np.frombuffer(data[b:e], dtype=dt).reshape(info["shape"]).copy()
-        order.append(name)
-        pos = e
-    if pos != len(data):
-        raise ValueError(f"data section is {len(data)} bytes, tensors end at {pos}")
-    return out, meta, order
-
 
 def dequantize(t, name):
     """Float32 weight of a conv/linear from the file: (q - zero_point) * scale, in float32."""
@@ -866,7 +809,6 @@ def quantize_rows(w):
 
 
 def cmd_export(args):
-    import torchvision.transforms as T
     from PIL import Image
 
     split = load_split(args)

@@ -24,7 +24,6 @@ import json
 import math
 import os
 import random
-import struct
 import sys
 import tarfile
 import time
@@ -47,6 +46,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from safetensors_io import read_safetensors, write_safetensors
 
 FORMAT_NAME = "earlyexit-cifar10-multiexit"
 FORMAT_VERSION = "1"
@@ -345,51 +346,13 @@ def folded_tensors(model):
     return t
 
 
-def write_safetensors(path, tensors, metadata):
-    """safetensors: u64 little-endian header length N, N bytes of JSON header (padded with spaces
-    to a multiple of 8), then the raw little-endian row-major tensor data, tensors back to back
-    in the order given. data_offsets are [begin, end) byte offsets into the data section."""
-    header = {"__metadata__": {k: str(v) for k, v in metadata.items()}}
-    blobs, off = [], 0
-    for name, t in tensors.items():
-        a = t.detach().cpu().contiguous().numpy().astype("<f4", copy=False)
-        b = a.tobytes(order="C")
-        header[name] = {"dtype": "F32", "shape": list(a.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    h += b" " * ((8 - len(h) % 8) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-    os.replace(tmp, path)
-
-
-def read_safetensors(path):
-    """Independent reader (used to check the file): (tensors as torch float32, metadata)."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n].decode("utf-8"))
-    data = raw[8 + n:]
-    meta = header.pop("__metadata__", {})
-    out = {}
-    end_max = 0
-    for name, info in header.items():
-        if info["dtype"] != "F32":
-            raise ValueError(f"{name}: dtype {info['dtype']}")
-        b, e = info["data_offsets"]
-        shape = info["shape"]
-        if e - b != 4 * int(np.prod(shape, dtype=np.int64)):
-            raise ValueError(f"{name}: size mismatch")
-        out[name] = torch.from_numpy(np.frombuffer(data[b:e], dtype="<f4").reshape(shape).copy())
-        end_max = max(end_max, e)
-    if end_max != len(data):
-        raise ValueError(f"data section is {len(data)} bytes, tensors end at {end_max}")
-    return out, meta
+def read_safetensors_f32(path):
+    """The written file read back by the independent reader: (tensors as torch float32, metadata)."""
+    t, meta, _ = read_safetensors(path)
+    for name, a in t.items():
+        if a.dtype != np.float32:
+            raise ValueError(f"{path}: {name}: dtype {a.dtype}, expected float32")
+    return {name: torch.from_numpy(a) for name, a in t.items()}, meta
 
 
 def folded_forward(t, spec, x):
@@ -783,11 +746,11 @@ def export_and_evaluate(args, model, spec, history, mean_f, std_f, mean, std, cl
         "parameters": str(n_params),
     }
     wpath = os.path.join(args.out, EXPORT_NAME)
-    write_safetensors(wpath, tensors, meta)
+    write_safetensors(wpath, {n: t.detach().cpu().numpy().astype(np.float32) for n, t in tensors.items()}, meta)
 
     # Check: reload the written file into the plain folded implementation, compare with the
     # unfolded model in eval mode.
-    t_loaded, meta_loaded = read_safetensors(wpath)
+    t_loaded, meta_loaded = read_safetensors_f32(wpath)
     spec_loaded = json.loads(meta_loaded["architecture"])
     xcheck = normalize(x_te[::40], mean, std)  # 250 test images, 25 per class
     with torch.no_grad():

@@ -1,7 +1,6 @@
 #include <catch2/catch.hpp>
 
 #include <array>
-#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -14,6 +13,7 @@
 
 #include "common/datasets.hpp"
 #include "error_text.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using earlyexit::demo::dataset_options;
@@ -24,22 +24,9 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-/// A fresh directory under the system temp dir, removed with its contents at scope exit.
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        std::random_device rd;
-        const auto tick = std::chrono::steady_clock::now().time_since_epoch().count();
-        path = fs::temp_directory_path() / fmt::format("earlyexit_test_datasets_{:x}_{:x}", rd(), tick);
-        fs::create_directories(path);
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-    fs::path operator/(const std::string& name) const { return path / name; }
+/// A fresh directory, removed at scope exit.
+struct temp_dir : earlyexit_test::temp_dir {
+    temp_dir() : earlyexit_test::temp_dir("earlyexit_test_datasets") {}
 };
 
 void spit(const fs::path& file, const std::string& bytes) {

@@ -1,7 +1,6 @@
 #include <catch2/catch.hpp>
 #include <earlyexit/trace/npy.hpp>
 
-#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -11,28 +10,17 @@
 #include <string>
 #include <vector>
 
+#include "temp_dir.hpp"
+
 namespace fs = std::filesystem;
 namespace npy = earlyexit::npy;
 using Catch::Matchers::Contains;
 
 namespace {
 
-/// A fresh directory under the system temp dir, removed with its contents at scope exit.
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        std::random_device rd;
-        const auto tick = std::chrono::steady_clock::now().time_since_epoch().count();
-        path = fs::temp_directory_path() / fmt::format("earlyexit_test_npy_{:x}_{:x}", rd(), tick);
-        fs::create_directories(path);
-    }
-    ~temp_dir() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-    fs::path operator/(const std::string& name) const { return path / name; }
+/// A fresh directory, removed at scope exit.
+struct temp_dir : earlyexit_test::temp_dir {
+    temp_dir() : earlyexit_test::temp_dir("earlyexit_test_npy") {}
 };
 
 std::string slurp(const fs::path& file) {

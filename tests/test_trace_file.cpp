@@ -6,19 +6,16 @@
 #include <catch2/catch.hpp>
 #include <earlyexit/trace/file.hpp>
 
+#include "temp_dir.hpp"
+
 using namespace earlyexit;
 using Catch::Matchers::Contains;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct temp_dir {
-    fs::path path;
-    temp_dir() {
-        path = fs::temp_directory_path() / ("earlyexit-trace-" + std::to_string(std::random_device{}()));
-        fs::remove_all(path);
-    }
-    ~temp_dir() { fs::remove_all(path); }
+struct temp_dir : earlyexit_test::temp_dir {
+    temp_dir() : earlyexit_test::temp_dir("earlyexit_test_trace") {}
 };
 
 trace sample_trace() {

@@ -1,0 +1,35 @@
+#pragma once
+// temp_dir: a fresh directory under the system temp dir, unique per object (random + clock, so
+// test cases that ctest runs in parallel never share one), removed with its contents at scope exit.
+
+#include <chrono>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include <fmt/core.h>
+
+namespace earlyexit_test {
+
+struct temp_dir {
+    std::filesystem::path path;
+
+    explicit temp_dir(std::string_view prefix = "earlyexit_test") {
+        std::random_device rd;
+        const auto tick = std::chrono::steady_clock::now().time_since_epoch().count();
+        path = std::filesystem::temp_directory_path() / fmt::format("{}_{:x}_{:x}", prefix, rd(), tick);
+        std::filesystem::create_directories(path);
+    }
+    ~temp_dir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path, ec);
+    }
+    temp_dir(const temp_dir&) = delete;
+    temp_dir& operator=(const temp_dir&) = delete;
+
+    std::filesystem::path operator/(const std::string& name) const { return path / name; }
+};
+
+}  // namespace earlyexit_test

@@ -95,7 +95,12 @@ TEST_CASE("plot_tradeoff writes the data, the script and a PNG", "[report][plot]
     CHECK(gp.find("set title 'cifar10 / resnet'\n") != std::string::npos);
     CHECK(gp.find("title 'max_prob'") != std::string::npos);
     CHECK(gp.find("'empty'") == std::string::npos);  // a curve without points is left out
-    CHECK(gp.find("set label 'oracle' at 50,96.875 ") != std::string::npos);
+    // each marked point is its own series (block 1, point k), with its own marker, named in the key
+    CHECK(gp.find("'' index 1 every ::0::0 using 1:2 with points pointtype 7 pointsize 1.5 linecolor rgb 'black' "
+                  "title 'full'") != std::string::npos);
+    CHECK(gp.find("'' index 1 every ::1::1 using 1:2 with points pointtype 5 pointsize 1.5 linecolor rgb 'black' "
+                  "title 'oracle'") != std::string::npos);
+    CHECK(gp.find("set label") == std::string::npos);
     CHECK(gp.find("unlabelled") == std::string::npos);  // cannot be placed without an accuracy
     CHECK(is_png(s.dir / "plots" / "tradeoff.png"));
 }

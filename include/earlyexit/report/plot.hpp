@@ -268,8 +268,8 @@ inline void render(const std::filesystem::path& script, const std::filesystem::p
 }  // namespace detail
 
 /// The accuracy / compute trade-off: one line per curve, and each marked row (the oracle, the
-/// full network, calibrated operating points) as a labelled point at (compute saving %,
-/// accuracy %). Marked rows without an accuracy cannot be placed and are skipped; curves
+/// full network, calibrated operating points) as a point at (compute saving %, accuracy %)
+/// with its own marker, named in the key. Marked rows without an accuracy cannot be placed and are skipped; curves
 /// without points are left out. Writes tradeoff.dat, tradeoff.gp and tradeoff.png in `dir`
 /// (created if needed). Throws earlyexit::error when there is nothing to plot, when gnuplot is
 /// not on PATH or fails (the message gives its exit status, the script and its output).
@@ -298,23 +298,26 @@ inline void plot_tradeoff(const std::filesystem::path& dir, std::string_view tit
                                     detail::gnuplot_string(c.name)));
         end_block();
     }
-    std::string labels;
+    // Marked rows: one block, each point its own series with its own marker, named in the key
+    // (text labels beside the points overlapped where calibrated points sit close together).
+    static constexpr int marker_types[] = {7, 5, 9, 11, 13, 6, 4, 8, 10, 12, 1, 2, 3};
     std::string points;
-    std::size_t placed = 0;
+    std::vector<std::string> marked_plots;
     for (const policy_metrics& m : marked) {
         if (!m.accuracy) continue;
         const double x = m.compute_saving * 100.0, y = *m.accuracy * 100.0;
         if (!std::isfinite(x) || !std::isfinite(y)) continue;
+        const std::size_t k = marked_plots.size();
         points += fmt::format("# marked: {}\n{} {}\n", detail::comment_text(m.name), x, y);
-        // Alternate above / below the point: calibrated points often sit close together.
-        labels += fmt::format("set label {} at {},{} offset character 0.8,{} left front\n",
-                              detail::gnuplot_string(m.name), x, y, placed++ % 2 == 0 ? "0.6" : "-0.8");
+        marked_plots.push_back(fmt::format(
+            "{} index {} every ::{}::{} using 1:2 with points pointtype {} pointsize 1.5 linecolor rgb 'black' "
+            "title {}",
+            plots.empty() && k == 0 ? detail::gnuplot_path(dat) : "''", block, k, k,
+            marker_types[k % std::size(marker_types)], detail::gnuplot_string(m.name)));
     }
     if (!points.empty()) {
         data += points;
-        plots.push_back(fmt::format("{} index {} using 1:2 with points pointtype 7 pointsize 1.4 linecolor rgb "
-                                    "'black' notitle",
-                                    plots.empty() ? detail::gnuplot_path(dat) : "''", block));
+        plots.insert(plots.end(), marked_plots.begin(), marked_plots.end());
         end_block();
     }
     if (plots.empty())
@@ -327,10 +330,9 @@ inline void plot_tradeoff(const std::filesystem::path& dir, std::string_view tit
         "set xlabel 'compute saving (%)'\n"
         "set ylabel 'accuracy (%)'\n"
         "set grid\n"
-        "set key bottom left box opaque\n"
-        "set offsets graph 0.03, graph 0.12, graph 0.06, graph 0.03\n",
+        "set key outside right top box\n"
+        "set offsets graph 0.03, graph 0.03, graph 0.06, graph 0.03\n",
         detail::gnuplot_string(title));
-    script += labels;
     script += detail::plot_command(plots);
 
     detail::write_text_file(dat, data);

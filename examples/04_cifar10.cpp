@@ -44,8 +44,7 @@ int main(int argc, char** argv) {
         const cifar_net model(weights);
         const auto net = model.network();
         const image_dataset dataset = open_dataset(data, {.classes = model.class_names()});
-        const std::size_t n = opt.limit == 0 ? dataset.size() : std::min(opt.limit, dataset.size());
-        if (n == 0) earlyexit::detail::fail("dataset {}: no images", data.string());
+        const std::size_t n = images_to_run(opt, dataset.size(), data);
 
         // Decode once (32x32 images are small); the timed runs read from memory.
         std::vector<image_u8> images(n);

@@ -55,8 +55,7 @@ int main(int argc, char** argv) {
         dataset_options dopt;
         dopt.labels = labels;
         const image_dataset dataset = open_dataset(data, dopt);
-        const std::size_t n = opt.limit == 0 ? dataset.size() : std::min(opt.limit, dataset.size());
-        if (n == 0) earlyexit::detail::fail("dataset {}: no images", data.string());
+        const std::size_t n = images_to_run(opt, dataset.size(), data);
         for (std::size_t i = 0; i < n; ++i)
             if (dataset.label(i) < 0 || static_cast<std::size_t>(dataset.label(i)) >= model.num_classes())
                 earlyexit::detail::fail("image {}: label {} is not a class index in [0, {})", dataset.name(i),

@@ -51,6 +51,8 @@ TEST_CASE("safetensors reads F32 and I8 tensors and the metadata") {
     CHECK(f.metadata("format") == "unit");
     CHECK(f.has_metadata("format"));
     CHECK_FALSE(f.has_metadata("other"));
+    CHECK_NOTHROW(f.require_format("unit"));
+    CHECK_THROWS_WITH(f.require_format("other"), "unit.safetensors: metadata format is 'unit', expected 'other'");
     CHECK(f.tensor("w").shape == std::vector<std::size_t>{2, 3});
     CHECK(f.floats("w", {2, 3}) == std::vector<float>{1, 2, 3, 4, 5, 6});
     const auto m = f.matrix("w", {2, 3}, 2, 3);

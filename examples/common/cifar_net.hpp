@@ -41,9 +41,7 @@ public:
     /// Loads and validates the weight file; throws earlyexit::error naming the problem.
     explicit cifar_net(const std::filesystem::path& weights) {
         const safetensors_file f(weights);
-        const auto& fmt_name = f.metadata("format");
-        if (fmt_name != format_name)
-            earlyexit::detail::fail("{}: metadata format is '{}', expected '{}'", f.path(), fmt_name, format_name);
+        f.require_format(format_name);
         nlohmann::json arch;
         try {
             arch = nlohmann::json::parse(f.metadata("architecture"));

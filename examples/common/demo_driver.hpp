@@ -82,6 +82,15 @@ inline void check_demo_flags(const demo_options& o) {
             earlyexit::detail::fail("--policy {}: unknown policy; choose from {}", p, fmt::join(demo_policy_names, ", "));
 }
 
+/// How many of a dataset's `available` images the demo evaluates: all, or the first --limit;
+/// throws naming the dataset when that is none.
+[[nodiscard]] inline std::size_t images_to_run(const demo_options& o, std::size_t available,
+                                               const std::filesystem::path& data) {
+    const std::size_t n = o.limit == 0 ? available : std::min(o.limit, available);
+    if (n == 0) earlyexit::detail::fail("dataset {}: no images", data.string());
+    return n;
+}
+
 namespace detail {
 
 /// The validation trace must come from the same network (same exits, costs and classes).

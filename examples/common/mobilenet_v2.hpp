@@ -50,8 +50,7 @@ public:
     /// Loads and validates the weight file; throws earlyexit::error naming the problem.
     explicit mobilenet_v2(const std::filesystem::path& weights) {
         const safetensors_file f(weights);
-        if (const auto& name = f.metadata("format"); name != format_name)
-            earlyexit::detail::fail("{}: metadata format is '{}', expected '{}'", f.path(), name, format_name);
+        f.require_format(format_name);
         try {
             const auto arch = nlohmann::json::parse(f.metadata("architecture"));
             const auto in = arch.at("input").get<std::vector<int>>();

@@ -128,6 +128,13 @@ public:
     }
     [[nodiscard]] bool has_metadata(std::string_view key) const { return metadata_.count(std::string(key)) != 0; }
 
+    /// Checks that the "format" metadata names the expected file format (what each demo
+    /// network's loader requires first); throws naming the file, the format found and the one expected.
+    void require_format(std::string_view expected) const {
+        if (const auto& found = metadata("format"); found != expected)
+            earlyexit::detail::fail("{}: metadata format is '{}', expected '{}'", path_, found, expected);
+    }
+
     /// Tensor `name` as float32 values, checked against the expected shape. F32 is copied;
     /// I8/U8 need dequantize() instead.
     [[nodiscard]] std::vector<float> floats(std::string_view name, std::span<const std::size_t> expected_shape) const {

@@ -24,10 +24,7 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-/// A fresh directory, removed at scope exit.
-struct temp_dir : earlyexit_test::temp_dir {
-    temp_dir() : earlyexit_test::temp_dir("earlyexit_test_datasets") {}
-};
+using earlyexit_test::temp_dir;
 
 void spit(const fs::path& file, const std::string& bytes) {
     fs::create_directories(file.parent_path());

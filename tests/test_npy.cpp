@@ -18,10 +18,7 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-/// A fresh directory, removed at scope exit.
-struct temp_dir : earlyexit_test::temp_dir {
-    temp_dir() : earlyexit_test::temp_dir("earlyexit_test_npy") {}
-};
+using earlyexit_test::temp_dir;
 
 std::string slurp(const fs::path& file) {
     std::ifstream in(file, std::ios::binary);

@@ -14,9 +14,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct temp_dir : earlyexit_test::temp_dir {
-    temp_dir() : earlyexit_test::temp_dir("earlyexit_test_trace") {}
-};
+using earlyexit_test::temp_dir;
 
 trace sample_trace() {
     trace t(trace_layout{3, {1, 3}, {10, 20, 30, 40}, {2, 3}});

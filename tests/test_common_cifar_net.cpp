@@ -14,6 +14,7 @@
 
 #include "common/cifar_net.hpp"
 #include "error_text.hpp"
+#include "temp_dir.hpp"
 
 using namespace earlyexit;
 using namespace earlyexit::demo;
@@ -29,6 +30,29 @@ nlohmann::json reference() {
     std::ifstream in(root / "tests" / "data" / "cifar10" / "reference_logits.json");
     REQUIRE(in);
     return nlohmann::json::parse(in);
+}
+
+/// A copy of the shipped weight file in `dir` whose architecture metadata `edit` changed.
+template <class Edit>
+fs::path with_architecture(const fs::path& dir, Edit edit) {
+    std::ifstream in(weights, std::ios::binary);
+    std::uint64_t n = 0;
+    in.read(reinterpret_cast<char*>(&n), 8);
+    std::string header(n, ' ');
+    in.read(header.data(), static_cast<std::streamsize>(n));
+    const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    auto h = nlohmann::json::parse(header);
+    auto arch = nlohmann::json::parse(h["__metadata__"]["architecture"].get<std::string>());
+    edit(arch);
+    h["__metadata__"]["architecture"] = arch.dump();
+    header = h.dump();
+    header.append((8 - header.size() % 8) % 8, ' ');
+    n = header.size();
+    const fs::path p = dir / "edited.safetensors";
+    std::ofstream out(p, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(&n), 8);
+    out << header << data;
+    return p;
 }
 
 }  // namespace
@@ -73,6 +97,23 @@ TEST_CASE("CIFAR-10 network declares the architecture's MACs and one exit per bl
     double stages = 0;
     for (std::size_t s = 0; s < net.num_stages(); ++s) stages += net.stage_macs(s);
     CHECK(net.full_macs() >= stages);
+}
+
+TEST_CASE("CIFAR-10 network: early heads pool to a 4x4 grid, the final head globally") {
+    const cifar_net model(weights);
+    for (std::size_t k = 0; k + 1 < model.num_heads(); ++k) CHECK(model.head_grid(k) == 4);
+    CHECK(model.head_grid(model.num_heads() - 1) == 1);
+}
+
+TEST_CASE("CIFAR-10 network refuses heads it cannot build, naming the head and the value") {
+    const earlyexit_test::temp_dir dir("earlyexit_cifar_net");
+    const auto p = with_architecture(dir.path, [](nlohmann::json& a) { a["heads"][0]["pool"] = "median"; });
+    CHECK_THAT(earlyexit_test::what_of([&] { cifar_net m(p); }), Contains("head 'heads.0' has unknown pooling 'median'"));
+    const auto q = with_architecture(dir.path, [](nlohmann::json& a) { a["heads"][1]["type"] = "attention"; });
+    CHECK_THAT(earlyexit_test::what_of([&] { cifar_net m(q); }), Contains("head 'heads.1' has unknown type 'attention'"));
+    // A grid of 2 reads 32 x 2 x 2 = 128 features; the file's tensor has 512.
+    const auto r = with_architecture(dir.path, [](nlohmann::json& a) { a["heads"][0]["grid"] = 2; });
+    CHECK_THAT(earlyexit_test::what_of([&] { cifar_net m(r); }), Contains("heads.0.weight"));
 }
 
 TEST_CASE("CIFAR-10 network rejects a file of another format") {

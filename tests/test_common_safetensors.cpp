@@ -62,6 +62,16 @@ TEST_CASE("safetensors reads F32 and I8 tensors and the metadata") {
     CHECK(std::vector<std::int8_t>(q.begin(), q.end()) == std::vector<std::int8_t>{-1, 127, -128});
 }
 
+TEST_CASE("safetensors metadata_json parses a metadata value, or names the key that is not JSON") {
+    const std::string header = R"({"__metadata__":{"format":"unit","mean":"[0.5, 0.25]","broken":"[1, 2"},)"
+                               R"("w":{"dtype":"F32","shape":[2,3],"data_offsets":[0,24]}})";
+    const safetensors_file f(file_of(header, bytes_of({1, 2, 3, 4, 5, 6})), "unit.safetensors");
+    CHECK(f.metadata_json("mean").get<std::vector<float>>() == std::vector<float>{0.5f, 0.25f});
+    CHECK_THAT(what_of([&] { (void)f.metadata_json("broken"); }),
+               Contains("safetensors unit.safetensors: metadata 'broken' is not JSON"));
+    CHECK_THAT(what_of([&] { (void)f.metadata_json("absent"); }), Contains("no metadata key 'absent'"));
+}
+
 TEST_CASE("safetensors errors name the file, the tensor and the value") {
     const safetensors_file f(file_of(good_header, good_data()), "unit.safetensors");
     CHECK(what_of([&] { (void)f.tensor("x"); }) == "safetensors unit.safetensors: no tensor named 'x'");

@@ -61,6 +61,8 @@ TEST_CASE("the runner's hot path allocates nothing (compile-time network, every 
                          .stage(dense_relu{Eigen::MatrixXf::Random(32, 32)}, {.macs = 1024})
                          .exit(project(pooled_head<float>(random_linear(10, 8), 4), fmap))
                          .stage(dense_relu{Eigen::MatrixXf::Random(32, 32)}, {.macs = 1024})
+                         .exit(project(grid_pooled_head<float>(random_linear(10, 32), 2, 2, 2, 0.5f), fmap))
+                         .stage(dense_relu{Eigen::MatrixXf::Random(32, 32)}, {.macs = 1024})
                          .exit(project(random_linear(10, 32), features))
                          .build();
     state s{Eigen::VectorXf::Zero(32), Eigen::VectorXf::Zero(32), Eigen::MatrixXf::Zero(8, 4)};

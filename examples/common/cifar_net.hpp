@@ -10,7 +10,9 @@
 //   blocks.<i>.conv2.{weight,bias}               conv 3x3
 //   blocks.<i>.shortcut.{weight,bias}            conv 1x1 (stride s), when the shape changes
 //                                                block output = ReLU(conv2 + shortcut or input)
-//   heads.<k>.{weight,bias}                      global average pool + linear
+//   heads.<k>.{weight,bias}                      "gap_linear": global average pool + linear;
+//   heads.<k>.max_weight                         "pool_linear": pool to a grid (average, or
+//                                                mixed with max by max_weight), then linear
 //
 // Stage 0 is the stem, stage i+1 is block i; head k sits after the stage its metadata names.
 // Every stage and head is one callable of an earlyexit::dynamic_network over feature_state.
@@ -44,14 +46,14 @@ public:
         f.require_format(format_name);
         nlohmann::json arch;
         try {
-            arch = nlohmann::json::parse(f.metadata("architecture"));
+            arch = f.metadata_json("architecture");
             const auto in = arch.at("input").get<std::vector<int>>();
             if (in.size() != 3) earlyexit::detail::fail("{}: input shape has {} dimensions, expected 3", f.path(), in.size());
             input_ = {in[0], in[1], in[2]};
             classes_ = arch.at("classes").get<std::size_t>();
-            mean_ = nlohmann::json::parse(f.metadata("mean")).get<std::array<float, 3>>();
-            std_ = nlohmann::json::parse(f.metadata("std")).get<std::array<float, 3>>();
-            class_names_ = nlohmann::json::parse(f.metadata("class_names")).get<std::vector<std::string>>();
+            mean_ = f.metadata_json("mean").get<std::array<float, 3>>();
+            std_ = f.metadata_json("std").get<std::array<float, 3>>();
+            class_names_ = f.metadata_json("class_names").get<std::vector<std::string>>();
         } catch (const nlohmann::json::exception& e) {
             earlyexit::detail::fail("{}: bad metadata: {}", f.path(), e.what());
         }
@@ -103,18 +105,7 @@ public:
                 shape = blk->out;
                 stages_.push_back(std::move(blk));
             }
-            for (const auto& h : arch.at("heads")) {
-                const auto name = h.at("name").get<std::string>();
-                const auto after = h.at("after_stage").get<std::size_t>();
-                if (after >= stages_.size())
-                    earlyexit::detail::fail("{}: head '{}' after stage {}, but there are {} stages", f.path(), name, after, stages_.size());
-                const auto c = static_cast<std::size_t>(stages_[after]->out.c);
-                auto w = f.matrix(name + ".weight", {classes_, c}, static_cast<Eigen::Index>(classes_), static_cast<Eigen::Index>(c));
-                const auto b = f.floats(name + ".bias", {classes_});
-                heads_.push_back({after, pooled_head<float>(linear_head<float>(std::move(w), Eigen::Map<const Eigen::VectorXf>(
-                                                                                                     b.data(), static_cast<Eigen::Index>(classes_))),
-                                                            stages_[after]->out.positions())});
-            }
+            for (const auto& h : arch.at("heads")) heads_.push_back(load_head(f, h));
         } catch (const nlohmann::json::exception& e) {
             earlyexit::detail::fail("{}: bad architecture metadata: {}", f.path(), e.what());
         }
@@ -128,6 +119,8 @@ public:
     [[nodiscard]] std::size_t num_stages() const noexcept { return stages_.size(); }
     [[nodiscard]] std::size_t num_heads() const noexcept { return heads_.size(); }
     [[nodiscard]] std::size_t head_after(std::size_t k) const noexcept { return heads_[k].after; }
+    /// Head k's pooling grid (1: global average pooling).
+    [[nodiscard]] std::size_t head_grid(std::size_t k) const noexcept { return heads_[k].head.grid(); }
     [[nodiscard]] const std::vector<std::string>& class_names() const noexcept { return class_names_; }
     [[nodiscard]] nn::shape3 input_shape() const noexcept { return input_; }
 
@@ -188,8 +181,42 @@ private:
     };
     struct head_entry {
         std::size_t after;
-        pooled_head<float> head;
+        grid_pooled_head<float> head;
     };
+
+    /// One head of the architecture metadata: "gap_linear" (global average pool + linear) or
+    /// "pool_linear" (grid pooling, "avg" or "mixed", + linear), with its tensors.
+    [[nodiscard]] head_entry load_head(const safetensors_file& f, const nlohmann::json& h) const {
+        const auto name = h.at("name").get<std::string>();
+        const auto type = h.at("type").get<std::string>();
+        const auto after = h.at("after_stage").get<std::size_t>();
+        if (after >= stages_.size())
+            earlyexit::detail::fail("{}: head '{}' after stage {}, but there are {} stages", f.path(), name, after, stages_.size());
+        const nn::shape3 in = stages_[after]->out;
+        std::size_t grid = 1;
+        std::optional<float> max_weight;
+        if (type == "pool_linear") {
+            grid = h.at("grid").get<std::size_t>();
+            const auto pool = h.at("pool").get<std::string>();
+            if (pool == "mixed")
+                max_weight = f.floats(name + ".max_weight", {1})[0];
+            else if (pool != "avg")
+                earlyexit::detail::fail("{}: head '{}' has unknown pooling '{}'", f.path(), name, pool);
+        } else if (type != "gap_linear") {
+            earlyexit::detail::fail("{}: head '{}' has unknown type '{}'", f.path(), name, type);
+        }
+        const std::size_t features = static_cast<std::size_t>(in.c) * grid * grid;
+        auto w = f.matrix(name + ".weight", {classes_, features}, static_cast<Eigen::Index>(classes_),
+                          static_cast<Eigen::Index>(features));
+        const auto b = f.floats(name + ".bias", {classes_});
+        try {
+            return {after, grid_pooled_head<float>(linear_head<float>(std::move(w), Eigen::Map<const Eigen::VectorXf>(
+                                                                                         b.data(), static_cast<Eigen::Index>(classes_))),
+                                                   static_cast<std::size_t>(in.h), static_cast<std::size_t>(in.w), grid, max_weight)};
+        } catch (const earlyexit::error& e) {  // the head's own checks (grid vs map size, max_weight)
+            earlyexit::detail::fail("{}: head '{}': {}", f.path(), name, e.what());
+        }
+    }
 
     nn::shape3 input_{};
     std::size_t classes_ = 0, max_size_ = 0, workspace_ = 0;

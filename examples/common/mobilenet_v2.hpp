@@ -52,15 +52,15 @@ public:
         const safetensors_file f(weights);
         f.require_format(format_name);
         try {
-            const auto arch = nlohmann::json::parse(f.metadata("architecture"));
+            const auto arch = f.metadata_json("architecture");
             const auto in = arch.at("input").get<std::vector<int>>();
             if (in.size() != 3 || in[0] != 3 || in[1] != in[2])
                 earlyexit::detail::fail("{}: input shape [{}] is not [3, S, S]", f.path(), fmt::join(in, ", "));
             input_ = {in[0], in[1], in[2]};
             transform_.crop = in[1];
-            transform_.mean = nlohmann::json::parse(f.metadata("mean")).get<std::array<float, 3>>();
-            transform_.stddev = nlohmann::json::parse(f.metadata("std")).get<std::array<float, 3>>();
-            const auto pre = nlohmann::json::parse(f.metadata("preprocessing"));
+            transform_.mean = f.metadata_json("mean").get<std::array<float, 3>>();
+            transform_.stddev = f.metadata_json("std").get<std::array<float, 3>>();
+            const auto pre = f.metadata_json("preprocessing");
             transform_.resize = pre.at("resize_shorter").get<int>();
             if (pre.at("center_crop").get<int>() != transform_.crop)
                 earlyexit::detail::fail("{}: center_crop {} differs from the input size {}", f.path(), pre.at("center_crop").dump(),

@@ -127,6 +127,15 @@ public:
         return it->second;
     }
     [[nodiscard]] bool has_metadata(std::string_view key) const { return metadata_.count(std::string(key)) != 0; }
+    /// A __metadata__ string parsed as JSON (the demos' loaders keep arrays and objects there);
+    /// throws earlyexit::error naming the file and the key when it is absent or not JSON.
+    [[nodiscard]] nlohmann::json metadata_json(std::string_view key) const {
+        try {
+            return nlohmann::json::parse(metadata(key));
+        } catch (const nlohmann::json::exception& e) {
+            earlyexit::detail::fail("safetensors {}: metadata '{}' is not JSON: {}", path_, key, e.what());
+        }
+    }
 
     /// Checks that the "format" metadata names the expected file format (what each demo
     /// network's loader requires first); throws naming the file, the format found and the one expected.

@@ -622,6 +622,12 @@ def main(argv=None):
     n_heads = len(spec["heads"])
     weights = exit_weights(args.exit_weights, n_heads)
     steps_per_epoch = math.ceil(len(y_tr) / args.batch_size)
+    total_steps = steps_per_epoch * args.epochs
+    if not args.warmup_frac * total_steps > 1 or not args.warmup_frac < 1:
+        raise SystemExit(f"--warmup-frac {args.warmup_frac} of {total_steps} steps ({args.epochs} epochs x "
+                         f"{steps_per_epoch} batches) leaves {args.warmup_frac * total_steps:g} rising steps; the "
+                         f"one-cycle schedule needs more than 1 and a falling part: use more images, epochs or "
+                         f"a fraction in (1 / steps, 1)")
     opt = make_optimizer(model, args)
     sched = make_scheduler(opt, args, steps_per_epoch)
     crit = nn.CrossEntropyLoss(label_smoothing=args.label_smoothing)

@@ -244,17 +244,19 @@ class Head(nn.Module):
         return None if self.mix is None else torch.sigmoid(self.mix)
 
     def forward(self, x):
-        if self.grid == 1 and self.mix is None:
-            return self.fc(x.mean(dim=(2, 3)))
-        return self.fc(grid_pool(x, self.grid, self.max_weight()).flatten(1))
+        return self.fc(head_features(x, self.grid, self.max_weight()))
 
 
-def grid_pool(x, grid, max_weight):
-    """Average pooling to grid x grid cells, mixed with max pooling when max_weight is given."""
+def head_features(x, grid, max_weight):
+    """What a head's linear layer reads from the map x [B, C, H, W]: the global average [B, C]
+    (grid 1, no max_weight), else the average of each of grid x grid cells, mixed with their max
+    when max_weight is given, flattened channel-major [B, C * grid^2]."""
+    if grid == 1 and max_weight is None:
+        return x.mean(dim=(2, 3))
     a = F.adaptive_avg_pool2d(x, grid)
-    if max_weight is None:
-        return a
-    return max_weight * F.adaptive_max_pool2d(x, grid) + (1 - max_weight) * a
+    if max_weight is not None:
+        a = max_weight * F.adaptive_max_pool2d(x, grid) + (1 - max_weight) * a
+    return a.flatten(1)
 
 
 def arch_spec(widths, blocks, heads, classes=NUM_CLASSES, head_grid=1, head_pool="avg"):
@@ -406,12 +408,9 @@ def folded_forward(t, spec, x):
         x = F.relu(y + sc)
         if i in heads_at:
             k = heads_at[i]
-            h = spec["heads"][k]
-            if h["type"] == "gap_linear":
-                feat = x.mean(dim=(2, 3))
-            else:
-                feat = grid_pool(x, h["grid"], t[f"heads.{k}.max_weight"] if h["pool"] == "mixed" else None).flatten(1)
-            outs.append(F.linear(feat, t[f"heads.{k}.weight"], t[f"heads.{k}.bias"]))
+            h = spec["heads"][k]  # gap_linear heads have neither grid nor pool
+            mw = t[f"heads.{k}.max_weight"] if h.get("pool") == "mixed" else None
+            outs.append(F.linear(head_features(x, h.get("grid", 1), mw), t[f"heads.{k}.weight"], t[f"heads.{k}.bias"]))
     return outs
 
 

@@ -170,6 +170,19 @@ TEST_CASE("imagenet_eval_transform: torchvision defaults, 3x224x224 out, checked
     std::vector<float> small(10);
     CHECK(what_of([&] { t(image_u8(4, 4), small); }) ==
           "imagenet_eval_transform: output holds 10 floats, needs 3x224x224 = 150528");
+
+    // In two steps (what the ImageNet demo caches: the 8-bit crop), the same tensor bit for bit.
+    const image_u8 square = t.resize_and_crop(read_image(reference("imagenet_227.png")));
+    CHECK(square.width == 224);
+    CHECK(square.height == 224);
+    CHECK(square.pixels == read_image(reference("imagenet_227_eval224.png")).pixels);
+    std::vector<float> two_steps(t.output_size());
+    t.normalize(square, two_steps);
+    CHECK(two_steps == want);
+    CHECK(what_of([&] { t.normalize(image_u8(225, 224), two_steps); }) ==
+          "imagenet_eval_transform: a 225x224 image is not the 224x224 crop to normalize");
+    CHECK(what_of([&] { t.normalize(square, small); }) ==
+          "imagenet_eval_transform: output holds 10 floats, needs 3x224x224 = 150528");
 }
 
 TEST_CASE("resize_bilinear rejects empty sizes", "[preprocess]") {

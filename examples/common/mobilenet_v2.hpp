@@ -90,6 +90,13 @@ public:
         s.begin(input_);
     }
 
+    /// The same from a square that transform().resize_and_crop() made: only the normalization
+    /// is left (allocates nothing; a square of another size throws).
+    void set_cropped_input(feature_state& s, const image_u8& square) const {
+        transform_.normalize(square, std::span<float>(s.input(), input_.size()));
+        s.begin(input_);
+    }
+
     /// The multi-exit network: one stage per block, the exits where the file says.
     /// The network shares the layers (it stays valid after this object is gone).
     [[nodiscard]] dynamic_network<feature_state> network() const {

@@ -214,12 +214,34 @@ struct imagenet_eval_transform {
         return 3 * static_cast<std::size_t>(crop) * static_cast<std::size_t>(crop);
     }
 
+    /// Resize(resize) then CenterCrop(crop): the 8-bit crop x crop square the tensor is made of.
+    /// Allocates; keep the squares to preprocess an image once and normalize it many times.
+    [[nodiscard]] image_u8 resize_and_crop(const image_u8& image) const {
+        return center_crop(resize_shorter_side(image, resize), {crop, crop});
+    }
+
+    /// ToTensor + Normalize of a resize_and_crop() square into out (output_size() floats).
+    /// Throws naming the size when the square is not crop x crop or out has another size;
+    /// allocates nothing.
+    void normalize(const image_u8& square, std::span<float> out) const {
+        check_output(out);
+        if (square.width != crop || square.height != crop)
+            earlyexit::detail::fail("imagenet_eval_transform: a {}x{} image is not the {}x{} crop to normalize",
+                                    square.width, square.height, crop, crop);
+        normalize_chw(square, mean, stddev, out.data());
+    }
+
     /// Writes the CHW tensor into out (output_size() floats; another size throws).
     void operator()(const image_u8& image, std::span<float> out) const {
+        check_output(out);
+        normalize(resize_and_crop(image), out);
+    }
+
+private:
+    void check_output(std::span<const float> out) const {
         if (out.size() != output_size())
             earlyexit::detail::fail("imagenet_eval_transform: output holds {} floats, needs 3x{}x{} = {}", out.size(),
                                     crop, crop, output_size());
-        normalize_chw(center_crop(resize_shorter_side(image, resize), {crop, crop}), mean, stddev, out.data());
     }
 };
 

@@ -60,6 +60,22 @@ image_u8 pattern(int width, int height, int seed) {
     return im;
 }
 
+/// Heap use of running inputs[1..] through every stage and head of model's network (inputs[0]
+/// warms up); set(state, input) writes an input into the state.
+template <class Model, class Set>
+heap_use forward_heap_use(const Model& model, const std::vector<image_u8>& inputs, Set set) {
+    const auto net = model.network();
+    auto state = model.make_state();
+    auto runner = make_runner(net, policy::patience{1000});  // never reached: every head, every stage
+    std::size_t heads = 0;
+    const heap_use use = heap_use_of(static_cast<int>(inputs.size()) - 1, [&](int i) {
+        set(state, inputs[static_cast<std::size_t>(i)]);
+        heads += runner.run(state).heads_evaluated;
+    });
+    CHECK(heads == inputs.size() * net.num_heads());
+    return use;
+}
+
 }  // namespace
 
 TEST_CASE("the counter sees an Eigen heap allocation (the check below can fail)", "[alloc]") {
@@ -72,35 +88,20 @@ TEST_CASE("the counter sees an Eigen heap allocation (the check below can fail)"
 
 TEST_CASE("cifar_net: every stage and head of a sample allocates nothing", "[alloc]") {
     const cifar_net model(root / "models" / "cifar10_multiexit.safetensors");
-    const auto net = model.network();
-    auto state = model.make_state();
-    // patience that is never reached: every head is evaluated, every stage run.
-    auto runner = make_runner(net, policy::patience{1000});
     std::vector<image_u8> images;
     for (int i = 0; i < 4; ++i) images.push_back(pattern(32, 32, i));
-    std::size_t heads = 0;
-    const heap_use use = heap_use_of(3, [&](int i) {
-        model.set_input(state, images[static_cast<std::size_t>(i)].pixels);
-        heads += runner.run(state).heads_evaluated;
-    });
-    CHECK(heads == 4 * net.num_heads());
+    const heap_use use =
+        forward_heap_use(model, images, [&](feature_state& s, const image_u8& im) { model.set_input(s, im.pixels); });
     CHECK(use.operator_new == 0);
     CHECK(use.eigen_malloc == 0);
 }
 
 TEST_CASE("mobilenet_v2: every stage and head of a sample allocates nothing (from a cropped square)", "[alloc]") {
     const mobilenet_v2 model(root / "models" / "mobilenet_v2_imagenet.safetensors");
-    const auto net = model.network();
-    auto state = model.make_state();
-    auto runner = make_runner(net, policy::patience{1000});
     std::vector<image_u8> squares;
     for (int i = 0; i < 3; ++i) squares.push_back(pattern(224, 224, i));
-    std::size_t heads = 0;
-    const heap_use use = heap_use_of(2, [&](int i) {
-        model.set_cropped_input(state, squares[static_cast<std::size_t>(i)]);
-        heads += runner.run(state).heads_evaluated;
-    });
-    CHECK(heads == 3 * net.num_heads());
+    const heap_use use = forward_heap_use(
+        model, squares, [&](feature_state& s, const image_u8& square) { model.set_cropped_input(s, square); });
     CHECK(use.operator_new == 0);
     CHECK(use.eigen_malloc == 0);
 }

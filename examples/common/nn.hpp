@@ -11,9 +11,10 @@
 // A feature map is `float*` + shape3, channel planes back to back (CHW, row-major), i.e. a
 // row-major C x (H*W) matrix. Layers write into caller-provided buffers and take an explicit
 // workspace, so a forward pass allocates nothing once its state exists. Eigen's matrix product
-// packs its operands into buffers of up to ~1.3 MB, taken from the stack only below
-// EIGEN_STACK_ALLOCATION_LIMIT (128 KB unless defined): the demo targets define it as 2 MiB
-// (earlyexit_demo_common in CMakeLists.txt); compiled without it, the products malloc.
+// packs its operands into buffers (several hundred KB for many of these convolutions) taken
+// from the stack only below EIGEN_STACK_ALLOCATION_LIMIT (128 KB unless defined): the demo
+// targets define it as 2 MiB (earlyexit_demo_common in CMakeLists.txt); compiled without it,
+// those products malloc.
 
 #include <algorithm>
 #include <cstddef>

@@ -83,3 +83,70 @@ TEST_CASE("an unreachable target returns the closest point, flagged as not met",
     CHECK_THROWS_WITH(calibrate(t, threshold_family::max_prob, cost_target{0}), Contains("budget 0"));
     CHECK_THROWS_WITH(calibrate(trace(t.layout()), threshold_family::max_prob, accuracy_target{}), Contains("empty"));
 }
+
+TEST_CASE("normal_quantile inverts the standard normal CDF", "[calibrate]") {
+    CHECK(detail::normal_quantile(0.5) == Approx(0.0).margin(1e-12));
+    CHECK(detail::normal_quantile(0.95) == Approx(1.6448536269514722).epsilon(1e-10));
+    CHECK(detail::normal_quantile(0.975) == Approx(1.959963984540054).epsilon(1e-10));
+    CHECK(detail::normal_quantile(0.05) == Approx(-1.6448536269514722).epsilon(1e-10));
+    CHECK_THROWS_WITH(detail::normal_quantile(1.0), Contains("probability 1 is not in (0, 1)"));
+}
+
+TEST_CASE("accuracy_drop_bound: the paired drop and its upper confidence bound, by hand", "[calibrate]") {
+    // Ten samples, two heads, label 0 throughout. The final head is right on samples 0-7.
+    trace t(trace_layout{2, {0, 1}, {1.0, 1.0}, {0.0, 0.0}});
+    for (std::size_t i = 0; i < 10; ++i) {
+        const float final_class0 = i < 8 ? 1.f : 0.f;
+        const std::vector<float> z{0.f, 1.f, final_class0, 1.f - final_class0};
+        t.add(z, std::vector<double>(2, 0.0), std::vector<double>(2, 0.0), std::size_t{0});
+    }
+    // Outcomes: wrong on samples 0 and 1 (lost: the final head was right), right on sample 8
+    // (won), and as the final head elsewhere.
+    std::vector<sample_outcome> out(10);
+    for (std::size_t i = 0; i < 10; ++i) out[i].predicted = i < 8 ? 0 : 1;
+    out[0].predicted = out[1].predicted = 1;
+    out[8].predicted = 0;
+    // d = (2 - 1) / 10 = 0.1; variance = (3/10 - 0.01) / 10 = 0.029; z(0.95) = 1.6448536...
+    CHECK(accuracy_drop_bound(t, out, 0.0) == Approx(10.0).epsilon(1e-12));
+    CHECK(accuracy_drop_bound(t, out, 0.5) == Approx(10.0).epsilon(1e-9));
+    CHECK(accuracy_drop_bound(t, out, 0.95) == Approx(100 * (0.1 + 1.6448536269514722 * std::sqrt(0.029))).epsilon(1e-9));
+    CHECK(accuracy_drop_bound(t, out, 0.95) == Approx(38.0109).epsilon(1e-5));
+    // The final head's own outcomes lose nothing, with no spread.
+    std::vector<sample_outcome> same(10);
+    for (std::size_t i = 0; i < 10; ++i) same[i].predicted = i < 8 ? 0 : 1;
+    CHECK(accuracy_drop_bound(t, same, 0.99) == 0.0);
+    CHECK_THROWS_WITH(accuracy_drop_bound(t, out, 0.3), Contains("confidence 0.3"));
+    CHECK_THROWS_WITH(accuracy_drop_bound(t, out, 1.0), Contains("confidence 1 "));
+    CHECK_THROWS_WITH(accuracy_drop_bound(t, std::span(out).first(9), 0.95), Contains("9 outcomes for a trace of 10"));
+}
+
+TEST_CASE("calibration with a confidence bound: within the bound, never cheaper than without it", "[calibrate]") {
+    const auto t = synthetic(1000, 33);
+    for (auto f : all_threshold_families) {
+        INFO(name_of(f));
+        const auto plain = calibrate(t, f, accuracy_target{1.0}, 128);
+        const auto bounded = calibrate(t, f, accuracy_target{1.0, 0.95}, 128);
+        const auto stricter = calibrate(t, f, accuracy_target{1.0, 0.99}, 128);
+        REQUIRE(plain.met);
+        REQUIRE(bounded.met);
+        REQUIRE(stricter.met);
+        // The reported bound is the chosen point's, recomputed independently, and within the target.
+        const auto out = replay(t, bounded.make());
+        CHECK(bounded.drop_bound_points == Approx(accuracy_drop_bound(t, out, 0.95)).margin(1e-12));
+        CHECK(bounded.drop_bound_points <= 1.0 + 1e-9);
+        // Without a confidence the bound is the measured drop.
+        CHECK(plain.drop_bound_points == Approx((plain.final_accuracy - *plain.on_calibration.accuracy) * 100).margin(1e-9));
+        // A higher confidence only removes candidates: the cost never falls.
+        CHECK(bounded.on_calibration.mean_macs >= plain.on_calibration.mean_macs);
+        CHECK(stricter.on_calibration.mean_macs >= bounded.on_calibration.mean_macs);
+        // No affordable candidate is cheaper than the bounded choice.
+        for (double p : candidate_parameters(t, f, 128)) {
+            const auto o = replay(t, make_policy(f, p));
+            if (accuracy_drop_bound(t, o, 0.95) <= 1.0) CHECK(summarize("p", o, t).mean_macs >= bounded.on_calibration.mean_macs);
+        }
+    }
+    // On this trace the bound changes the choice for max_prob (a test that cannot pass vacuously).
+    CHECK(calibrate(t, threshold_family::max_prob, accuracy_target{1.0, 0.95}, 128).parameter >
+          calibrate(t, threshold_family::max_prob, accuracy_target{1.0}, 128).parameter);
+    CHECK_THROWS_WITH(calibrate(t, threshold_family::max_prob, accuracy_target{0.5, 0.2}), Contains("confidence 0.2"));
+}

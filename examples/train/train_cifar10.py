@@ -522,7 +522,7 @@ def parse_args(argv=None):
     ap.add_argument("--exit-weights", default="half-linear",
                     help="loss weight per head k of K: 'half-linear' (0.5 + 0.5 (k+1)/K, 3 decimals), "
                          "'linear' ((k+1)/K), 'uniform', or a comma list")
-    ap.add_argument("--self-distill", type=float, default=0.5, metavar="A",
+    ap.add_argument("--self-distill", type=float, default=0.0, metavar="A",
                     help="weight of the final head's softened output in the early heads' loss (0: none)")
     ap.add_argument("--distill-temperature", type=float, default=3.0)
     ap.add_argument("--init-from", default="", metavar="CHECKPOINT",

@@ -169,10 +169,20 @@ TEST_CASE("write_json: pretty, indent 2, trailing newline, parses back", "[repor
     std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("write_json: the error names the path", "[report][json]") {
+TEST_CASE("write_json: creates the folder; the error names the path", "[report][json]") {
     const auto dir = scratch_dir("earlyexit_test_report_json_err");
-    const auto path = dir / "no such dir" / "result.json";
-    const std::string msg = what_of([&] { write_json(path, json::object()); });
-    CHECK(msg.rfind("write_json: cannot open " + path.string() + " for writing", 0) == 0);
+    const auto nested = dir / "no such dir" / "deeper" / "result.json";
+    write_json(nested, json::object());
+    std::ifstream in(nested);
+    CHECK(json::parse(in) == json::object());
+    // A regular file where the folder should be: neither the folder nor the file can be made.
+    std::ofstream(dir / "blocker") << "x";
+    const auto blocked = dir / "blocker" / "result.json";
+    const std::string msg = what_of([&] { write_json(blocked, json::object()); });
+    CHECK(msg.rfind("write_json: cannot create the folder " + (dir / "blocker").string() + " for " + blocked.string(), 0) == 0);
+    // A folder where the file should be.
+    std::filesystem::create_directories(dir / "a_folder.json");
+    const std::string msg2 = what_of([&] { write_json(dir / "a_folder.json", json::object()); });
+    CHECK(msg2.rfind("write_json: cannot open " + (dir / "a_folder.json").string() + " for writing", 0) == 0);
     std::filesystem::remove_all(dir);
 }

@@ -11,6 +11,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <system_error>
 #include <string_view>
 #include <utility>
 
@@ -87,10 +88,15 @@ template <class T>
     };
 }
 
-/// Writes `j` to `path`, indented by 2 with a trailing newline, replacing the file. Invalid
-/// UTF-8 in strings is written as U+FFFD rather than failing. Throws earlyexit::error naming
-/// the path when the file cannot be written.
+/// Writes `j` to `path`, indented by 2 with a trailing newline, replacing the file and creating
+/// its folder if needed. Invalid UTF-8 in strings is written as U+FFFD rather than failing.
+/// Throws earlyexit::error naming the path when the folder or the file cannot be written.
 inline void write_json(const std::filesystem::path& path, const nlohmann::json& j) {
+    if (const auto parent = path.parent_path(); !parent.empty()) {
+        std::error_code ec;
+        std::filesystem::create_directories(parent, ec);
+        if (ec) detail::fail("write_json: cannot create the folder {} for {}: {}", parent.string(), path.string(), ec.message());
+    }
     const std::string text = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + '\n';
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     if (!out) detail::fail("write_json: cannot open {} for writing: {}", path.string(), std::strerror(errno));

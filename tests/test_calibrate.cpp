@@ -149,4 +149,10 @@ TEST_CASE("calibration with a confidence bound: within the bound, never cheaper 
     CHECK(calibrate(t, threshold_family::max_prob, accuracy_target{1.0, 0.95}, 128).parameter >
           calibrate(t, threshold_family::max_prob, accuracy_target{1.0}, 128).parameter);
     CHECK_THROWS_WITH(calibrate(t, threshold_family::max_prob, accuracy_target{0.5, 0.2}), Contains("confidence 0.2"));
+    CHECK(valid_confidence(0.0));
+    CHECK(valid_confidence(0.5));
+    CHECK(valid_confidence(0.999));
+    CHECK_FALSE(valid_confidence(0.2));
+    CHECK_FALSE(valid_confidence(1.0));
+    CHECK_FALSE(valid_confidence(std::nan("")));
 }

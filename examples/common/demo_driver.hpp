@@ -100,7 +100,7 @@ inline void check_demo_flags(const demo_options& o) {
     if (o.margin > o.points)
         earlyexit::detail::fail("--calibration-margin {} is larger than --max-loss {}: nothing left to calibrate to", o.margin,
                                 o.points);
-    if (!(o.confidence == 0.0 || (o.confidence >= 0.5 && o.confidence < 1.0)))
+    if (!valid_confidence(o.confidence))
         earlyexit::detail::fail("--calibration-confidence {}: must be 0 (the measured loss) or in [0.5, 1)", o.confidence);
     for (const auto& p : o.policies)
         if (std::find(demo_policy_names.begin(), demo_policy_names.end(), p) == demo_policy_names.end())

@@ -45,6 +45,10 @@ struct accuracy_target {
     /// paired difference; 0.5 is the measured drop itself).
     double confidence = 0.0;
 };
+
+/// Whether c is a confidence accuracy_target and accuracy_drop_bound take: 0 (none) or in [0.5, 1).
+[[nodiscard]] constexpr bool valid_confidence(double c) noexcept { return c == 0.0 || (c >= 0.5 && c < 1.0); }
+
 struct cost_target {
     double max_cost_fraction = 0.5;  ///< of the plain network's declared MACs
 };
@@ -96,7 +100,7 @@ namespace detail {
 template <std::floating_point Scalar>
 [[nodiscard]] double accuracy_drop_bound(const basic_trace<Scalar>& t, std::span<const sample_outcome> outcomes,
                                          double confidence) {
-    if (!(confidence == 0.0 || (confidence >= 0.5 && confidence < 1.0)))
+    if (!valid_confidence(confidence))
         detail::fail("accuracy_drop_bound: confidence {} must be 0 (none) or in [0.5, 1)", confidence);
     if (outcomes.size() != t.size())
         detail::fail("accuracy_drop_bound: {} outcomes for a trace of {} samples", outcomes.size(), t.size());
@@ -126,7 +130,7 @@ template <std::floating_point Scalar>
     if (const auto* a = std::get_if<accuracy_target>(&target)) {
         if (!(a->max_drop_points >= 0.0 && a->max_drop_points <= 100.0))
             detail::fail("calibrate: accuracy drop {} points is out of range [0, 100]", a->max_drop_points);
-        if (!(a->confidence == 0.0 || (a->confidence >= 0.5 && a->confidence < 1.0)))
+        if (!valid_confidence(a->confidence))
             detail::fail("calibrate: confidence {} must be 0 (none) or in [0.5, 1)", a->confidence);
     }
     if (const auto* c = std::get_if<cost_target>(&target); c && !(c->max_cost_fraction > 0.0 && std::isfinite(c->max_cost_fraction)))
@@ -144,7 +148,7 @@ template <std::floating_point Scalar>
         for (double parameter : candidate_parameters(t, f, resolution)) {
             const auto out = replay(t, make_policy<Scalar>(f, parameter));
             const double bound = accuracy_drop_bound(t, out, a->confidence);
-            auto m = summarize(fmt::format("{} {:.6g}", name_of(f), parameter), out, t);
+            auto m = summarize({}, out, t);  // named below, as the chosen point
             const double acc = *m.accuracy;
             const bool ok = bound <= a->max_drop_points + slack;
             if ((ok && (!met || m.mean_macs < best.metrics.mean_macs ||

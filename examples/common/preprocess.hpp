@@ -224,7 +224,9 @@ struct imagenet_eval_transform {
     /// Throws naming the size when the square is not crop x crop or out has another size;
     /// allocates nothing.
     void normalize(const image_u8& square, std::span<float> out) const {
-        check_output(out);
+        if (out.size() != output_size())
+            earlyexit::detail::fail("imagenet_eval_transform: output holds {} floats, needs 3x{}x{} = {}", out.size(),
+                                    crop, crop, output_size());
         if (square.width != crop || square.height != crop)
             earlyexit::detail::fail("imagenet_eval_transform: a {}x{} image is not the {}x{} crop to normalize",
                                     square.width, square.height, crop, crop);
@@ -232,17 +234,7 @@ struct imagenet_eval_transform {
     }
 
     /// Writes the CHW tensor into out (output_size() floats; another size throws).
-    void operator()(const image_u8& image, std::span<float> out) const {
-        check_output(out);
-        normalize(resize_and_crop(image), out);
-    }
-
-private:
-    void check_output(std::span<const float> out) const {
-        if (out.size() != output_size())
-            earlyexit::detail::fail("imagenet_eval_transform: output holds {} floats, needs 3x{}x{} = {}", out.size(),
-                                    crop, crop, output_size());
-    }
+    void operator()(const image_u8& image, std::span<float> out) const { normalize(resize_and_crop(image), out); }
 };
 
 }  // namespace earlyexit::demo

@@ -54,10 +54,10 @@ int main(int argc, char** argv) {
             for (std::size_t i = 0; i < n; ++i) {
                 images[i] = dataset.load(i);
                 if (images[i].width != 32 || images[i].height != 32)
-                    earlyexit::detail::fail("image {} of {} is {}x{}; the CIFAR-10 network takes 32x32", dataset.name(i),
+                    earlyexit::fail("image {} of {} is {}x{}; the CIFAR-10 network takes 32x32", dataset.name(i),
                                             data.string(), images[i].width, images[i].height);
                 if (dataset.label(i) < 0)
-                    earlyexit::detail::fail("image {} of {} has no label", dataset.name(i), data.string());
+                    earlyexit::fail("image {} of {} has no label", dataset.name(i), data.string());
                 labels[i] = static_cast<std::size_t>(dataset.label(i));
                 decoding.tick(i + 1);
             }

@@ -56,10 +56,10 @@ int main(int argc, char** argv) {
         check_demo_flags(opt);
         if (labels.empty()) {
             if (!fs::is_directory(data))
-                earlyexit::detail::fail("--labels is needed for {} (only a folder can hold its own labels.txt)", data.string());
+                earlyexit::fail("--labels is needed for {} (only a folder can hold its own labels.txt)", data.string());
             labels = data / "labels.txt";
             if (!fs::exists(labels))
-                earlyexit::detail::fail("no --labels given and {} does not exist", labels.string());
+                earlyexit::fail("no --labels given and {} does not exist", labels.string());
         }
         const mobilenet_v2 model(weights);
         const auto net = model.network();
@@ -69,7 +69,7 @@ int main(int argc, char** argv) {
         const std::size_t n = images_to_run(opt, dataset.size(), data);
         for (std::size_t i = 0; i < n; ++i)
             if (dataset.label(i) < 0 || static_cast<std::size_t>(dataset.label(i)) >= model.num_classes())
-                earlyexit::detail::fail("image {}: label {} is not a class index in [0, {})", dataset.name(i),
+                earlyexit::fail("image {}: label {} is not a class index in [0, {})", dataset.name(i),
                                         dataset.label(i), model.num_classes());
 
         opt.dataset = fmt::format("ImageNet {}", data.filename().string());

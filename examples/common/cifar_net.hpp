@@ -48,20 +48,20 @@ public:
         try {
             arch = f.metadata_json("architecture");
             const auto in = arch.at("input").get<std::vector<int>>();
-            if (in.size() != 3) earlyexit::detail::fail("{}: input shape has {} dimensions, expected 3", f.path(), in.size());
+            if (in.size() != 3) earlyexit::fail("{}: input shape has {} dimensions, expected 3", f.path(), in.size());
             input_ = {in[0], in[1], in[2]};
             classes_ = arch.at("classes").get<std::size_t>();
             mean_ = f.metadata_json("mean").get<std::array<float, 3>>();
             std_ = f.metadata_json("std").get<std::array<float, 3>>();
             class_names_ = f.metadata_json("class_names").get<std::vector<std::string>>();
         } catch (const nlohmann::json::exception& e) {
-            earlyexit::detail::fail("{}: bad metadata: {}", f.path(), e.what());
+            earlyexit::fail("{}: bad metadata: {}", f.path(), e.what());
         }
-        if (input_.c != 3) earlyexit::detail::fail("{}: input has {} channels, expected 3 (RGB)", f.path(), input_.c);
+        if (input_.c != 3) earlyexit::fail("{}: input has {} channels, expected 3 (RGB)", f.path(), input_.c);
         if (class_names_.size() != classes_)
-            earlyexit::detail::fail("{}: {} class names for {} classes", f.path(), class_names_.size(), classes_);
+            earlyexit::fail("{}: {} class names for {} classes", f.path(), class_names_.size(), classes_);
         for (const float s : std_)
-            if (!(s > 0.f)) earlyexit::detail::fail("{}: std {} must be positive", f.path(), s);
+            if (!(s > 0.f)) earlyexit::fail("{}: std {} must be positive", f.path(), s);
 
         nn::shape3 shape = input_;
         std::size_t max_size = input_.size(), ws = 0;
@@ -87,30 +87,30 @@ public:
                     if (st.at("shortcut").get<std::string>() != "identity")
                         blk->shortcut = conv(name + ".shortcut", cin, cout, 1, stride, nn::activation::none);
                 } else {
-                    earlyexit::detail::fail("{}: stage '{}' has unknown type '{}'", f.path(), name, type);
+                    earlyexit::fail("{}: stage '{}' has unknown type '{}'", f.path(), name, type);
                 }
                 blk->mid = blk->conv1.output_shape(shape);
                 blk->out = blk->conv2 ? blk->conv2->output_shape(blk->mid) : blk->mid;
                 ws = std::max({ws, blk->conv1.workspace_size(shape), blk->conv2 ? blk->conv2->workspace_size(blk->mid) : 0,
                                blk->shortcut ? blk->shortcut->workspace_size(shape) : 0});
                 if (blk->shortcut && blk->shortcut->output_shape(shape) != blk->out)
-                    earlyexit::detail::fail("{}: stage '{}': shortcut shape differs from the block output", f.path(), name);
+                    earlyexit::fail("{}: stage '{}': shortcut shape differs from the block output", f.path(), name);
                 if (!blk->shortcut && blk->conv2 && blk->out != shape)
-                    earlyexit::detail::fail("{}: stage '{}': identity shortcut but the shape changes", f.path(), name);
+                    earlyexit::fail("{}: stage '{}': identity shortcut but the shape changes", f.path(), name);
                 blk->macs = blk->conv1.macs(shape) + (blk->conv2 ? blk->conv2->macs(blk->mid) : 0.0) +
                             (blk->shortcut ? blk->shortcut->macs(shape) : 0.0);
                 if (const double declared = st.at("macs").get<double>(); declared != blk->macs)
-                    earlyexit::detail::fail("{}: stage '{}' declares {} MACs, its layers have {}", f.path(), name, declared, blk->macs);
+                    earlyexit::fail("{}: stage '{}' declares {} MACs, its layers have {}", f.path(), name, declared, blk->macs);
                 max_size = std::max({max_size, blk->mid.size(), blk->out.size()});
                 shape = blk->out;
                 stages_.push_back(std::move(blk));
             }
             for (const auto& h : arch.at("heads")) heads_.push_back(load_head(f, h));
         } catch (const nlohmann::json::exception& e) {
-            earlyexit::detail::fail("{}: bad architecture metadata: {}", f.path(), e.what());
+            earlyexit::fail("{}: bad architecture metadata: {}", f.path(), e.what());
         }
         if (heads_.empty() || heads_.back().after + 1 != stages_.size())
-            earlyexit::detail::fail("{}: the last stage must carry the final exit head", f.path());
+            earlyexit::fail("{}: the last stage must carry the final exit head", f.path());
         max_size_ = max_size;
         workspace_ = ws;
     }
@@ -191,7 +191,7 @@ private:
         const auto type = h.at("type").get<std::string>();
         const auto after = h.at("after_stage").get<std::size_t>();
         if (after >= stages_.size())
-            earlyexit::detail::fail("{}: head '{}' after stage {}, but there are {} stages", f.path(), name, after, stages_.size());
+            earlyexit::fail("{}: head '{}' after stage {}, but there are {} stages", f.path(), name, after, stages_.size());
         const nn::shape3 in = stages_[after]->out;
         std::size_t grid = 1;
         std::optional<float> max_weight;
@@ -201,9 +201,9 @@ private:
             if (pool == "mixed")
                 max_weight = f.floats(name + ".max_weight", {1})[0];
             else if (pool != "avg")
-                earlyexit::detail::fail("{}: head '{}' has unknown pooling '{}'", f.path(), name, pool);
+                earlyexit::fail("{}: head '{}' has unknown pooling '{}'", f.path(), name, pool);
         } else if (type != "gap_linear") {
-            earlyexit::detail::fail("{}: head '{}' has unknown type '{}'", f.path(), name, type);
+            earlyexit::fail("{}: head '{}' has unknown type '{}'", f.path(), name, type);
         }
         const std::size_t features = static_cast<std::size_t>(in.c) * grid * grid;
         auto w = f.matrix(name + ".weight", {classes_, features}, static_cast<Eigen::Index>(classes_),
@@ -214,7 +214,7 @@ private:
                                                                                          b.data(), static_cast<Eigen::Index>(classes_))),
                                                    static_cast<std::size_t>(in.h), static_cast<std::size_t>(in.w), grid, max_weight)};
         } catch (const earlyexit::error& e) {  // the head's own checks (grid vs map size, max_weight)
-            earlyexit::detail::fail("{}: head '{}': {}", f.path(), name, e.what());
+            earlyexit::fail("{}: head '{}': {}", f.path(), name, e.what());
         }
     }
 

@@ -108,7 +108,7 @@ inline std::vector<dataset_member> list_folder(const std::filesystem::path& dir)
             if (it->is_regular_file()) members.push_back({rel});
         }
     } catch (const fs::filesystem_error& e) {
-        earlyexit::detail::fail("{}: cannot list the folder: {}", dir.string(), e.what());
+        earlyexit::fail("{}: cannot list the folder: {}", dir.string(), e.what());
     }
     std::sort(members.begin(), members.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
     return members;
@@ -144,16 +144,16 @@ inline void apply_pax_records(std::string_view data, std::string& path, std::uin
         const auto digits = static_cast<std::size_t>(p - data.data());
         if (ec != std::errc() || length <= digits + 1 || length > data.size() || data[digits] != ' ' ||
             data[length - 1] != '\n')
-            earlyexit::detail::fail("{}: malformed pax record '{}'", where, data.substr(0, 60));
+            earlyexit::fail("{}: malformed pax record '{}'", where, data.substr(0, 60));
         const std::string_view record = data.substr(digits + 1, length - digits - 2);
         const auto eq = record.find('=');
-        if (eq == std::string_view::npos) earlyexit::detail::fail("{}: malformed pax record '{}'", where, record);
+        if (eq == std::string_view::npos) earlyexit::fail("{}: malformed pax record '{}'", where, record);
         const auto key = record.substr(0, eq), value = record.substr(eq + 1);
         if (key == "path") path = value;
         if (key == "size") {
             const auto [q, ec2] = std::from_chars(value.data(), value.data() + value.size(), size);
             if (ec2 != std::errc() || q != value.data() + value.size())
-                earlyexit::detail::fail("{}: malformed pax size '{}'", where, value);
+                earlyexit::fail("{}: malformed pax size '{}'", where, value);
             has_size = true;
         }
         data.remove_prefix(length);
@@ -164,7 +164,7 @@ inline void apply_pax_records(std::string_view data, std::string& path, std::uin
 /// and size. Checks each header's checksum, that every member's data lies inside the file and
 /// that the archive ends with its two zero blocks, so a truncated tar is an error here, at open.
 inline std::vector<dataset_member> list_tar(const std::filesystem::path& tar) {
-    using earlyexit::detail::fail;
+    using earlyexit::fail;
     constexpr std::uint64_t block = 512;
     const std::string what = fmt::format("tar {}", tar.string());
     std::error_code ec;
@@ -271,7 +271,7 @@ struct labelled_name {
 };
 
 inline std::vector<labelled_name> read_label_list(const std::filesystem::path& file, std::size_t classes) {
-    using earlyexit::detail::fail;
+    using earlyexit::fail;
     const std::vector<std::uint8_t> bytes = read_file_bytes(file);
     const auto is_space = [](char ch) { return std::isspace(static_cast<unsigned char>(ch)) != 0; };
     const auto trim = [&](std::string_view s) {
@@ -307,7 +307,7 @@ inline std::vector<labelled_name> read_label_list(const std::filesystem::path& f
 /// layouts the file comment describes; returns the entries sorted by name and the class names.
 inline std::pair<std::vector<dataset_entry>, std::vector<std::string>> label_members(
     const std::vector<dataset_member>& members, const dataset_options& options, const std::string& source) {
-    using earlyexit::detail::fail;
+    using earlyexit::fail;
     std::vector<dataset_entry> entries;
     std::vector<std::string> classes = options.classes;
     const auto to_entry = [](const dataset_member& m, int label) { return dataset_entry{m.name, label, m.offset, m.size}; };
@@ -393,7 +393,7 @@ public:
     /// label byte (0..9) then the 32x32 red, green and blue planes. Reads the labels at open.
     /// options.classes, when given, must hold 10 names; a label list is an error.
     static image_dataset from_cifar10_binary(const std::filesystem::path& file, const dataset_options& options = {}) {
-        using earlyexit::detail::fail;
+        using earlyexit::fail;
         const std::string what = fmt::format("cifar10 binary {}", file.string());
         if (!options.labels.empty())
             fail("{}: a labels list ({}) only applies to folders and tars", what, options.labels.string());
@@ -449,7 +449,7 @@ private:
 
     [[nodiscard]] const detail::dataset_entry& at(std::size_t i) const {
         if (i >= entries_.size())
-            earlyexit::detail::fail("dataset {}: index {} is out of range (size {})", path_.string(), i, entries_.size());
+            earlyexit::fail("dataset {}: index {} is out of range (size {})", path_.string(), i, entries_.size());
         return entries_[i];
     }
 
@@ -459,7 +459,7 @@ private:
         std::vector<std::uint8_t> bytes(static_cast<std::size_t>(e.size));
         in.seekg(static_cast<std::streamoff>(e.offset));
         if (!in || !in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size())))
-            earlyexit::detail::fail("{}: cannot read '{}' ({} bytes at offset {}): was the file modified or removed?",
+            earlyexit::fail("{}: cannot read '{}' ({} bytes at offset {}): was the file modified or removed?",
                                     path_.string(), e.name, e.size, e.offset);
         return bytes;
     }
@@ -476,13 +476,13 @@ inline image_dataset open_dataset(const std::filesystem::path& path, const datas
     namespace fs = std::filesystem;
     std::error_code ec;
     const auto status = fs::status(path, ec);
-    if (!fs::exists(status)) earlyexit::detail::fail("dataset {}: no such file or directory", path.string());
+    if (!fs::exists(status)) earlyexit::fail("dataset {}: no such file or directory", path.string());
     if (fs::is_directory(status)) return image_dataset::from_folder(path, options);
     std::string ext = path.extension().string();
     for (char& ch : ext) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     if (fs::is_regular_file(status) && ext == ".tar") return image_dataset::from_tar(path, options);
     if (fs::is_regular_file(status) && ext == ".bin") return image_dataset::from_cifar10_binary(path, options);
-    earlyexit::detail::fail("dataset {}: unknown kind: expected a directory, a .tar file or a CIFAR-10 .bin file",
+    earlyexit::fail("dataset {}: unknown kind: expected a directory, a .tar file or a CIFAR-10 .bin file",
                             path.string());
 }
 

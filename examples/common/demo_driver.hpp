@@ -89,22 +89,22 @@ inline void add_demo_flags(CLI::App& app, demo_options& o) {
 /// Checks the flags CLI11 cannot: throws earlyexit::error naming the bad value.
 inline void check_demo_flags(const demo_options& o) {
     if (o.batch)
-        earlyexit::detail::fail("--batch {}: batched execution is not implemented yet (planned with the batched-execution step); "
+        earlyexit::fail("--batch {}: batched execution is not implemented yet (planned with the batched-execution step); "
                      "run without --batch: samples are evaluated one at a time",
                      *o.batch);
     if (o.threads)
-        earlyexit::detail::fail("--threads {}: multi-threaded evaluation is not implemented yet (planned with the batched-execution "
+        earlyexit::fail("--threads {}: multi-threaded evaluation is not implemented yet (planned with the batched-execution "
                      "step); run without --threads: one thread evaluates every sample, so wall times are comparable",
                      *o.threads);
-    if (o.record_only && o.record_trace.empty()) earlyexit::detail::fail("--record-only needs --record-trace DIR");
+    if (o.record_only && o.record_trace.empty()) earlyexit::fail("--record-only needs --record-trace DIR");
     if (o.margin > o.points)
-        earlyexit::detail::fail("--calibration-margin {} is larger than --max-loss {}: nothing left to calibrate to", o.margin,
+        earlyexit::fail("--calibration-margin {} is larger than --max-loss {}: nothing left to calibrate to", o.margin,
                                 o.points);
     if (!valid_confidence(o.confidence))
-        earlyexit::detail::fail("--calibration-confidence {}: must be 0 (the measured loss) or in [0.5, 1)", o.confidence);
+        earlyexit::fail("--calibration-confidence {}: must be 0 (the measured loss) or in [0.5, 1)", o.confidence);
     for (const auto& p : o.policies)
         if (std::find(demo_policy_names.begin(), demo_policy_names.end(), p) == demo_policy_names.end())
-            earlyexit::detail::fail("--policy {}: unknown policy; choose from {}", p, fmt::join(demo_policy_names, ", "));
+            earlyexit::fail("--policy {}: unknown policy; choose from {}", p, fmt::join(demo_policy_names, ", "));
 }
 
 /// How many of a dataset's `available` images the demo evaluates: all, or the first --limit;
@@ -112,7 +112,7 @@ inline void check_demo_flags(const demo_options& o) {
 [[nodiscard]] inline std::size_t images_to_run(const demo_options& o, std::size_t available,
                                                const std::filesystem::path& data) {
     const std::size_t n = o.limit == 0 ? available : std::min(o.limit, available);
-    if (n == 0) earlyexit::detail::fail("dataset {}: no images", data.string());
+    if (n == 0) earlyexit::fail("dataset {}: no images", data.string());
     return n;
 }
 
@@ -123,7 +123,7 @@ inline void check_same_layout(const trace& t, const network_info& n, const std::
     const auto l = trace_layout::of(n);
     if (t.layout().classes != l.classes || t.layout().head_positions != l.head_positions ||
         t.layout().stage_macs != l.stage_macs || t.layout().head_macs != l.head_macs)
-        earlyexit::detail::fail(
+        earlyexit::fail(
             "calibration trace {}: recorded with another network ({} classes, heads at stages [{}]; this network: {} "
             "classes, heads at stages [{}], or different MACs)",
             where.string(), t.layout().classes, fmt::join(t.layout().head_positions, ", "), l.classes,
@@ -195,7 +195,7 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
     recording.finish();
     test.provenance = {{"dataset", o.dataset}, {"model", o.model}};
     if (!o.record_trace.empty()) write_trace(o.record_trace, test);
-    if (!test.labelled()) earlyexit::detail::fail("{}: every image needs a label (the accuracy and the oracle need it)", o.dataset);
+    if (!test.labelled()) earlyexit::fail("{}: every image needs a label (the accuracy and the oracle need it)", o.dataset);
 
     fmt::print("\nexits on {} ({} images):\n", o.dataset, n);
     for (std::size_t k = 0; k < info.heads; ++k) {

@@ -58,15 +58,15 @@ inline std::vector<std::uint8_t> read_file_bytes(const std::filesystem::path& fi
     std::ifstream in(file, std::ios::binary);
     if (!in) {
         const int err = errno;
-        earlyexit::detail::fail("{}: cannot open: {}", file.string(),
+        earlyexit::fail("{}: cannot open: {}", file.string(),
                                 err ? std::generic_category().message(err) : "unknown error");
     }
     std::error_code ec;
     const auto size = std::filesystem::file_size(file, ec);
-    if (ec) earlyexit::detail::fail("{}: cannot open: {}", file.string(), ec.message());
+    if (ec) earlyexit::fail("{}: cannot open: {}", file.string(), ec.message());
     std::vector<std::uint8_t> bytes(static_cast<std::size_t>(size));
     if (!bytes.empty() && !in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size())))
-        earlyexit::detail::fail("{}: read error: file ended early (was it modified while being read?)", file.string());
+        earlyexit::fail("{}: read error: file ended early (was it modified while being read?)", file.string());
     return bytes;
 }
 
@@ -75,9 +75,9 @@ inline std::vector<std::uint8_t> read_file_bytes(const std::filesystem::path& fi
 /// Decodes an encoded image (JPEG, PNG, BMP, TGA, GIF, PNM, ... whatever stb_image reads) to RGB.
 /// `name` only labels error messages (a file name, or "archive.tar:member"). Thread-safe.
 inline image_u8 decode_image(std::span<const std::uint8_t> bytes, std::string_view name) {
-    if (bytes.empty()) earlyexit::detail::fail("image {}: cannot decode: empty (0 bytes)", name);
+    if (bytes.empty()) earlyexit::fail("image {}: cannot decode: empty (0 bytes)", name);
     if (bytes.size() > static_cast<std::size_t>(INT_MAX))
-        earlyexit::detail::fail("image {}: cannot decode: {} bytes is more than stb_image reads", name, bytes.size());
+        earlyexit::fail("image {}: cannot decode: {} bytes is more than stb_image reads", name, bytes.size());
     int width = 0, height = 0, channels_in_file = 0;
     const std::unique_ptr<stbi_uc, void (*)(void*)> data(
         stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &width, &height, &channels_in_file,
@@ -85,7 +85,7 @@ inline image_u8 decode_image(std::span<const std::uint8_t> bytes, std::string_vi
         &stbi_image_free);
     if (!data) {
         const char* reason = stbi_failure_reason();
-        earlyexit::detail::fail("image {}: cannot decode: {}", name, reason ? reason : "unknown reason");
+        earlyexit::fail("image {}: cannot decode: {}", name, reason ? reason : "unknown reason");
     }
     image_u8 image(width, height);
     std::copy_n(data.get(), image.pixels.size(), image.pixels.begin());

@@ -55,7 +55,7 @@ public:
             const auto arch = f.metadata_json("architecture");
             const auto in = arch.at("input").get<std::vector<int>>();
             if (in.size() != 3 || in[0] != 3 || in[1] != in[2])
-                earlyexit::detail::fail("{}: input shape [{}] is not [3, S, S]", f.path(), fmt::join(in, ", "));
+                earlyexit::fail("{}: input shape [{}] is not [3, S, S]", f.path(), fmt::join(in, ", "));
             input_ = {in[0], in[1], in[2]};
             transform_.crop = in[1];
             transform_.mean = f.metadata_json("mean").get<std::array<float, 3>>();
@@ -63,13 +63,13 @@ public:
             const auto pre = f.metadata_json("preprocessing");
             transform_.resize = pre.at("resize_shorter").get<int>();
             if (pre.at("center_crop").get<int>() != transform_.crop)
-                earlyexit::detail::fail("{}: center_crop {} differs from the input size {}", f.path(), pre.at("center_crop").dump(),
+                earlyexit::fail("{}: center_crop {} differs from the input size {}", f.path(), pre.at("center_crop").dump(),
                              transform_.crop);
             classes_ = arch.at("classes").get<std::size_t>();
             load_stages(f, arch.at("stages"));
             load_heads(f, arch.at("heads"));
         } catch (const nlohmann::json::exception& e) {
-            earlyexit::detail::fail("{}: bad metadata: {}", f.path(), e.what());
+            earlyexit::fail("{}: bad metadata: {}", f.path(), e.what());
         }
     }
 
@@ -200,7 +200,7 @@ private:
         const auto q = f.int8s(name + ".weight", shape);
         const st_tensor& st = f.tensor(name + ".weight_scale");
         if (st.shape.size() != 1 || (st.shape[0] != 1 && st.shape[0] != shape[0]))
-            earlyexit::detail::fail("{}: '{}.weight_scale' has shape [{}], expected [1] or [{}]", f.path(), name, fmt::join(st.shape, ", "),
+            earlyexit::fail("{}: '{}.weight_scale' has shape [{}], expected [1] or [{}]", f.path(), name, fmt::join(st.shape, ", "),
                          shape[0]);
         const auto scale = f.floats(name + ".weight_scale", st.shape);
         std::vector<std::int32_t> zp(scale.size(), 0);
@@ -208,7 +208,7 @@ private:
             const st_tensor& z = f.tensor(name + ".weight_zero_point");
             f.check_shape(name + ".weight_zero_point", z, st.shape);
             if (z.dtype != st_dtype::i32)
-                earlyexit::detail::fail("{}: '{}.weight_zero_point' has dtype {}, expected I32", f.path(), name, dtype_name(z.dtype));
+                earlyexit::fail("{}: '{}.weight_zero_point' has dtype {}, expected I32", f.path(), name, dtype_name(z.dtype));
             std::memcpy(zp.data(), z.bytes.data(), z.bytes.size());
         }
         for (Eigen::Index r = 0; r < rows; ++r) {
@@ -257,14 +257,14 @@ private:
                 st->out = st->project->output_shape(st->mid);
                 st->residual = js.at("residual").get<bool>();
                 if (st->residual && st->out != shape)
-                    earlyexit::detail::fail("{}: stage '{}' is residual but changes the shape", f.path(), name);
+                    earlyexit::fail("{}: stage '{}' is residual but changes the shape", f.path(), name);
                 st->macs = (st->expand ? st->expand->macs(shape) : 0.0) + st->main.macs(st->hidden) + st->project->macs(st->mid);
                 max_size = std::max({max_size, st->hidden.size(), st->mid.size()});
             } else {
-                earlyexit::detail::fail("{}: stage '{}' has unknown type '{}'", f.path(), name, type);
+                earlyexit::fail("{}: stage '{}' has unknown type '{}'", f.path(), name, type);
             }
             if (const double declared = js.at("macs").get<double>(); declared != st->macs)
-                earlyexit::detail::fail("{}: stage '{}' declares {} MACs, its layers have {}", f.path(), name, declared, st->macs);
+                earlyexit::fail("{}: stage '{}' declares {} MACs, its layers have {}", f.path(), name, declared, st->macs);
             max_size = std::max(max_size, st->out.size());
             shape = st->out;
             stages_.push_back(std::move(st));
@@ -289,21 +289,21 @@ private:
             const auto type = jh.at("type").get<std::string>();
             const auto after = jh.at("after_stage").get<std::size_t>();
             if (after >= stages_.size())
-                earlyexit::detail::fail("{}: head '{}' after stage {}, but there are {} stages", f.path(), name, after, stages_.size());
+                earlyexit::fail("{}: head '{}' after stage {}, but there are {} stages", f.path(), name, after, stages_.size());
             if (!heads_.empty() && after < heads_.back().after)
-                earlyexit::detail::fail("{}: head '{}' comes before the previous head", f.path(), name);
+                earlyexit::fail("{}: head '{}' comes before the previous head", f.path(), name);
             auto h = std::make_shared<exit_head>();
             h->in = stages_[after]->out;
             nn::shape3 shape = h->in;
             double macs = 0;
             if (type == "gap_linear") {
                 if (name != "classifier")
-                    earlyexit::detail::fail("{}: head '{}': gap_linear is only the final classifier here", f.path(), name);
+                    earlyexit::fail("{}: head '{}': gap_linear is only the final classifier here", f.path(), name);
                 h->fc = *classifier;
             } else if (type == "exit_head") {
                 h->pool = jh.at("pool").get<int>();
                 if (h->pool < 1 || shape.h % h->pool != 0 || shape.w % h->pool != 0)
-                    earlyexit::detail::fail("{}: head '{}': pool {} does not divide {}x{}", f.path(), name, h->pool, shape.h, shape.w);
+                    earlyexit::fail("{}: head '{}': pool {} does not divide {}x{}", f.path(), name, h->pool, shape.h, shape.w);
                 if (h->pool > 1) {
                     macs += static_cast<double>(shape.size());
                     shape = {shape.c, shape.h / h->pool, shape.w / h->pool};
@@ -318,14 +318,14 @@ private:
                 }
                 const auto fc_out = jh.at("fc_out").get<std::size_t>();
                 if (fc_out != static_cast<std::size_t>(last.c))
-                    earlyexit::detail::fail("{}: head '{}': fc_out {} differs from the classifier's {} inputs", f.path(), name, fc_out, last.c);
+                    earlyexit::fail("{}: head '{}': fc_out {} differs from the classifier's {} inputs", f.path(), name, fc_out, last.c);
                 h->fc = linear(f, name + ".fc", fc_out, std::size_t(shape.c));
                 h->classifier = classifier;
                 h->workspace += fc_out;
                 macs += static_cast<double>(fc_out) * static_cast<double>(shape.c) +
                         static_cast<double>(classes_) * static_cast<double>(fc_out);
             } else {
-                earlyexit::detail::fail("{}: head '{}' has unknown type '{}'", f.path(), name, type);
+                earlyexit::fail("{}: head '{}' has unknown type '{}'", f.path(), name, type);
             }
             // The file's convention: conv and linear multiply-accumulates plus the pooling
             // additions (no bias, no activation).
@@ -334,11 +334,11 @@ private:
             h->workspace += static_cast<std::size_t>(shape.c);
             h->macs = macs;
             if (const double declared = jh.at("macs").get<double>(); declared != h->macs)
-                earlyexit::detail::fail("{}: head '{}' declares {} MACs, its layers have {}", f.path(), name, declared, h->macs);
+                earlyexit::fail("{}: head '{}' declares {} MACs, its layers have {}", f.path(), name, declared, h->macs);
             heads_.push_back({after, std::move(h)});
         }
         if (heads_.empty() || heads_.back().after + 1 != stages_.size())
-            earlyexit::detail::fail("{}: the last stage must carry the final exit head", f.path());
+            earlyexit::fail("{}: the last stage must carry the final exit head", f.path());
     }
 
     nn::shape3 input_{};

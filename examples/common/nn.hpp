@@ -90,14 +90,14 @@ public:
         : w_(std::move(weight)), b_(std::move(bias)), in_(in_channels), k_(kernel), stride_(stride), pad_(padding),
           groups_(groups), act_(act) {
         if (in_ <= 0 || k_ <= 0 || stride_ <= 0 || pad_ < 0)
-            earlyexit::detail::fail("conv2d: in_channels {}, kernel {}, stride {}, padding {}: must be positive (padding >= 0)", in_,
+            earlyexit::fail("conv2d: in_channels {}, kernel {}, stride {}, padding {}: must be positive (padding >= 0)", in_,
                          k_, stride_, pad_);
         if (groups_ != 1 && !(groups_ == in_ && w_.rows() == in_))
-            earlyexit::detail::fail("conv2d: groups {} unsupported: only 1 or depthwise (groups == in == out == {})", groups_, in_);
+            earlyexit::fail("conv2d: groups {} unsupported: only 1 or depthwise (groups == in == out == {})", groups_, in_);
         if (w_.cols() != static_cast<Eigen::Index>(in_ / groups_) * k_ * k_)
-            earlyexit::detail::fail("conv2d: weight has {} columns, expected in/groups*k*k = {}", w_.cols(), in_ / groups_ * k_ * k_);
+            earlyexit::fail("conv2d: weight has {} columns, expected in/groups*k*k = {}", w_.cols(), in_ / groups_ * k_ * k_);
         if (b_.size() != w_.rows())
-            earlyexit::detail::fail("conv2d: bias has {} entries for {} output channels", b_.size(), w_.rows());
+            earlyexit::fail("conv2d: bias has {} entries for {} output channels", b_.size(), w_.rows());
     }
 
     [[nodiscard]] int in_channels() const noexcept { return in_; }
@@ -106,10 +106,10 @@ public:
 
     /// Output shape for an input shape; throws when the channels do not match or nothing is left.
     [[nodiscard]] shape3 output_shape(shape3 in) const {
-        if (in.c != in_) earlyexit::detail::fail("conv2d: input has {} channels, the layer expects {}", in.c, in_);
+        if (in.c != in_) earlyexit::fail("conv2d: input has {} channels, the layer expects {}", in.c, in_);
         const int oh = (in.h + 2 * pad_ - k_) / stride_ + 1, ow = (in.w + 2 * pad_ - k_) / stride_ + 1;
         if (in.h + 2 * pad_ < k_ || in.w + 2 * pad_ < k_ || oh <= 0 || ow <= 0)
-            earlyexit::detail::fail("conv2d: input {}x{} too small for kernel {} with padding {}", in.h, in.w, k_, pad_);
+            earlyexit::fail("conv2d: input {}x{} too small for kernel {} with padding {}", in.h, in.w, k_, pad_);
         return {out_channels(), oh, ow};
     }
 

@@ -138,7 +138,7 @@ struct image_size {
 /// that side keeps its size. Throws for empty input or output sizes.
 inline image_u8 resize_bilinear(const image_u8& in, image_size out_size) {
     if (in.width <= 0 || in.height <= 0 || out_size.width <= 0 || out_size.height <= 0)
-        earlyexit::detail::fail("resize_bilinear: cannot resize {}x{} to {}x{}: sizes must be positive", in.width,
+        earlyexit::fail("resize_bilinear: cannot resize {}x{} to {}x{}: sizes must be positive", in.width,
                                 in.height, out_size.width, out_size.height);
     const bool across = out_size.width != in.width, down = out_size.height != in.height;
     if (across && down) return detail::resample_vertical(detail::resample_horizontal(in, out_size.width), out_size.height);
@@ -151,7 +151,7 @@ inline image_u8 resize_bilinear(const image_u8& in, image_size out_size) {
 /// `size`, the longer `int(size * long / short)` (truncated, as Python's int() does).
 inline image_size resized_shorter_side(image_size in, int size) {
     if (in.width <= 0 || in.height <= 0 || size <= 0)
-        earlyexit::detail::fail("resize: cannot resize {}x{} to shorter side {}: sizes must be positive", in.width,
+        earlyexit::fail("resize: cannot resize {}x{} to shorter side {}: sizes must be positive", in.width,
                                 in.height, size);
     const int short_side = std::min(in.width, in.height), long_side = std::max(in.width, in.height);
     const int new_long = static_cast<int>(static_cast<double>(static_cast<std::int64_t>(size) * long_side) / short_side);
@@ -168,7 +168,7 @@ inline image_u8 resize_shorter_side(const image_u8& in, int size) {
 /// image is zero-padded the way torchvision pads (the extra pixel, if odd, after).
 inline image_u8 center_crop(const image_u8& in, image_size crop) {
     if (crop.width <= 0 || crop.height <= 0)
-        earlyexit::detail::fail("center_crop: crop {}x{} must be positive", crop.width, crop.height);
+        earlyexit::fail("center_crop: crop {}x{} must be positive", crop.width, crop.height);
     // Where the crop starts in the image; negative: that much zero padding before the image.
     const auto start = [](int side, int crop_side) {
         if (crop_side > side) return -((crop_side - side) / 2);
@@ -225,10 +225,10 @@ struct imagenet_eval_transform {
     /// allocates nothing.
     void normalize(const image_u8& square, std::span<float> out) const {
         if (out.size() != output_size())
-            earlyexit::detail::fail("imagenet_eval_transform: output holds {} floats, needs 3x{}x{} = {}", out.size(),
+            earlyexit::fail("imagenet_eval_transform: output holds {} floats, needs 3x{}x{} = {}", out.size(),
                                     crop, crop, output_size());
         if (square.width != crop || square.height != crop)
-            earlyexit::detail::fail("imagenet_eval_transform: a {}x{} image is not the {}x{} crop to normalize",
+            earlyexit::fail("imagenet_eval_transform: a {}x{} image is not the {}x{} crop to normalize",
                                     square.width, square.height, crop, crop);
         normalize_chw(square, mean, stddev, out.data());
     }

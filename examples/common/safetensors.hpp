@@ -83,13 +83,13 @@ public:
     /// Reads and validates `path`; throws earlyexit::error on any problem.
     explicit safetensors_file(const std::filesystem::path& path) : path_(path.string()) {
         std::ifstream in(path, std::ios::binary);
-        if (!in) earlyexit::detail::fail("safetensors {}: cannot open", path_);
+        if (!in) earlyexit::fail("safetensors {}: cannot open", path_);
         in.seekg(0, std::ios::end);
         const auto size = static_cast<std::size_t>(in.tellg());
         in.seekg(0);
         buffer_.resize(size);
         if (size > 0 && !in.read(reinterpret_cast<char*>(buffer_.data()), static_cast<std::streamsize>(size)))
-            earlyexit::detail::fail("safetensors {}: read error", path_);
+            earlyexit::fail("safetensors {}: read error", path_);
         parse();
     }
 
@@ -116,14 +116,14 @@ public:
     /// The tensor called `name`; throws when it is absent.
     [[nodiscard]] const st_tensor& tensor(std::string_view name) const {
         const auto it = tensors_.find(std::string(name));
-        if (it == tensors_.end()) earlyexit::detail::fail("safetensors {}: no tensor named '{}'", path_, name);
+        if (it == tensors_.end()) earlyexit::fail("safetensors {}: no tensor named '{}'", path_, name);
         return it->second;
     }
 
     /// A __metadata__ string; throws when it is absent.
     [[nodiscard]] const std::string& metadata(std::string_view key) const {
         const auto it = metadata_.find(std::string(key));
-        if (it == metadata_.end()) earlyexit::detail::fail("safetensors {}: no metadata key '{}'", path_, key);
+        if (it == metadata_.end()) earlyexit::fail("safetensors {}: no metadata key '{}'", path_, key);
         return it->second;
     }
     [[nodiscard]] bool has_metadata(std::string_view key) const { return metadata_.count(std::string(key)) != 0; }
@@ -133,7 +133,7 @@ public:
         try {
             return nlohmann::json::parse(metadata(key));
         } catch (const nlohmann::json::exception& e) {
-            earlyexit::detail::fail("safetensors {}: metadata '{}' is not JSON: {}", path_, key, e.what());
+            earlyexit::fail("safetensors {}: metadata '{}' is not JSON: {}", path_, key, e.what());
         }
     }
 
@@ -141,7 +141,7 @@ public:
     /// network's loader requires first); throws naming the file, the format found and the one expected.
     void require_format(std::string_view expected) const {
         if (const auto& found = metadata("format"); found != expected)
-            earlyexit::detail::fail("{}: metadata format is '{}', expected '{}'", path_, found, expected);
+            earlyexit::fail("{}: metadata format is '{}', expected '{}'", path_, found, expected);
     }
 
     /// Tensor `name` as float32 values, checked against the expected shape. F32 is copied;
@@ -150,7 +150,7 @@ public:
         const st_tensor& t = tensor(name);
         check_shape(name, t, expected_shape);
         if (t.dtype != st_dtype::f32)
-            earlyexit::detail::fail("safetensors {}: tensor '{}' has dtype {}, expected F32", path_, name, dtype_name(t.dtype));
+            earlyexit::fail("safetensors {}: tensor '{}' has dtype {}, expected F32", path_, name, dtype_name(t.dtype));
         std::vector<float> out(t.numel());
         std::memcpy(out.data(), t.bytes.data(), t.bytes.size());
         return out;
@@ -174,62 +174,62 @@ public:
         const st_tensor& t = tensor(name);
         check_shape(name, t, expected_shape);
         if (t.dtype != st_dtype::i8)
-            earlyexit::detail::fail("safetensors {}: tensor '{}' has dtype {}, expected I8", path_, name, dtype_name(t.dtype));
+            earlyexit::fail("safetensors {}: tensor '{}' has dtype {}, expected I8", path_, name, dtype_name(t.dtype));
         return {reinterpret_cast<const std::int8_t*>(t.bytes.data()), t.numel()};
     }
 
     void check_shape(std::string_view name, const st_tensor& t, std::span<const std::size_t> expected) const {
         if (!std::equal(t.shape.begin(), t.shape.end(), expected.begin(), expected.end()))
-            earlyexit::detail::fail("safetensors {}: tensor '{}' has shape [{}], expected [{}]", path_, name,
+            earlyexit::fail("safetensors {}: tensor '{}' has shape [{}], expected [{}]", path_, name,
                          fmt::join(t.shape, ", "), fmt::join(expected, ", "));
     }
 
 private:
     void parse() {
-        if (buffer_.size() < 8) earlyexit::detail::fail("safetensors {}: file is {} bytes, shorter than the 8-byte header length", path_, buffer_.size());
+        if (buffer_.size() < 8) earlyexit::fail("safetensors {}: file is {} bytes, shorter than the 8-byte header length", path_, buffer_.size());
         std::uint64_t n = 0;
         std::memcpy(&n, buffer_.data(), 8);
         if (n > buffer_.size() - 8)
-            earlyexit::detail::fail("safetensors {}: header length {} exceeds the file ({} bytes)", path_, n, buffer_.size());
+            earlyexit::fail("safetensors {}: header length {} exceeds the file ({} bytes)", path_, n, buffer_.size());
         const auto* h = reinterpret_cast<const char*>(buffer_.data() + 8);
         nlohmann::json j;
         try {
             j = nlohmann::json::parse(h, h + n);
         } catch (const nlohmann::json::exception& e) {
-            earlyexit::detail::fail("safetensors {}: header is not valid JSON: {}", path_, e.what());
+            earlyexit::fail("safetensors {}: header is not valid JSON: {}", path_, e.what());
         }
-        if (!j.is_object()) earlyexit::detail::fail("safetensors {}: header is not a JSON object", path_);
+        if (!j.is_object()) earlyexit::fail("safetensors {}: header is not a JSON object", path_);
         const std::span<const std::byte> data(buffer_.data() + 8 + n, buffer_.size() - 8 - n);
 
         std::vector<std::pair<std::size_t, std::size_t>> ranges;
         for (const auto& [name, v] : j.items()) {
             if (name == "__metadata__") {
-                if (!v.is_object()) earlyexit::detail::fail("safetensors {}: __metadata__ is not an object", path_);
+                if (!v.is_object()) earlyexit::fail("safetensors {}: __metadata__ is not an object", path_);
                 for (const auto& [k, s] : v.items()) {
-                    if (!s.is_string()) earlyexit::detail::fail("safetensors {}: metadata '{}' is not a string", path_, k);
+                    if (!s.is_string()) earlyexit::fail("safetensors {}: metadata '{}' is not a string", path_, k);
                     metadata_[k] = s.get<std::string>();
                 }
                 continue;
             }
             if (!v.is_object() || !v.contains("dtype") || !v.contains("shape") || !v.contains("data_offsets"))
-                earlyexit::detail::fail("safetensors {}: tensor '{}' needs dtype, shape and data_offsets", path_, name);
+                earlyexit::fail("safetensors {}: tensor '{}' needs dtype, shape and data_offsets", path_, name);
             st_tensor t;
             t.dtype = parse_dtype(name, v["dtype"]);
             const auto& shape = v["shape"];
             const auto& off = v["data_offsets"];
-            if (!shape.is_array()) earlyexit::detail::fail("safetensors {}: tensor '{}': shape is not an array", path_, name);
+            if (!shape.is_array()) earlyexit::fail("safetensors {}: tensor '{}': shape is not an array", path_, name);
             for (const auto& d : shape) {
-                if (!d.is_number_unsigned()) earlyexit::detail::fail("safetensors {}: tensor '{}': shape entry {} is not a non-negative integer", path_, name, d.dump());
+                if (!d.is_number_unsigned()) earlyexit::fail("safetensors {}: tensor '{}': shape entry {} is not a non-negative integer", path_, name, d.dump());
                 t.shape.push_back(d.get<std::size_t>());
             }
             if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
-                earlyexit::detail::fail("safetensors {}: tensor '{}': data_offsets {} is not [begin, end]", path_, name, off.dump());
+                earlyexit::fail("safetensors {}: tensor '{}': data_offsets {} is not [begin, end]", path_, name, off.dump());
             const auto b = off[0].get<std::size_t>(), e = off[1].get<std::size_t>();
             if (b > e || e > data.size())
-                earlyexit::detail::fail("safetensors {}: tensor '{}': data_offsets [{}, {}] outside the data section ({} bytes)", path_,
+                earlyexit::fail("safetensors {}: tensor '{}': data_offsets [{}, {}] outside the data section ({} bytes)", path_,
                              name, b, e, data.size());
             if (e - b != t.numel() * dtype_size(t.dtype))
-                earlyexit::detail::fail("safetensors {}: tensor '{}': {} bytes for {} x shape [{}] (needs {})", path_, name, e - b,
+                earlyexit::fail("safetensors {}: tensor '{}': {} bytes for {} x shape [{}] (needs {})", path_, name, e - b,
                              dtype_name(t.dtype), fmt::join(t.shape, ", "), t.numel() * dtype_size(t.dtype));
             t.bytes = data.subspan(b, e - b);
             ranges.emplace_back(b, e);
@@ -238,15 +238,15 @@ private:
         std::sort(ranges.begin(), ranges.end());
         for (std::size_t i = 1; i < ranges.size(); ++i)
             if (ranges[i].first < ranges[i - 1].second)
-                earlyexit::detail::fail("safetensors {}: tensors overlap at data offset {}", path_, ranges[i].first);
+                earlyexit::fail("safetensors {}: tensors overlap at data offset {}", path_, ranges[i].first);
     }
 
     [[nodiscard]] st_dtype parse_dtype(const std::string& name, const nlohmann::json& d) const {
-        if (!d.is_string()) earlyexit::detail::fail("safetensors {}: tensor '{}': dtype is not a string", path_, name);
+        if (!d.is_string()) earlyexit::fail("safetensors {}: tensor '{}': dtype is not a string", path_, name);
         const auto s = d.get<std::string>();
         for (const auto t : {st_dtype::f32, st_dtype::f16, st_dtype::i8, st_dtype::u8, st_dtype::i32, st_dtype::i64})
             if (s == dtype_name(t)) return t;
-        earlyexit::detail::fail("safetensors {}: tensor '{}': unsupported dtype '{}'", path_, name, s);
+        earlyexit::fail("safetensors {}: tensor '{}': unsupported dtype '{}'", path_, name, s);
     }
 
     std::string path_;

@@ -35,9 +35,9 @@ public:
     explicit simulated_clock(double macs_per_second = 1e9, double overhead_seconds = 0.0)
         : rate_(macs_per_second), overhead_(overhead_seconds) {
         if (!(rate_ > 0.0) || !std::isfinite(rate_))
-            detail::fail("simulated_clock: rate {} MACs/s must be finite and > 0", rate_);
+            earlyexit::fail("simulated_clock: rate {} MACs/s must be finite and > 0", rate_);
         if (!(overhead_ >= 0.0) || !std::isfinite(overhead_))
-            detail::fail("simulated_clock: overhead {} s must be finite and >= 0", overhead_);
+            earlyexit::fail("simulated_clock: overhead {} s must be finite and >= 0", overhead_);
     }
 
     [[nodiscard]] double now() const noexcept { return t_; }

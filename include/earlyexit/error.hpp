@@ -19,14 +19,14 @@ public:
     explicit error(const char* what) : std::runtime_error(what) {}
 };
 
-namespace detail {
-
-/// Formats the message with fmt and throws earlyexit::error. Kept out of line of the callers'
-/// fast paths: [[noreturn]] and cold.
+/// Formats the message with fmt and throws earlyexit::error: the library's one way to report a
+/// bad value, public so that code built on it (stages, loaders, demos) reports errors the same
+/// way. Checked at compile time like fmt::format. [[noreturn]] and cold: it stays out of line of
+/// the callers' fast paths.
+///   earlyexit::fail("threshold {} is out of range [0, 1]", t);
 template <class... Args>
 [[noreturn]] [[gnu::cold]] void fail(fmt::format_string<Args...> format, Args&&... args) {
     throw error(fmt::format(format, std::forward<Args>(args)...));
 }
 
-}  // namespace detail
 }  // namespace earlyexit

@@ -123,14 +123,14 @@ public:
     /// Throws earlyexit::error when the shapes disagree, a size is 0 or a weight is not finite.
     linear_head(weight_type weight, bias_type bias) : w_(std::move(weight)), b_(std::move(bias)) {
         if (w_.rows() == 0 || w_.cols() == 0)
-            detail::fail("linear_head: weight is {}x{}; both sizes must be positive", w_.rows(), w_.cols());
+            earlyexit::fail("linear_head: weight is {}x{}; both sizes must be positive", w_.rows(), w_.cols());
         if (b_.size() != w_.rows())
-            detail::fail("linear_head: bias has {} entries but weight has {} rows (classes)", b_.size(),
+            earlyexit::fail("linear_head: bias has {} entries but weight has {} rows (classes)", b_.size(),
                          w_.rows());
         if (const auto i = detail::index_of_non_finite(w_); i != static_cast<std::size_t>(w_.size()))
-            detail::fail("linear_head: weight entry {} is {}, not finite", i, w_.data()[i]);
+            earlyexit::fail("linear_head: weight entry {} is {}, not finite", i, w_.data()[i]);
         if (const auto i = detail::index_of_non_finite(b_); i != static_cast<std::size_t>(b_.size()))
-            detail::fail("linear_head: bias entry {} is {}, not finite", i, b_.data()[i]);
+            earlyexit::fail("linear_head: bias entry {} is {}, not finite", i, b_.data()[i]);
     }
 
     [[nodiscard]] std::size_t num_classes() const noexcept { return static_cast<std::size_t>(w_.rows()); }
@@ -177,10 +177,10 @@ public:
 
     /// Throws earlyexit::error when there is no layer or two consecutive layers do not chain.
     explicit mlp_head(std::vector<layer> layers) : layers_(std::move(layers)) {
-        if (layers_.empty()) detail::fail("mlp_head: needs at least one layer, got 0");
+        if (layers_.empty()) earlyexit::fail("mlp_head: needs at least one layer, got 0");
         for (std::size_t i = 1; i < layers_.size(); ++i)
             if (layers_[i].input_size() != layers_[i - 1].num_classes())
-                detail::fail("mlp_head: layer {} expects {} inputs but layer {} gives {} outputs", i,
+                earlyexit::fail("mlp_head: layer {} expects {} inputs but layer {} gives {} outputs", i,
                              layers_[i].input_size(), i - 1, layers_[i - 1].num_classes());
         for (std::size_t i = 0; i + 1 < layers_.size(); ++i) widest_ = std::max(widest_, layers_[i].num_classes());
     }
@@ -239,7 +239,7 @@ public:
 
     /// Throws earlyexit::error when positions is 0.
     pooled_head(linear_head<Scalar> linear, std::size_t positions) : linear_(std::move(linear)), positions_(positions) {
-        if (positions_ == 0) detail::fail("pooled_head: positions (H*W) must be positive, got 0");
+        if (positions_ == 0) earlyexit::fail("pooled_head: positions (H*W) must be positive, got 0");
     }
 
     [[nodiscard]] std::size_t num_classes() const noexcept { return linear_.num_classes(); }
@@ -289,16 +289,16 @@ public:
     grid_pooled_head(linear_head<Scalar> linear, std::size_t height, std::size_t width, std::size_t grid,
                      std::optional<Scalar> max_weight = std::nullopt)
         : linear_(std::move(linear)), height_(height), width_(width), grid_(grid), max_weight_(max_weight) {
-        if (grid_ == 0) detail::fail("grid_pooled_head: grid must be positive, got 0");
+        if (grid_ == 0) earlyexit::fail("grid_pooled_head: grid must be positive, got 0");
         if (height_ == 0 || width_ == 0)
-            detail::fail("grid_pooled_head: the feature map must not be empty, got {}x{}", height_, width_);
+            earlyexit::fail("grid_pooled_head: the feature map must not be empty, got {}x{}", height_, width_);
         if (height_ % grid_ != 0 || width_ % grid_ != 0)
-            detail::fail("grid_pooled_head: grid {} must divide the {}x{} feature map", grid_, height_, width_);
+            earlyexit::fail("grid_pooled_head: grid {} must divide the {}x{} feature map", grid_, height_, width_);
         if (linear_.input_size() % (grid_ * grid_) != 0)
-            detail::fail("grid_pooled_head: the linear layer reads {} features, not a multiple of grid^2 = {}",
+            earlyexit::fail("grid_pooled_head: the linear layer reads {} features, not a multiple of grid^2 = {}",
                          linear_.input_size(), grid_ * grid_);
         if (max_weight_ && !(*max_weight_ >= Scalar(0) && *max_weight_ <= Scalar(1)))
-            detail::fail("grid_pooled_head: max_weight must be in [0, 1], got {}", *max_weight_);
+            earlyexit::fail("grid_pooled_head: max_weight must be in [0, 1], got {}", *max_weight_);
     }
 
     [[nodiscard]] std::size_t num_classes() const noexcept { return linear_.num_classes(); }
@@ -357,9 +357,9 @@ class callable_head {
 public:
     callable_head(F f, std::size_t classes, double macs = 0.0, std::size_t workspace = 0)
         : f_(std::move(f)), classes_(classes), macs_(macs), workspace_(workspace) {
-        if (classes_ == 0) detail::fail("callable_head: num_classes must be positive, got 0");
+        if (classes_ == 0) earlyexit::fail("callable_head: num_classes must be positive, got 0");
         if (!(macs_ >= 0.0) || !std::isfinite(macs_))
-            detail::fail("callable_head: macs must be finite and >= 0, got {}", macs_);
+            earlyexit::fail("callable_head: macs must be finite and >= 0, got {}", macs_);
     }
 
     [[nodiscard]] std::size_t num_classes() const noexcept { return classes_; }

@@ -104,21 +104,21 @@ public:
         : stages_(std::move(stages)), heads_(std::move(heads)), head_pos_(std::move(head_positions)) {
         const std::size_t n_stages = detail::seq<Stages>::size(stages_);
         const std::size_t n_heads = detail::seq<Heads>::size(heads_);
-        if (n_stages == 0) detail::fail("multi_exit_network: a network needs at least one stage, got 0");
+        if (n_stages == 0) earlyexit::fail("multi_exit_network: a network needs at least one stage, got 0");
         if (stage_infos.size() != n_stages)
-            detail::fail("multi_exit_network: {} stage infos for {} stages", stage_infos.size(), n_stages);
+            earlyexit::fail("multi_exit_network: {} stage infos for {} stages", stage_infos.size(), n_stages);
         if (head_pos_.size() != n_heads || head_infos.size() != n_heads)
-            detail::fail("multi_exit_network: {} head positions and {} head infos for {} heads", head_pos_.size(),
+            earlyexit::fail("multi_exit_network: {} head positions and {} head infos for {} heads", head_pos_.size(),
                          head_infos.size(), n_heads);
         if (n_heads == 0 || head_pos_.back() != n_stages - 1)
-            detail::fail("multi_exit_network: no head at the last position (stage {}); the final exit is required",
+            earlyexit::fail("multi_exit_network: no head at the last position (stage {}); the final exit is required",
                          n_stages - 1);
         for (std::size_t k = 0; k < n_heads; ++k) {
             if (head_pos_[k] >= n_stages)
-                detail::fail("multi_exit_network: head {} at position {}, but there are only {} stages", k,
+                earlyexit::fail("multi_exit_network: head {} at position {}, but there are only {} stages", k,
                              head_pos_[k], n_stages);
             if (k > 0 && head_pos_[k] <= head_pos_[k - 1])
-                detail::fail("multi_exit_network: head {} at position {} is not after head {} at position {}", k,
+                earlyexit::fail("multi_exit_network: head {} at position {} is not after head {} at position {}", k,
                              head_pos_[k], k - 1, head_pos_[k - 1]);
         }
         stage_macs_.reserve(n_stages);
@@ -129,17 +129,17 @@ public:
         head_macs_.assign(n_heads, 0.0);
         detail::for_each_index(heads_, [&](std::size_t k, const auto& h) {
             const std::size_t c = static_cast<std::size_t>(h.num_classes());
-            if (c == 0) detail::fail("multi_exit_network: head {} has 0 classes", k);
+            if (c == 0) earlyexit::fail("multi_exit_network: head {} has 0 classes", k);
             if (k == 0) classes_ = c;
             else if (c != classes_)
-                detail::fail("multi_exit_network: head {} has {} classes but head 0 has {}", k, c, classes_);
+                earlyexit::fail("multi_exit_network: head {} has {} classes but head 0 has {}", k, c, classes_);
             head_macs_[k] = head_infos[k].macs.value_or(head_macs(h));
             detail::check_cost(head_macs_[k], "head", k);
             workspace_ = std::max(workspace_, head_workspace_size(h));
             const auto in = detail::declared_input_size(h);
             const auto out = stage_infos[head_pos_[k]].output_size;
             if (in && out && *in != *out)
-                detail::fail("multi_exit_network: head {} expects {} inputs but stage {} outputs {}", k, *in,
+                earlyexit::fail("multi_exit_network: head {} expects {} inputs but stage {} outputs {}", k, *in,
                              head_pos_[k], *out);
         });
         full_macs_ = detail::full_network_macs(stage_macs_, head_macs_);

@@ -158,9 +158,9 @@ public:
     /// Validates a sample's arguments exactly as run() does (earlyexit::error on failure).
     void check_sample(const sample_info& sample) const {
         if (sample.label && *sample.label >= info_.classes)
-            detail::fail("sample {}: label {} is out of range [0, {})", sample.index, *sample.label, info_.classes);
+            earlyexit::fail("sample {}: label {} is out of range [0, {})", sample.index, *sample.label, info_.classes);
         if (!sample.label && hooks::needs_label(policy_))
-            detail::fail("sample {}: the policy needs a label (evaluation only) and none was given", sample.index);
+            earlyexit::fail("sample {}: the policy needs a label (evaluation only) and none was given", sample.index);
     }
 
     [[nodiscard]] const Network& network() const noexcept { return *net_; }

@@ -103,7 +103,7 @@ private:
         void merge(const concept_t& o) override {
             const auto* other = dynamic_cast<const model*>(&o);
             if (other == nullptr)
-                detail::fail("any_policy::merge: cannot merge a {} into a {}", o.name(), name());
+                earlyexit::fail("any_policy::merge: cannot merge a {} into a {}", o.name(), name());
             hooks::merge(p, other->p);
         }
         std::string name() const override {

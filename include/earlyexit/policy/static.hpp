@@ -24,17 +24,17 @@
 #include "../context.hpp"
 #include "../error.hpp"
 
-namespace earlyexit::policy {
-
+namespace earlyexit {
 namespace detail {
 
 inline double unit_interval(double v, std::string_view policy, std::string_view what) {
-    if (!(v >= 0.0 && v <= 1.0))
-        earlyexit::detail::fail("{}: {} {} is out of range [0, 1]", policy, what, v);
+    if (!(v >= 0.0 && v <= 1.0)) fail("{}: {} {} is out of range [0, 1]", policy, what, v);
     return v;
 }
 
 }  // namespace detail
+
+namespace policy {
 
 /// Exit at the first head whose largest class probability reaches the threshold.
 class max_prob {
@@ -91,7 +91,7 @@ private:
 class patience {
 public:
     explicit patience(std::size_t count) : n_(count) {
-        if (n_ == 0) earlyexit::detail::fail("patience: count {} must be >= 1", n_);
+        if (n_ == 0) earlyexit::fail("patience: count {} must be >= 1", n_);
     }
     [[nodiscard]] std::size_t count() const noexcept { return n_; }
     [[nodiscard]] static constexpr std::string_view name() noexcept { return "patience"; }
@@ -114,7 +114,7 @@ public:
 
     void prepare(const network_info& net) const {
         if (k_ >= net.heads)
-            earlyexit::detail::fail("fixed: head {} does not exist; the network has {} heads (0..{})", k_,
+            earlyexit::fail("fixed: head {} does not exist; the network has {} heads (0..{})", k_,
                                     net.heads, net.heads - 1);
     }
     [[nodiscard]] std::size_t first_check(const sample_info&) const noexcept { return k_; }
@@ -169,4 +169,5 @@ private:
     std::size_t label_ = npos;
 };
 
-}  // namespace earlyexit::policy
+}  // namespace policy
+}  // namespace earlyexit

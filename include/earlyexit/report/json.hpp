@@ -50,13 +50,13 @@ template <class T>
         has_oracle = has_oracle || m.name == "oracle";
     }
     if (!has_full || !has_oracle)
-        detail::fail("result_json: the rows must include `full` and `oracle` (the baselines every result is read "
+        earlyexit::fail("result_json: the rows must include `full` and `oracle` (the baselines every result is read "
                      "against); missing: {}",
                      !has_full && !has_oracle ? "full, oracle" : !has_full ? "full" : "oracle");
     const std::size_t samples = rows.front().samples;
     for (const policy_metrics& m : rows)
         if (m.samples != samples)
-            detail::fail("result_json: row '{}' covers {} samples but row '{}' covers {}; every row must be measured "
+            earlyexit::fail("result_json: row '{}' covers {} samples but row '{}' covers {}; every row must be measured "
                          "on the same samples",
                          m.name, m.samples, rows.front().name, samples);
 
@@ -95,14 +95,14 @@ inline void write_json(const std::filesystem::path& path, const nlohmann::json& 
     if (const auto parent = path.parent_path(); !parent.empty()) {
         std::error_code ec;
         std::filesystem::create_directories(parent, ec);
-        if (ec) detail::fail("write_json: cannot create the folder {} for {}: {}", parent.string(), path.string(), ec.message());
+        if (ec) earlyexit::fail("write_json: cannot create the folder {} for {}: {}", parent.string(), path.string(), ec.message());
     }
     const std::string text = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + '\n';
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    if (!out) detail::fail("write_json: cannot open {} for writing: {}", path.string(), std::strerror(errno));
+    if (!out) earlyexit::fail("write_json: cannot open {} for writing: {}", path.string(), std::strerror(errno));
     out.write(text.data(), static_cast<std::streamsize>(text.size()));
     out.close();
-    if (!out) detail::fail("write_json: cannot write {}: {}", path.string(), std::strerror(errno));
+    if (!out) earlyexit::fail("write_json: cannot write {}: {}", path.string(), std::strerror(errno));
 }
 
 }  // namespace earlyexit

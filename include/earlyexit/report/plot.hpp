@@ -64,7 +64,7 @@ struct plot_options {
 [[nodiscard]] inline std::vector<curve> tradeoff_curves(std::span<const std::vector<sweep_point>> sweeps,
                                                         std::span<const std::string> names) {
     if (sweeps.size() != names.size())
-        detail::fail("tradeoff_curves: {} sweeps but {} names", sweeps.size(), names.size());
+        earlyexit::fail("tradeoff_curves: {} sweeps but {} names", sweeps.size(), names.size());
     std::vector<curve> out;
     out.reserve(sweeps.size());
     for (std::size_t i = 0; i < sweeps.size(); ++i) out.push_back(pareto_curve(names[i], sweeps[i]));
@@ -76,7 +76,7 @@ struct plot_options {
 [[nodiscard]] inline std::vector<curve> tradeoff_curves(std::span<const threshold_family> families,
                                                         std::span<const std::vector<sweep_point>> sweeps) {
     if (sweeps.size() != families.size())
-        detail::fail("tradeoff_curves: {} sweeps but {} families", sweeps.size(), families.size());
+        earlyexit::fail("tradeoff_curves: {} sweeps but {} families", sweeps.size(), families.size());
     std::vector<curve> out;
     out.reserve(sweeps.size());
     for (std::size_t i = 0; i < sweeps.size(); ++i)
@@ -321,7 +321,7 @@ inline void plot_tradeoff(const std::filesystem::path& dir, std::string_view tit
         end_block();
     }
     if (plots.empty())
-        detail::fail("plot_tradeoff: nothing to plot in {} (no curve has points and no marked row has an accuracy)",
+        earlyexit::fail("plot_tradeoff: nothing to plot in {} (no curve has points and no marked row has an accuracy)",
                      d.string());
 
     std::string script = detail::script_preamble(png, opt);
@@ -348,7 +348,7 @@ inline void plot_exit_histogram(const std::filesystem::path& dir, std::span<cons
                                 const plot_options& opt = {}) {
     std::size_t heads = 0;
     for (const policy_metrics& m : rows) heads = std::max(heads, m.exit_histogram.size());
-    if (heads == 0) detail::fail("plot_exit_histogram: no row has an exit histogram");
+    if (heads == 0) earlyexit::fail("plot_exit_histogram: no row has an exit histogram");
     const std::filesystem::path d = detail::plot_directory(dir);
     const auto dat = d / "exits.dat", gp = d / "exits.gp", png = d / "exits.png";
 

@@ -48,12 +48,12 @@ public:
     basic_progress_line(std::string label, std::size_t total, std::FILE* out = stderr, progress_options opt = {},
                         Clock clock = Clock{})
         : label_(std::move(label)), total_(total), out_(out), opt_(opt), clock_(std::move(clock)) {
-        if (out_ == nullptr) detail::fail("progress_line '{}': the output stream is null", label_);
+        if (out_ == nullptr) earlyexit::fail("progress_line '{}': the output stream is null", label_);
         if (!(opt_.quiet_seconds >= 0.0))
-            detail::fail("progress_line: quiet_seconds {} must be >= 0", opt_.quiet_seconds);
+            earlyexit::fail("progress_line: quiet_seconds {} must be >= 0", opt_.quiet_seconds);
         if (!(opt_.redraw_seconds >= 0.0))
-            detail::fail("progress_line: redraw_seconds {} must be >= 0", opt_.redraw_seconds);
-        if (opt_.lines == 0) detail::fail("progress_line: lines must be >= 1");
+            earlyexit::fail("progress_line: redraw_seconds {} must be >= 0", opt_.redraw_seconds);
+        if (opt_.lines == 0) earlyexit::fail("progress_line: lines must be >= 1");
         terminal_ = opt_.style == progress_style::terminal ||
                     (opt_.style == progress_style::automatic && ::isatty(::fileno(out_)) != 0);
         start_ = static_cast<double>(clock_.now());

@@ -139,7 +139,7 @@ inline void print_table(std::FILE* out, std::span<const policy_metrics> rows,
                         std::optional<double> final_accuracy = {}) {
     const std::string text = format_table(rows, final_accuracy);
     if (std::fwrite(text.data(), 1, text.size(), out) != text.size() || std::fflush(out) != 0)
-        detail::fail("print_table: cannot write the table: {}", std::strerror(errno));
+        earlyexit::fail("print_table: cannot write the table: {}", std::strerror(errno));
 }
 
 }  // namespace earlyexit

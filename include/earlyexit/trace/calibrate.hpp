@@ -101,11 +101,11 @@ template <std::floating_point Scalar>
 [[nodiscard]] double accuracy_drop_bound(const basic_trace<Scalar>& t, std::span<const sample_outcome> outcomes,
                                          double confidence) {
     if (!valid_confidence(confidence))
-        detail::fail("accuracy_drop_bound: confidence {} must be 0 (none) or in [0.5, 1)", confidence);
+        earlyexit::fail("accuracy_drop_bound: confidence {} must be 0 (none) or in [0.5, 1)", confidence);
     if (outcomes.size() != t.size())
-        detail::fail("accuracy_drop_bound: {} outcomes for a trace of {} samples", outcomes.size(), t.size());
-    if (t.empty()) detail::fail("accuracy_drop_bound: the trace is empty");
-    if (!t.labelled()) detail::fail("accuracy_drop_bound: the trace has unlabelled samples");
+        earlyexit::fail("accuracy_drop_bound: {} outcomes for a trace of {} samples", outcomes.size(), t.size());
+    if (t.empty()) earlyexit::fail("accuracy_drop_bound: the trace is empty");
+    if (!t.labelled()) earlyexit::fail("accuracy_drop_bound: the trace has unlabelled samples");
     std::size_t lost = 0, won = 0;
     for (std::size_t i = 0; i < t.size(); ++i) {
         const std::size_t y = *t.label(i);
@@ -125,16 +125,16 @@ template <std::floating_point Scalar>
 template <std::floating_point Scalar>
 [[nodiscard]] calibration calibrate(const basic_trace<Scalar>& t, threshold_family f, calibration_target target,
                                     std::size_t resolution = 256) {
-    if (t.empty()) detail::fail("calibrate: the calibration trace is empty");
-    if (!t.labelled()) detail::fail("calibrate: the calibration trace has unlabelled samples");
+    if (t.empty()) earlyexit::fail("calibrate: the calibration trace is empty");
+    if (!t.labelled()) earlyexit::fail("calibrate: the calibration trace has unlabelled samples");
     if (const auto* a = std::get_if<accuracy_target>(&target)) {
         if (!(a->max_drop_points >= 0.0 && a->max_drop_points <= 100.0))
-            detail::fail("calibrate: accuracy drop {} points is out of range [0, 100]", a->max_drop_points);
+            earlyexit::fail("calibrate: accuracy drop {} points is out of range [0, 100]", a->max_drop_points);
         if (!valid_confidence(a->confidence))
-            detail::fail("calibrate: confidence {} must be 0 (none) or in [0.5, 1)", a->confidence);
+            earlyexit::fail("calibrate: confidence {} must be 0 (none) or in [0.5, 1)", a->confidence);
     }
     if (const auto* c = std::get_if<cost_target>(&target); c && !(c->max_cost_fraction > 0.0 && std::isfinite(c->max_cost_fraction)))
-        detail::fail("calibrate: cost budget {} must be finite and > 0", c->max_cost_fraction);
+        earlyexit::fail("calibrate: cost budget {} must be finite and > 0", c->max_cost_fraction);
 
     const double final_accuracy = *evaluate(t, "full", policy::full{}).accuracy;
     const double full_macs = t.info().full_macs;

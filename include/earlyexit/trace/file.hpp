@@ -39,7 +39,7 @@ template <std::floating_point Scalar>
 void write_trace(const std::filesystem::path& dir, const basic_trace<Scalar>& t) {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
-    if (ec) detail::fail("write_trace: cannot create {}: {}", dir.string(), ec.message());
+    if (ec) earlyexit::fail("write_trace: cannot create {}: {}", dir.string(), ec.message());
     const std::size_t n = t.size(), k = t.heads(), l = t.stages(), c = t.classes();
     npy::write<Scalar>(dir / "logits.npy", t.all_logits(), std::vector<std::size_t>{n, k, c});
     npy::write<double>(dir / "stage_seconds.npy", t.all_stage_seconds(), std::vector<std::size_t>{n, l});
@@ -62,7 +62,7 @@ void write_trace(const std::filesystem::path& dir, const basic_trace<Scalar>& t)
     std::ofstream out(path, std::ios::trunc);
     out << j.dump(2) << '\n';
     out.close();
-    if (!out) detail::fail("write_trace: cannot write {}", path.string());
+    if (!out) earlyexit::fail("write_trace: cannot write {}", path.string());
 }
 
 namespace detail {
@@ -95,19 +95,19 @@ template <std::floating_point Scalar = float>
     const auto meta_path = dir / "trace.json";
     const std::string meta_name = meta_path.string();
     std::ifstream in(meta_path);
-    if (!in) detail::fail("read_trace: cannot open {}", meta_name);
+    if (!in) earlyexit::fail("read_trace: cannot open {}", meta_name);
     nlohmann::json j;
     try {
         in >> j;
     } catch (const nlohmann::json::exception& e) {
-        detail::fail("{}: not valid JSON ({})", meta_name, e.what());
+        earlyexit::fail("{}: not valid JSON ({})", meta_name, e.what());
     }
-    if (!j.is_object()) detail::fail("{}: expected a JSON object", meta_name);
+    if (!j.is_object()) earlyexit::fail("{}: expected a JSON object", meta_name);
     const auto format = detail::json_get<std::string>(j, "format", meta_name);
-    if (format != trace_format_name) detail::fail("{}: format '{}' is not '{}'", meta_name, format, trace_format_name);
+    if (format != trace_format_name) earlyexit::fail("{}: format '{}' is not '{}'", meta_name, format, trace_format_name);
     const auto version = detail::json_get<int>(j, "version", meta_name);
     if (version != trace_format_version)
-        detail::fail("{}: trace format version {} is not supported (this build reads {})", meta_name, version,
+        earlyexit::fail("{}: trace format version {} is not supported (this build reads {})", meta_name, version,
                      trace_format_version);
     const auto n = detail::json_get<std::size_t>(j, "samples", meta_name);
     const auto k = detail::json_get<std::size_t>(j, "heads", meta_name);
@@ -119,12 +119,12 @@ template <std::floating_point Scalar = float>
     layout.stage_macs = detail::json_get<std::vector<double>>(j, "stage_macs", meta_name);
     layout.head_macs = detail::json_get<std::vector<double>>(j, "head_macs", meta_name);
     if (layout.heads() != k || layout.stages() != l)
-        detail::fail("{}: {} heads and {} stages declared, but head_positions has {} and stage_macs {}", meta_name, k,
+        earlyexit::fail("{}: {} heads and {} stages declared, but head_positions has {} and stage_macs {}", meta_name, k,
                      l, layout.heads(), layout.stages());
     try {
         layout.validate();
     } catch (const error& e) {
-        detail::fail("{}: {}", meta_name, e.what());
+        earlyexit::fail("{}: {}", meta_name, e.what());
     }
     const std::size_t c = layout.classes;
 
@@ -136,13 +136,13 @@ template <std::floating_point Scalar = float>
     const auto check_times = [&dir](const npy::array<double>& a, const char* name) {
         for (std::size_t i = 0; i < a.data.size(); ++i)
             if (!(a.data[i] >= 0.0) || !std::isfinite(a.data[i]))
-                detail::fail("{}: entry {} is {}, not a finite time >= 0", (dir / name).string(), i, a.data[i]);
+                earlyexit::fail("{}: entry {} is {}, not a finite time >= 0", (dir / name).string(), i, a.data[i]);
     };
     check_times(stage_s, "stage_seconds.npy");
     check_times(head_s, "head_seconds.npy");
     for (std::size_t i = 0; i < n; ++i)
         if (labels.data[i] < -1 || labels.data[i] >= static_cast<std::int64_t>(c))
-            detail::fail("{}: label {} of sample {} is out of range [-1, {})", (dir / "labels.npy").string(),
+            earlyexit::fail("{}: label {} of sample {} is out of range [-1, {})", (dir / "labels.npy").string(),
                          labels.data[i], i, c);
 
     basic_trace<Scalar> t(std::move(layout));
@@ -158,7 +158,7 @@ template <std::floating_point Scalar = float>
         try {
             t.provenance = j.at("provenance").get<std::map<std::string, std::string>>();
         } catch (const nlohmann::json::exception& e) {
-            detail::fail("{}: provenance must map strings to strings ({})", meta_name, e.what());
+            earlyexit::fail("{}: provenance must map strings to strings ({})", meta_name, e.what());
         }
     }
     return t;

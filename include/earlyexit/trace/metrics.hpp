@@ -69,7 +69,7 @@ template <class LabelFn>
     stages.reserve(outcomes.size());
     for (std::size_t i = 0; i < outcomes.size(); ++i) {
         const auto& o = outcomes[i];
-        if (o.head >= net.heads) detail::fail("summarize: sample {} exited at head {}, but the network has {} heads", i, o.head, net.heads);
+        if (o.head >= net.heads) earlyexit::fail("summarize: sample {} exited at head {}, but the network has {} heads", i, o.head, net.heads);
         if (const std::optional<std::size_t> y = label(i)) {
             ++labelled;
             correct += o.predicted == *y;
@@ -102,7 +102,7 @@ template <std::floating_point Scalar>
 [[nodiscard]] policy_metrics summarize(std::string name, std::span<const sample_outcome> outcomes,
                                        const basic_trace<Scalar>& t, std::optional<double> deadline = std::nullopt) {
     if (outcomes.size() != t.size())
-        detail::fail("summarize: {} outcomes for a trace of {} samples", outcomes.size(), t.size());
+        earlyexit::fail("summarize: {} outcomes for a trace of {} samples", outcomes.size(), t.size());
     return summarize(std::move(name), outcomes, [&t](std::size_t i) { return t.label(i); }, t.info(), deadline);
 }
 
@@ -133,7 +133,7 @@ template <std::floating_point Scalar>
 template <std::floating_point Scalar>
 [[nodiscard]] std::vector<policy_metrics> compare(const basic_trace<Scalar>& t, std::vector<named_policy<Scalar>> policies,
                                                   std::optional<double> deadline = std::nullopt) {
-    if (!t.labelled()) detail::fail("compare: the oracle row needs labels, and the trace has unlabelled samples");
+    if (!t.labelled()) earlyexit::fail("compare: the oracle row needs labels, and the trace has unlabelled samples");
     std::vector<policy_metrics> rows;
     for (auto& p : with_baselines(std::move(policies))) rows.push_back(evaluate(t, std::move(p.name), p.policy, deadline));
     return rows;

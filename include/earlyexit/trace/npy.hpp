@@ -70,8 +70,6 @@ struct array {
 
 namespace detail {
 
-using earlyexit::detail::fail;
-
 inline constexpr std::string_view magic = "\x93NUMPY";
 inline constexpr std::size_t write_align = 64;  // numpy's ARRAY_ALIGN
 inline constexpr std::size_t read_align = 16;   // what numpy < 1.9 and most other writers used
@@ -315,7 +313,7 @@ void write(const std::filesystem::path& file, std::span<const T> data, std::span
     const std::string what = file.string();
     const auto n = detail::element_count(shape);
     if (!n || *n != data.size())
-        detail::fail("{}: shape {} has {} elements but data has {}", what, detail::shape_str(shape),
+        earlyexit::fail("{}: shape {} has {} elements but data has {}", what, detail::shape_str(shape),
                      n ? std::to_string(*n) : "too many", data.size());
     std::string dims;
     for (std::size_t d : shape) dims += fmt::format("{}, ", d);
@@ -328,7 +326,7 @@ void write(const std::filesystem::path& file, std::span<const T> data, std::span
     if (!shape.empty()) text.append(detail::growth_digits - std::to_string(shape[0]).size(), ' ');
     text.append(detail::write_align - (10 + text.size() + 1) % detail::write_align, ' ');
     text += '\n';
-    if (text.size() > 0xffff) detail::fail("{}: a {}-d shape needs a header too long for NPY 1.0", what, shape.size());
+    if (text.size() > 0xffff) earlyexit::fail("{}: a {}-d shape needs a header too long for NPY 1.0", what, shape.size());
     std::string preamble(detail::magic);
     preamble += {'\x01', '\x00', static_cast<char>(text.size() & 0xff), static_cast<char>(text.size() >> 8)};
 

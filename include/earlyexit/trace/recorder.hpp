@@ -93,7 +93,7 @@ template <class Network, class Fill, class Clock = wall_clock, class Progress = 
         const std::optional<std::size_t> label = fill(i, state);
         (void)runner.run(state, sample_info{i, label});
         if (runner.observer().rejected() != 0)
-            detail::fail("record_trace: sample {} could not be recorded (out of memory?)", i);
+            earlyexit::fail("record_trace: sample {} could not be recorded (out of memory?)", i);
         progress(i);
     }
     return out;

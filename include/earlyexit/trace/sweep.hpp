@@ -46,10 +46,10 @@ template <std::floating_point Scalar = float>
         case threshold_family::margin: return policy::margin{parameter};
         case threshold_family::patience:
             if (!(parameter >= 0.5) || !std::isfinite(parameter))
-                detail::fail("patience: count {} must be >= 1", parameter);
+                earlyexit::fail("patience: count {} must be >= 1", parameter);
             return policy::patience{static_cast<std::size_t>(std::lround(parameter))};
     }
-    detail::fail("make_policy: unknown family {}", static_cast<int>(f));
+    earlyexit::fail("make_policy: unknown family {}", static_cast<int>(f));
 }
 
 /// Candidate parameters for a family on a trace, sorted ascending, at most `resolution` of

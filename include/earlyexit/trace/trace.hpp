@@ -44,20 +44,20 @@ struct trace_layout {
 
     /// Throws earlyexit::error unless this describes a valid multi-exit network.
     void validate() const {
-        if (classes == 0) detail::fail("trace layout: classes must be positive, got 0");
-        if (stage_macs.empty()) detail::fail("trace layout: no stages");
+        if (classes == 0) earlyexit::fail("trace layout: classes must be positive, got 0");
+        if (stage_macs.empty()) earlyexit::fail("trace layout: no stages");
         if (head_positions.empty() || head_positions.back() != stages() - 1)
-            detail::fail("trace layout: the last head must sit at the last stage ({})", stages() - 1);
+            earlyexit::fail("trace layout: the last head must sit at the last stage ({})", stages() - 1);
         if (head_macs.size() != heads())
-            detail::fail("trace layout: {} head costs for {} heads", head_macs.size(), heads());
+            earlyexit::fail("trace layout: {} head costs for {} heads", head_macs.size(), heads());
         for (std::size_t k = 1; k < heads(); ++k)
             if (head_positions[k] <= head_positions[k - 1])
-                detail::fail("trace layout: head {} at position {} is not after head {} at position {}", k,
+                earlyexit::fail("trace layout: head {} at position {} is not after head {} at position {}", k,
                              head_positions[k], k - 1, head_positions[k - 1]);
         for (double m : stage_macs)
-            if (!(m >= 0.0) || !std::isfinite(m)) detail::fail("trace layout: stage cost {} is not finite and >= 0", m);
+            if (!(m >= 0.0) || !std::isfinite(m)) earlyexit::fail("trace layout: stage cost {} is not finite and >= 0", m);
         for (double m : head_macs)
-            if (!(m >= 0.0) || !std::isfinite(m)) detail::fail("trace layout: head cost {} is not finite and >= 0", m);
+            if (!(m >= 0.0) || !std::isfinite(m)) earlyexit::fail("trace layout: head cost {} is not finite and >= 0", m);
     }
 
     friend bool operator==(const trace_layout&, const trace_layout&) = default;
@@ -80,11 +80,11 @@ public:
              std::span<const double> head_seconds, std::optional<std::size_t> label) {
         if (logits.size() != heads() * classes() || stage_seconds.size() != stages() ||
             head_seconds.size() != heads())
-            detail::fail("trace: sample {} has {} logits, {} stage times, {} head times; expected {}, {}, {}", size(),
+            earlyexit::fail("trace: sample {} has {} logits, {} stage times, {} head times; expected {}, {}, {}", size(),
                          logits.size(), stage_seconds.size(), head_seconds.size(), heads() * classes(), stages(),
                          heads());
         if (label && *label >= classes())
-            detail::fail("trace: sample {} has label {}, out of range [0, {})", size(), *label, classes());
+            earlyexit::fail("trace: sample {} has label {}, out of range [0, {})", size(), *label, classes());
         logits_.insert(logits_.end(), logits.begin(), logits.end());
         stage_seconds_.insert(stage_seconds_.end(), stage_seconds.begin(), stage_seconds.end());
         head_seconds_.insert(head_seconds_.end(), head_seconds.begin(), head_seconds.end());
@@ -139,7 +139,7 @@ public:
     /// Samples [first, first + count) as a new trace (a split for calibration, say).
     [[nodiscard]] basic_trace slice(std::size_t first, std::size_t count) const {
         if (first > size() || count > size() - first)
-            detail::fail("trace: slice [{}, {}) is outside the {} samples", first, first + count, size());
+            earlyexit::fail("trace: slice [{}, {}) is outside the {} samples", first, first + count, size());
         return select_if([&](std::size_t i) { return i >= first && i < first + count; });
     }
 

@@ -121,6 +121,55 @@ TEST_CASE("plot: names and titles are quoted, never interpreted", "[report][plot
     CHECK(!fs::exists(dir / "pwned"));
 }
 
+/// Changes the working directory for the scope of the object.
+struct cwd_override {
+    fs::path old = fs::current_path();
+    explicit cwd_override(const fs::path& dir) { fs::current_path(dir); }
+    ~cwd_override() {
+        std::error_code ec;
+        fs::current_path(old, ec);
+    }
+};
+
+TEST_CASE("plot: the scripts name their files relative to themselves, so a moved plot folder re-renders",
+          "[report][plot]") {
+    const scratch s("relocatable");
+    const std::vector<curve> curves{{"max_prob", {{0, 91.5}, {50, 85}}}};
+    const std::vector<policy_metrics> marked{row("full", 0.75, 0.0, {0, 2}), row("oracle", 0.96875, 0.5, {1, 1})};
+    plot_tradeoff(s.dir / "made", "t", curves, marked);
+    plot_exit_histogram(s.dir / "made", marked);
+    for (const char* name : {"tradeoff.gp", "exits.gp"}) {
+        INFO(name);
+        const std::string gp = slurp(s.dir / "made" / name);
+        CHECK(gp.find(s.dir.string()) == std::string::npos);
+        CHECK(gp.find("'/") == std::string::npos);  // no quoted absolute path of any kind
+    }
+    const std::string tradeoff = slurp(s.dir / "made" / "tradeoff.gp");
+    CHECK(tradeoff.find("set output 'tradeoff.png'\n") != std::string::npos);
+    CHECK(tradeoff.find("plot 'tradeoff.dat' index 0 ") != std::string::npos);
+    const std::string exits = slurp(s.dir / "made" / "exits.gp");
+    CHECK(exits.find("set output 'exits.png'\n") != std::string::npos);
+    CHECK(exits.find("plot 'exits.dat' using 2:xtic(1) ") != std::string::npos);
+
+    // Elsewhere (the folder moved, as a committed results/ folder is on another machine), without
+    // the images: `gnuplot <name>.gp` run inside it draws them again.
+    fs::rename(s.dir / "made", s.dir / "moved");
+    fs::remove(s.dir / "moved" / "tradeoff.png");
+    fs::remove(s.dir / "moved" / "exits.png");
+    {
+        const cwd_override cwd(s.dir / "moved");
+        for (const char* name : {"tradeoff.gp", "exits.gp"}) {
+            const auto r = detail::run_program({"gnuplot", name});
+            REQUIRE(r);
+            INFO(name << ": " << r->output);
+            CHECK(r->wait_status == 0);
+        }
+    }
+    CHECK(is_png(s.dir / "moved" / "tradeoff.png"));
+    CHECK(is_png(s.dir / "moved" / "exits.png"));
+    CHECK(!fs::exists(s.dir / "made"));
+}
+
 TEST_CASE("plot_exit_histogram writes fractions per head and policy, and a PNG", "[report][plot]") {
     const scratch s("exits");
     const std::vector<policy_metrics> rows{row("full", 0.75, 0, {0, 0, 4}), row("oracle", 1.0, 0.5, {3, 0, 1}),
@@ -213,11 +262,12 @@ TEST_CASE("plot: a failing gnuplot run reports its exit status, the script and i
     const fs::path bin = s.dir / "bin";
     fs::create_directories(bin);
     {
-        // A stand-in gnuplot: lists a png terminal, then fails on any script.
+        // A stand-in gnuplot: lists a png terminal, then fails on any script (given as
+        // `-e "cd '<dir>'" <name>.gp`).
         std::ofstream fake(bin / "gnuplot");
         fake << "#!/bin/sh\n"
-                "if [ \"$1\" = -e ]; then echo '              png  PNG images' >&2; exit 0; fi\n"
-                "echo \"line 1: boom in $1\" >&2\n"
+                "if [ \"$2\" = 'set terminal' ]; then echo '              png  PNG images' >&2; exit 0; fi\n"
+                "echo \"line 1: boom in $3 after $2\" >&2\n"
                 "exit 3\n";
     }
     fs::permissions(bin / "gnuplot", fs::perms::owner_all);
@@ -225,7 +275,8 @@ TEST_CASE("plot: a failing gnuplot run reports its exit status, the script and i
     const std::vector<curve> curves{{"c", {{0, 90}}}};
     const fs::path script = fs::absolute(s.dir / "out" / "tradeoff.gp");
     CHECK(what_of([&] { plot_tradeoff(s.dir / "out", "t", curves, {}); }) ==
-          "gnuplot failed (exit status 3) running " + script.string() + ":\nline 1: boom in " + script.string());
+          "gnuplot failed (exit status 3) running " + script.string() + ":\nline 1: boom in tradeoff.gp after cd '" +
+              script.parent_path().string() + "'");
     // "png" from the stand-in, or "pngcairo" when an earlier test in this process asked the real one.
     CHECK(slurp(script).starts_with("set encoding utf8\nset terminal png"));
 }

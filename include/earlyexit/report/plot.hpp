@@ -3,9 +3,15 @@
 // and the distribution of exits over the heads.
 //
 // Each plot leaves its data (.dat) and script (.gp) beside the PNG, so a figure can be
-// restyled and re-rendered with `gnuplot <dir>/<name>.gp` without rerunning anything.
-// gnuplot is started directly (posix_spawnp, the script path its only argument), never
-// through a shell, so no path or policy name is ever interpreted as a command. POSIX only.
+// restyled and re-rendered with `cd <dir> && gnuplot <name>.gp` without rerunning anything.
+// The script names its data and its image by file name only, relative to the folder it sits
+// in: a plot folder that is committed, moved or copied to another machine renders there too,
+// and carries no path of the machine that wrote it.
+// gnuplot is started directly (posix_spawnp), never through a shell, so no path or policy
+// name is ever interpreted as a command. It runs `gnuplot -e "cd '<dir>'" <name>.gp`: the
+// folder is entered by gnuplot's own `cd` (the folder quoted as every other gnuplot string
+// here), which works with any POSIX libc, unlike posix_spawn_file_actions_addchdir_np (glibc
+// 2.29+), and leaves the scripts as a user runs them. POSIX only.
 
 #include <fcntl.h>
 #include <spawn.h>
@@ -244,17 +250,20 @@ inline void write_text_file(const std::filesystem::path& path, const std::string
     return out;
 }
 
-/// The common head of every script: encoding, terminal, output.
+/// The common head of every script: encoding, terminal, output (the image's file name: the
+/// script runs in its own folder).
 [[nodiscard]] inline std::string script_preamble(const std::filesystem::path& png, const plot_options& opt) {
     return fmt::format("set encoding utf8\nset terminal {} noenhanced size {},{}\nset output {}\n",
-                       gnuplot_png_terminal(), opt.width, opt.height, gnuplot_path(png));
+                       gnuplot_png_terminal(), opt.width, opt.height, gnuplot_path(png.filename()));
 }
 
-/// Runs gnuplot on the script and checks the image came out.
+/// Runs gnuplot on the script inside the script's folder (its file names are relative to it)
+/// and checks the image came out.
 inline void render(const std::filesystem::path& script, const std::filesystem::path& png) {
     std::error_code ec;
     std::filesystem::remove(png, ec);  // a stale image must not pass for a fresh one
-    const auto r = run_program({"gnuplot", script.string()});
+    const auto r = run_program(
+        {"gnuplot", "-e", "cd " + gnuplot_path(script.parent_path()), script.filename().string()});
     if (!r) fail_gnuplot_missing();
     if (WIFSIGNALED(r->wait_status))
         fail("gnuplot was killed by signal {} running {}", WTERMSIG(r->wait_status), script.string());
@@ -294,7 +303,7 @@ inline void plot_tradeoff(const std::filesystem::path& dir, std::string_view tit
         data += fmt::format("# curve: {}\n", detail::comment_text(c.name));
         data += rows;
         plots.push_back(fmt::format("{} index {} using 1:2 with linespoints linewidth 2 pointsize 0.6 title {}",
-                                    plots.empty() ? detail::gnuplot_path(dat) : "''", block,
+                                    plots.empty() ? detail::gnuplot_path(dat.filename()) : "''", block,
                                     detail::gnuplot_string(c.name)));
         end_block();
     }
@@ -312,7 +321,7 @@ inline void plot_tradeoff(const std::filesystem::path& dir, std::string_view tit
         marked_plots.push_back(fmt::format(
             "{} index {} every ::{}::{} using 1:2 with points pointtype {} pointsize 1.5 linecolor rgb 'black' "
             "title {}",
-            plots.empty() && k == 0 ? detail::gnuplot_path(dat) : "''", block, k, k,
+            plots.empty() && k == 0 ? detail::gnuplot_path(dat.filename()) : "''", block, k, k,
             marker_types[k % std::size(marker_types)], detail::gnuplot_string(m.name)));
     }
     if (!points.empty()) {
@@ -379,7 +388,7 @@ inline void plot_exit_histogram(const std::filesystem::path& dir, std::span<cons
         "set style fill solid 0.85 border -1\n";
     std::vector<std::string> plots;
     for (std::size_t j = 0; j < rows.size(); ++j)
-        plots.push_back(fmt::format("{} using {}{} title {}", j == 0 ? detail::gnuplot_path(dat) : "''", j + 2,
+        plots.push_back(fmt::format("{} using {}{} title {}", j == 0 ? detail::gnuplot_path(dat.filename()) : "''", j + 2,
                                     j == 0 ? ":xtic(1)" : "", detail::gnuplot_string(rows[j].name)));
     script += detail::plot_command(plots);
 

@@ -2,7 +2,7 @@
 //
 // The "network" reads a noisy signal one chunk per stage: each stage maps its chunk to feature
 // space (a 64x64 transform, the expensive part) and adds it to a running sum; after every stage
-// a linear exit head scores the 4 classes. With unit Gaussian noise these logits are the exact
+// a linear exit head scores the 4 classes. With unit Gaussian noise their softmax is the exact
 // Bayes posterior, so confidence means something: easy samples can stop after a chunk or two,
 // hard ones read on. Every policy runs on the same 2000 samples.
 #include <random>
@@ -32,15 +32,19 @@ int main() {
     // A random rotation: the stages' feature transform (orthogonal, so the posterior is exact).
     const transform rotation = Eigen::HouseholderQR<transform>(transform::Random()).householderQ();
 
-    // Stage t reads chunk t; an exit head after every stage (8 stages, 8 heads).
-    const auto head = [&] {
-        return earlyexit::project(earlyexit::linear_head<float, dims, classes>(prototypes * rotation.transpose(),
-                                                                              Eigen::Vector4f::Zero()),
-                                  [](const signal& s) -> const auto& { return s.sum; });
+    // Stage t reads chunk t; an exit head after every stage (8 stages, 8 heads). After n = t + 1
+    // chunks of class c (prototype mu_c) the sum is n R mu_c plus N(0, n I) noise, so log p(sum | c)
+    // is sum . R mu_c - n/2 |mu_c|^2 (R keeps norms) plus a term alike for every class.
+    const Eigen::Vector4f squared_norms = prototypes.rowwise().squaredNorm();
+    const auto head = [&](int t) {
+        return earlyexit::project(
+            earlyexit::linear_head<float, dims, classes>(prototypes * rotation.transpose(),
+                                                         -0.5f * static_cast<float>(t + 1) * squared_norms),
+            [](const signal& s) -> const auto& { return s.sum; });
     };
     const auto read_chunk = [&rotation](signal& s) { s.sum.noalias() += rotation * s.chunks.col(s.read++); };
     earlyexit::dynamic_network_builder<signal> builder;
-    for (int t = 0; t < n_chunks; ++t) builder.stage(read_chunk, {.macs = dims * dims}).exit(head());
+    for (int t = 0; t < n_chunks; ++t) builder.stage(read_chunk, {.macs = dims * dims}).exit(head(t));
     const auto net = builder.build();
 
     // 2000 samples: a random class, its prototype plus unit noise in every chunk.

@@ -37,6 +37,7 @@ TEST_CASE("candidate parameters span [0, 1] in order; patience counts every head
     CHECK(std::is_sorted(c.begin(), c.end()));
     CHECK(std::adjacent_find(c.begin(), c.end()) == c.end());
     CHECK(candidate_parameters(t, threshold_family::patience) == std::vector<double>{1, 2, 3, 4, 5});
+    CHECK(candidate_parameters(t, threshold_family::fixed) == std::vector<double>{0, 1, 2, 3, 4});
 }
 
 TEST_CASE("a max_prob sweep trades compute for accuracy monotonically in the threshold", "[sweep][property]") {
@@ -83,4 +84,8 @@ TEST_CASE("make_policy builds each family and rejects bad parameters", "[sweep][
     CHECK_THROWS_AS(make_policy(threshold_family::margin, 1.5), earlyexit::error);
     CHECK_THROWS_WITH(make_policy(threshold_family::patience, 0.0), Catch::Matchers::Contains("count 0 must be >= 1"));
     CHECK(name_of(threshold_family::margin) == "margin");
+    CHECK(name_of(threshold_family::fixed) == "fixed");
+    CHECK(make_policy(threshold_family::fixed, 3.0).target<policy::fixed>()->head() == 3);
+    CHECK_THROWS_WITH(make_policy(threshold_family::fixed, 1.5), Catch::Matchers::Contains("fixed: head 1.5 must be a whole number"));
+    CHECK_THROWS_WITH(make_policy(threshold_family::fixed, -1.0), Catch::Matchers::Contains("fixed: head -1 must be"));
 }

@@ -65,3 +65,32 @@ TEST_CASE("bad samples and layouts are errors naming the value", "[trace][error]
     CHECK_THROWS_WITH(trace(trace_layout{2, {0}, {-1.0}, {1}}), Contains("stage cost -1"));
     CHECK_THROWS_WITH(trace(trace_layout{2, {0}, {1.0}, {1, 2}}), Contains("2 head costs for 1 heads"));
 }
+
+TEST_CASE("trace_layout::difference names the first difference; require_same throws with it", "[trace]") {
+    const trace_layout a = small_layout();
+    CHECK(a.difference(a).empty());
+    auto b = a;
+    b.classes = 4;
+    CHECK(a.difference(b) == "3 classes against 4");
+    b = a;
+    b.head_positions = {1, 2};
+    CHECK(a.difference(b) == "heads at stages [0, 2] against [1, 2]");
+    b = a;
+    b.stage_macs = {10, 20, 30, 40};
+    b.head_positions = {0, 3};
+    CHECK(a.difference(b) == "heads at stages [0, 2] against [0, 3]");
+    b = a;
+    b.stage_macs[1] = 21;
+    CHECK(a.difference(b) == "stage 1 declares 20 MACs against 21");
+    b = a;
+    b.head_macs[1] = 3;
+    CHECK(a.difference(b) == "head 1 declares 2 MACs against 3");
+    CHECK((a.difference(b).empty() == (a == b)));
+    const std::vector<std::size_t> pos{0, 2};
+    const std::vector<double> stage{10, 20, 30}, head{1, 3};
+    const network_info n{3, 2, 3, pos, stage, head, 33};
+    CHECK_THROWS_WITH(a.require_same(n, "calibration trace x"),
+                      "calibration trace x: recorded with another network than this one: head 1 declares 2 MACs "
+                      "against 3 (the trace's, then this network's)");
+    CHECK_NOTHROW(b.require_same(n, "y"));
+}

@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../error.hpp"
+#include "../trace/calibrate.hpp"
 #include "../trace/metrics.hpp"
 
 namespace earlyexit {
@@ -85,6 +86,32 @@ template <class T>
         {"samples", samples},
         {"final_accuracy", detail::json_or_null(final_accuracy)},
         {"policies", std::move(policies)},
+    };
+}
+
+/// The calibration a result came from: {"samples", "target": {"max_drop_points", "confidence"},
+/// "points": [{"name", "family", "parameter", "met", "falls_back_to_full", "note", "accuracy",
+/// "compute_saving", "loss_bound_points"}, ...]} (accuracy and compute_saving on the
+/// calibration split, as fractions).
+[[nodiscard]] inline nlohmann::json calibration_json(std::span<const calibration> points, std::size_t samples,
+                                                     const accuracy_target& target) {
+    nlohmann::json list = nlohmann::json::array();
+    for (const calibration& c : points)
+        list.push_back({
+            {"name", c.name()},
+            {"family", std::string(name_of(c.family))},
+            {"parameter", c.parameter},
+            {"met", c.met},
+            {"falls_back_to_full", c.falls_back_to_full},
+            {"note", c.note},
+            {"accuracy", detail::json_or_null(c.on_calibration.accuracy)},
+            {"compute_saving", c.on_calibration.compute_saving},
+            {"loss_bound_points", c.drop_bound_points},
+        });
+    return {
+        {"samples", samples},
+        {"target", {{"max_drop_points", target.max_drop_points}, {"confidence", target.confidence}}},
+        {"points", std::move(list)},
     };
 }
 

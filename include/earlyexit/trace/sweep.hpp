@@ -2,9 +2,10 @@
 // Sweeps: accuracy against compute for each static threshold family, and its Pareto front.
 //
 // A family is a static policy with one parameter (max_prob, entropy, margin: a threshold in
-// [0, 1]; patience: a count). Candidate parameters are taken from the trace itself (quantiles
-// of the measure at the non-final heads), so a sweep reaches every distinct operating point
-// the trace can show, up to the requested resolution.
+// [0, 1]; patience: a count; fixed: the head index). Candidate thresholds are taken from the
+// trace itself (quantiles of the measure at the non-final heads), so a sweep reaches every
+// distinct operating point the trace can show, up to the requested resolution; patience and
+// fixed take every count and every head.
 
 #include <algorithm>
 #include <cmath>
@@ -21,10 +22,15 @@
 
 namespace earlyexit {
 
-enum class threshold_family { max_prob, entropy, margin, patience };
+enum class threshold_family { max_prob, entropy, margin, patience, fixed };
 
+/// The families whose exit depends on the sample (threshold rules), in report order.
 inline constexpr threshold_family all_threshold_families[] = {threshold_family::max_prob, threshold_family::entropy,
                                                               threshold_family::margin, threshold_family::patience};
+/// Every family calibrate() takes: the threshold rules, then `fixed` (one head for every sample).
+inline constexpr threshold_family all_families[] = {threshold_family::max_prob, threshold_family::entropy,
+                                                    threshold_family::margin, threshold_family::patience,
+                                                    threshold_family::fixed};
 
 [[nodiscard]] constexpr std::string_view name_of(threshold_family f) noexcept {
     switch (f) {
@@ -32,11 +38,13 @@ inline constexpr threshold_family all_threshold_families[] = {threshold_family::
         case threshold_family::entropy: return "entropy";
         case threshold_family::margin: return "margin";
         case threshold_family::patience: return "patience";
+        case threshold_family::fixed: return "fixed";
     }
     return "unknown";
 }
 
-/// The family's policy at this parameter (patience: rounded to the nearest count >= 1).
+/// The family's policy at this parameter (patience: rounded to the nearest count >= 1; fixed:
+/// the head index, a whole number >= 0).
 /// Throws earlyexit::error for an out-of-range parameter, like the policies themselves.
 template <std::floating_point Scalar = float>
 [[nodiscard]] any_policy<Scalar> make_policy(threshold_family f, double parameter) {
@@ -48,19 +56,27 @@ template <std::floating_point Scalar = float>
             if (!(parameter >= 0.5) || !std::isfinite(parameter))
                 earlyexit::fail("patience: count {} must be >= 1", parameter);
             return policy::patience{static_cast<std::size_t>(std::lround(parameter))};
+        case threshold_family::fixed:
+            if (!(parameter >= 0.0) || !std::isfinite(parameter) || parameter != std::floor(parameter))
+                fail("fixed: head {} must be a whole number >= 0", parameter);
+            return policy::fixed{static_cast<std::size_t>(parameter)};
     }
     earlyexit::fail("make_policy: unknown family {}", static_cast<int>(f));
 }
 
 /// Candidate parameters for a family on a trace, sorted ascending, at most `resolution` of
-/// them (patience: every count 1..heads). Threshold families use the measure's values at the
-/// non-final heads (evenly spaced ranks) plus both ends of [0, 1].
+/// them (patience: every count 1..heads; fixed: every head 0..heads-1). Threshold families use
+/// the measure's values at the non-final heads (evenly spaced ranks) plus both ends of [0, 1].
 template <std::floating_point Scalar>
 [[nodiscard]] std::vector<double> candidate_parameters(const basic_trace<Scalar>& t, threshold_family f,
                                                        std::size_t resolution = 256) {
     std::vector<double> out;
     if (f == threshold_family::patience) {
         for (std::size_t n = 1; n <= t.heads(); ++n) out.push_back(static_cast<double>(n));
+        return out;
+    }
+    if (f == threshold_family::fixed) {
+        for (std::size_t k = 0; k < t.heads(); ++k) out.push_back(static_cast<double>(k));
         return out;
     }
     std::vector<double> values;
@@ -73,7 +89,8 @@ template <std::floating_point Scalar>
                 case threshold_family::max_prob: v = static_cast<double>(max_prob(z)); break;
                 case threshold_family::entropy: v = static_cast<double>(normalized_entropy(z)); break;
                 case threshold_family::margin: v = static_cast<double>(margin(z)); break;
-                case threshold_family::patience: break;
+                case threshold_family::patience:
+                case threshold_family::fixed: break;
             }
             values.push_back(std::clamp(v, 0.0, 1.0));
         }

@@ -18,8 +18,12 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "../context.hpp"
 #include "../error.hpp"
@@ -61,6 +65,30 @@ struct trace_layout {
     }
 
     friend bool operator==(const trace_layout&, const trace_layout&) = default;
+
+    /// The first way `other` differs from this layout, in words ("" when they are equal).
+    [[nodiscard]] std::string difference(const trace_layout& other) const {
+        if (classes != other.classes) return fmt::format("{} classes against {}", classes, other.classes);
+        if (head_positions != other.head_positions)
+            return fmt::format("heads at stages [{}] against [{}]", fmt::join(head_positions, ", "),
+                               fmt::join(other.head_positions, ", "));
+        if (stages() != other.stages()) return fmt::format("{} stages against {}", stages(), other.stages());
+        for (std::size_t p = 0; p < stages(); ++p)
+            if (stage_macs[p] != other.stage_macs[p])
+                return fmt::format("stage {} declares {} MACs against {}", p, stage_macs[p], other.stage_macs[p]);
+        for (std::size_t k = 0; k < heads(); ++k)
+            if (head_macs[k] != other.head_macs[k])
+                return fmt::format("head {} declares {} MACs against {}", k, head_macs[k], other.head_macs[k]);
+        return {};
+    }
+
+    /// Throws earlyexit::error unless a network with this layout recorded the trace `what` names
+    /// (same classes, head positions and declared costs as `network`).
+    void require_same(const network_info& network, std::string_view what) const {
+        const std::string d = difference(of(network));
+        if (!d.empty())
+            fail("{}: recorded with another network than this one: {} (the trace's, then this network's)", what, d);
+    }
 };
 
 template <std::floating_point Scalar = float>

@@ -10,6 +10,9 @@
 #include <string>
 #include <vector>
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
 #include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
@@ -306,6 +309,65 @@ TEST_CASE("npy file errors name the file", "[npy]") {
     CHECK_THROWS_WITH(npy::read<float>(wrong), wrong.string() + ": dtype '<f8' does not match the requested '<f4'");
     npy::write<float>(wrong, five, std::vector<std::size_t>{5});  // overwrites
     CHECK(npy::read<float>(wrong).size() == 5);
+}
+
+namespace {
+
+/// A decode's outcome: "ok <shape> <first element>" or the error message.
+template <class T, class F>
+std::string outcome(F&& decode) {
+    try {
+        const npy::array<T> a = decode();
+        return fmt::format("ok {} {}", fmt::join(a.shape, "x"), a.data.empty() ? 0.0 : static_cast<double>(a.data[0]));
+    } catch (const earlyexit::error& e) {
+        return e.what();
+    }
+}
+
+}  // namespace
+
+TEST_CASE("npy parse (memory) and read (file) decode alike: the same array or the same error", "[npy]") {
+    temp_dir dir;
+    const fs::path file = dir / "same.npy";
+    const std::string valid = valid_file();
+    std::vector<std::string> inputs = {valid, valid + "x", npy_file(f4_2x3_dict, raw(std::vector<float>(6, 2.f)), 2),
+                                       npy_file("{'descr': '<f8', 'fortran_order': False, 'shape': (), }", raw(std::vector<double>{1}))};
+    for (std::size_t n = 0; n < valid.size(); n += 7) inputs.push_back(valid.substr(0, n));
+    for (const std::string& bytes : inputs) {
+        spit(file, bytes);
+        const auto from_memory = outcome<float>([&] { return npy::parse<float>(bytes_of(bytes), file.string()); });
+        CAPTURE(bytes.size(), from_memory);
+        CHECK(outcome<float>([&] { return npy::read<float>(file); }) == from_memory);
+    }
+    CHECK(outcome<float>([&] { return npy::parse<float>(bytes_of(valid), "m"); }) == "ok 2x3 0");
+}
+
+TEST_CASE("npy the fuzzer's seed corpus: valid files decode and broken ones throw", "[npy]") {
+    // tests/fuzz/npy_corpus, written by tests/fuzz/make_npy_corpus.cpp.
+    int valid = 0, broken = 0;
+    for (const auto& entry : fs::directory_iterator(fs::path(EARLYEXIT_TEST_SOURCE_DIR) / "fuzz" / "npy_corpus")) {
+        const std::string name = entry.path().filename().string();
+        const std::string bytes = slurp(entry.path());
+        std::size_t decoded = 0;
+        const auto try_as = [&](auto tag) {
+            try {
+                (void)npy::parse<decltype(tag)>(bytes_of(bytes), name);
+                ++decoded;
+            } catch (const earlyexit::error&) {
+            }
+        };
+        try_as(float{}), try_as(double{}), try_as(std::int64_t{}), try_as(std::int32_t{}), try_as(std::uint8_t{});
+        CAPTURE(name);
+        if (name.starts_with("broken_")) {
+            ++broken;
+            CHECK(decoded == 0);
+        } else {
+            ++valid;
+            CHECK(decoded == 1);  // as exactly its own dtype
+        }
+    }
+    CHECK(valid >= 25);
+    CHECK(broken >= 10);
 }
 
 TEST_CASE("npy every truncation of a valid file throws earlyexit::error", "[npy][robustness]") {

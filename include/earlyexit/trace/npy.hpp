@@ -26,6 +26,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "../config.hpp"
 #include "../error.hpp"
 
 namespace earlyexit::npy {
@@ -291,15 +292,44 @@ inline void read_exactly(std::ifstream& in, void* out, std::size_t n, const std:
         fail("{}: read error: file ended early (was it modified while being read?)", what);
 }
 
-/// Reads and parses the header of an opened file of the given size.
-inline header read_header(std::ifstream& in, std::size_t size, const std::string& what) {
+/// The two sources read() and parse() decode from: source(out, n) copies the next n bytes.
+/// Callers never ask for more than the size they validated, so a memory source has no check to do.
+struct stream_source {
+    std::ifstream& in;
+    const std::string& what;
+    void operator()(void* out, std::size_t n) const { read_exactly(in, out, n, what); }
+};
+struct memory_source {
+    std::span<const std::byte> bytes;
+    std::size_t at = 0;
+    void operator()(void* out, std::size_t n) noexcept {
+        EARLYEXIT_ASSERT(n <= bytes.size() - at);
+        if (n != 0) std::memcpy(out, bytes.data() + at, n);
+        at += n;
+    }
+};
+
+/// Reads and parses the header from the start of a source holding size bytes.
+template <class Source>
+header read_header(Source& source, std::size_t size, std::string_view what) {
     const std::size_t first = std::min<std::size_t>(size, 12);
     std::vector<std::byte> bytes(first);
-    read_exactly(in, bytes.data(), first, what);
+    source(bytes.data(), first);
     const std::size_t extent = header_extent(bytes, size, what);  // >= 16 (aligned), <= size
     bytes.resize(extent);
-    read_exactly(in, bytes.data() + first, extent - first, what);
+    source(bytes.data() + first, extent - first);
     return parse_header(bytes, extent, what);
+}
+
+/// Reads a whole array from the start of a source holding size bytes: the one decoder behind
+/// read() (a file) and parse() (memory), so fuzzing parse() exercises read()'s checks too.
+template <element T, class Source>
+array<T> read_array(Source& source, std::size_t size, std::string_view what) {
+    const header h = read_header(source, size, what);
+    check_payload<T>(h, size - h.data_offset, what);
+    array<T> a{h.shape, std::vector<T>(*element_count(h.shape))};
+    source(a.data.data(), a.data.size() * sizeof(T));
+    return a;
 }
 
 }  // namespace detail
@@ -346,7 +376,8 @@ inline header read_header(const std::filesystem::path& file) {
     const std::string what = file.string();
     std::ifstream in;
     const std::size_t size = detail::open_for_read(in, file, what);
-    return detail::read_header(in, size, what);
+    detail::stream_source source{in, what};
+    return detail::read_header(source, size, what);
 }
 
 /// Reads a whole array. T must be the file's dtype exactly (no conversion), and the file must
@@ -357,24 +388,17 @@ array<T> read(const std::filesystem::path& file) {
     const std::string what = file.string();
     std::ifstream in;
     const std::size_t size = detail::open_for_read(in, file, what);
-    const header h = detail::read_header(in, size, what);
-    detail::check_payload<T>(h, size - h.data_offset, what);
-    array<T> a{h.shape, std::vector<T>(*detail::element_count(h.shape))};
-    detail::read_exactly(in, a.data.data(), a.data.size() * sizeof(T), what);
-    return a;
+    detail::stream_source source{in, what};
+    return detail::read_array<T>(source, size, what);
 }
 
-/// parse<T>(bytes, what): read<T> from an in-memory copy of a file. Safe on arbitrary bytes;
-/// `what` names the source in error messages.
+/// parse<T>(bytes, what): read<T> from an in-memory copy of a file, through the same decoder, so
+/// it accepts what read<T> accepts and throws the same messages (with `what` where read<T> names
+/// the file). Safe on arbitrary bytes (tests/fuzz/fuzz_npy.cpp fuzzes it).
 template <element T>
 array<T> parse(std::span<const std::byte> bytes, std::string_view what) {
-    const auto first = bytes.first(std::min<std::size_t>(bytes.size(), 12));
-    const std::size_t extent = detail::header_extent(first, bytes.size(), what);
-    const header h = detail::parse_header(bytes, extent, what);
-    detail::check_payload<T>(h, bytes.size() - extent, what);
-    array<T> a{h.shape, std::vector<T>(*detail::element_count(h.shape))};
-    if (!a.data.empty()) std::memcpy(a.data.data(), bytes.data() + extent, a.data.size() * sizeof(T));
-    return a;
+    detail::memory_source source{bytes};
+    return detail::read_array<T>(source, bytes.size(), what);
 }
 
 }  // namespace earlyexit::npy

@@ -1,0 +1,49 @@
+// The demo driver's live-and-replayed step, with a learning policy: both runs must start from
+// the same state (before, the replay trained the policy the live run then started from).
+#include <cstddef>
+#include <optional>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "common/demo_driver.hpp"
+#include "support.hpp"
+
+using namespace earlyexit;
+
+namespace {
+
+/// Runs every sample to the final head until it has learned from `warmup` samples, then exits
+/// at the first head: a trained copy and a fresh one decide differently.
+struct warms_up {
+    std::size_t warmup = 4;
+    std::size_t seen = 0;
+    [[nodiscard]] static constexpr std::string_view name() noexcept { return "warms_up"; }
+    [[nodiscard]] decision decide(const exit_context<float>&) const noexcept {
+        return seen >= warmup ? decision::stop : decision::proceed;
+    }
+    void update(const episode<float>&) noexcept { ++seen; }
+};
+
+}  // namespace
+
+TEST_CASE("run_live_and_replayed: a learning policy matches its replay and is left untouched", "[demo_driver]") {
+    const auto table = earlyexit_test::random_table(10, 3, 4, 11);
+    earlyexit_test::counters count;
+    const auto net = earlyexit_test::scripted_network(4, {0, 2, 3}, table, count);
+    earlyexit_test::scripted_state state;
+    const auto fill = [](std::size_t i, earlyexit_test::scripted_state& s) {
+        s = {i, 0};
+        return std::optional<std::size_t>(i % 4);
+    };
+    const trace test = record_trace(net, state, table.size(), fill);
+    const std::vector<named_policy<float>> policies{{"full", policy::full{}}, {"learner", warms_up{}}};
+    const auto rows = demo::run_live_and_replayed(net, state, test, policies, fill);
+    REQUIRE(rows.size() == 2);
+    CHECK(rows[1].name == "learner");
+    CHECK(*rows[1].replay_matches_live);
+    CHECK(*rows[0].replay_matches_live);
+    // Four samples ran to the final head (head 2), six stopped at head 0.
+    CHECK(rows[1].exit_histogram == std::vector<std::size_t>{6, 0, 4});
+    CHECK(policies[1].policy.target<warms_up>()->seen == 0);
+}

@@ -88,3 +88,21 @@ TEST_CASE("compare needs labels for the oracle row", "[metrics][error]") {
     t.add(std::vector<float>{1, 0}, std::vector<double>{0}, std::vector<double>{0}, std::nullopt);
     CHECK_THROWS_WITH(compare(t, {}), Contains("oracle row needs labels"));
 }
+
+namespace {
+struct counts_updates {
+    std::size_t seen = 0;
+    [[nodiscard]] decision decide(const exit_context<float>&) const noexcept { return decision::proceed; }
+    void update(const episode<float>&) noexcept { ++seen; }
+};
+}  // namespace
+
+TEST_CASE("evaluate does not train a learning policy passed by name", "[metrics]") {
+    const auto t = hand_made();
+    counts_updates p;
+    CHECK(evaluate(t, "p", p).samples == t.size());
+    CHECK(p.seen == 0);
+    // replay() by reference is the way to keep what it learned.
+    (void)replay(t, p);
+    CHECK(p.seen == t.size());
+}

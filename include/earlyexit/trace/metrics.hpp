@@ -106,11 +106,12 @@ template <std::floating_point Scalar>
     return summarize(std::move(name), outcomes, [&t](std::size_t i) { return t.label(i); }, t.info(), deadline);
 }
 
-/// Replays one policy on the trace and summarizes it.
+/// Replays one policy on the trace and summarizes it. The policy is taken by value: a learning
+/// policy passed by name is not trained by its evaluation (replay() by reference does that).
 template <std::floating_point Scalar, class Policy>
-[[nodiscard]] policy_metrics evaluate(const basic_trace<Scalar>& t, std::string name, Policy&& policy,
+[[nodiscard]] policy_metrics evaluate(const basic_trace<Scalar>& t, std::string name, Policy policy,
                                       std::optional<double> deadline = std::nullopt) {
-    const auto outcomes = replay(t, std::forward<Policy>(policy));
+    const auto outcomes = replay(t, std::move(policy));
     return summarize(std::move(name), outcomes, t, deadline);
 }
 

@@ -15,6 +15,8 @@
 #include "common/mobilenet_v2.hpp"
 #include "common/preprocess.hpp"
 #include "error_text.hpp"
+#include "safetensors_writer.hpp"
+#include "temp_dir.hpp"
 
 using namespace earlyexit;
 using namespace earlyexit::demo;
@@ -77,6 +79,16 @@ TEST_CASE("MobileNetV2 declares the MACs of its layers and a final exit on the l
     // torchvision's MobileNetV2 at 224x224: about 300 M multiply-accumulates.
     CHECK(stages > 290e6);
     CHECK(stages < 320e6);
+}
+
+TEST_CASE("MobileNetV2 refuses an unsorted head list with the shared loader's message, naming heads and stages") {
+    const earlyexit_test::temp_dir dir("earlyexit_mobilenet_v2");
+    const auto p = earlyexit_test::with_architecture(root / "models" / "mobilenet_v2_imagenet.safetensors",
+                                                     dir / "edited.safetensors",
+                                                     [](nlohmann::json& a) { std::swap(a["heads"][0], a["heads"][1]); });
+    CHECK(earlyexit_test::what_of([&] { mobilenet_v2 m(p); }) ==
+          p.string() + ": head 'heads.0' after stage 14 is listed after head 'heads.1' after stage 16: heads must be listed "
+                       "in the order of their stages");
 }
 
 TEST_CASE("MobileNetV2 rejects a file of another format") {

@@ -3,7 +3,7 @@
 // examples/train/export_mobilenet_v2.py.
 //
 // The weight file (safetensors) carries the architecture in its metadata ("architecture": the
-// stages and the heads, as JSON) and these tensors:
+// stages and the heads, as JSON; read and checked by staged_model.hpp) and these tensors:
 //
 //   stem.*                         conv 3x3 stride 2 + ReLU6
 //   blocks.<i>.expand.*            conv 1x1 + ReLU6 (absent when the expand ratio is 1)
@@ -40,151 +40,130 @@
 #include "nn.hpp"
 #include "preprocess.hpp"
 #include "safetensors.hpp"
+#include "staged_model.hpp"
 
 namespace earlyexit::demo {
 
-class mobilenet_v2 {
+namespace detail {
+
+/// A mobilenet_v2 stage: stem / last_conv (one conv) or an inverted-residual block.
+struct mobilenet_stage {
+    std::optional<nn::conv2d> expand;
+    nn::conv2d main;  // stem / last_conv conv, or the block's depthwise conv
+    std::optional<nn::conv2d> project;
+    bool residual = false;
+    nn::shape3 in, hidden, mid, out;
+
+    void operator()(feature_state& s) const noexcept {
+        const float* x = s.data();
+        float* y = s.next();
+        if (!project) {
+            main(x, in, y, s.ws);
+        } else {
+            const float* e = x;
+            if (expand) {
+                (*expand)(x, in, s.scratch(0), s.ws);
+                e = s.scratch(0);
+            }
+            main(e, hidden, s.scratch(1), s.ws);
+            (*project)(s.scratch(1), mid, y, s.ws);
+            if (residual) nn::add_act(y, x, y, out.size(), nn::activation::none);
+        }
+        s.advance(out);
+    }
+};
+
+/// A mobilenet_v2 exit: [average pool] -> [1x1 conv + ReLU6] -> global average pool -> fc,
+/// then, for "exit_head", ReLU6 and the shared classifier.
+struct mobilenet_head {
+    int pool = 1;
+    std::optional<nn::conv2d> conv;
+    std::optional<linear_head<float>> fc;
+    std::shared_ptr<const linear_head<float>> classifier;  // null: fc gives the logits
+    nn::shape3 in;
+    double declared_macs = 0;
+    std::size_t workspace = 0;
+
+    [[nodiscard]] std::size_t num_classes() const noexcept { return classifier ? classifier->num_classes() : fc->num_classes(); }
+    [[nodiscard]] double macs() const noexcept { return declared_macs; }
+    [[nodiscard]] std::size_t workspace_size() const noexcept { return workspace; }
+
+    void operator()(const feature_state& s, std::span<float> logits, std::span<float> ws) const noexcept {
+        const float* x = s.data();
+        nn::shape3 shape = s.shape;
+        if (pool > 1) {
+            shape = nn::avg_pool(x, shape, pool, ws.data());
+            x = ws.data();
+            ws = ws.subspan(shape.size());
+        }
+        if (conv) {
+            (*conv)(x, shape, ws.data(), {});
+            shape = {conv->out_channels(), shape.h, shape.w};
+            x = ws.data();
+            ws = ws.subspan(shape.size());
+        }
+        Eigen::Map<Eigen::VectorXf> pooled(ws.data(), shape.c);
+        pooled.noalias() = nn::pooled(x, shape).rowwise().mean();
+        if (!classifier) {
+            (*fc)(pooled, logits);
+            return;
+        }
+        const std::span<float> z = ws.subspan(static_cast<std::size_t>(shape.c), fc->num_classes());
+        (*fc)(pooled, z);
+        nn::apply(nn::activation::relu6, z.data(), z.size());
+        (*classifier)(Eigen::Map<const Eigen::VectorXf>(z.data(), static_cast<Eigen::Index>(z.size())), logits);
+    }
+};
+
+}  // namespace detail
+
+class mobilenet_v2 : public staged_model<detail::mobilenet_stage, detail::mobilenet_head> {
 public:
     static constexpr std::string_view format_name = "earlyexit-imagenet-mobilenet-v2";
 
     /// Loads and validates the weight file; throws earlyexit::error naming the problem.
-    explicit mobilenet_v2(const std::filesystem::path& weights) {
-        const safetensors_file f(weights);
-        f.require_format(format_name);
-        try {
-            const auto arch = f.metadata_json("architecture");
-            const auto in = arch.at("input").get<std::vector<int>>();
-            if (in.size() != 3 || in[0] != 3 || in[1] != in[2])
-                earlyexit::fail("{}: input shape [{}] is not [3, S, S]", f.path(), fmt::join(in, ", "));
-            input_ = {in[0], in[1], in[2]};
-            transform_.crop = in[1];
-            transform_.mean = f.metadata_json("mean").get<std::array<float, 3>>();
-            transform_.stddev = f.metadata_json("std").get<std::array<float, 3>>();
-            const auto pre = f.metadata_json("preprocessing");
-            transform_.resize = pre.at("resize_shorter").get<int>();
-            if (pre.at("center_crop").get<int>() != transform_.crop)
-                earlyexit::fail("{}: center_crop {} differs from the input size {}", f.path(), pre.at("center_crop").dump(),
-                             transform_.crop);
-            classes_ = arch.at("classes").get<std::size_t>();
-            load_stages(f, arch.at("stages"));
-            load_heads(f, arch.at("heads"));
-        } catch (const nlohmann::json::exception& e) {
-            earlyexit::fail("{}: bad metadata: {}", f.path(), e.what());
-        }
-    }
+    explicit mobilenet_v2(const std::filesystem::path& weights) : mobilenet_v2(safetensors_file(weights)) {}
 
-    [[nodiscard]] std::size_t num_classes() const noexcept { return classes_; }
-    [[nodiscard]] std::size_t num_stages() const noexcept { return stages_.size(); }
-    [[nodiscard]] std::size_t num_heads() const noexcept { return heads_.size(); }
-    [[nodiscard]] std::size_t head_after(std::size_t k) const noexcept { return heads_[k].after; }
-    [[nodiscard]] nn::shape3 input_shape() const noexcept { return input_; }
     [[nodiscard]] const imagenet_eval_transform& transform() const noexcept { return transform_; }
-
-    /// A state for this network (allocates; make one and reuse it).
-    [[nodiscard]] feature_state make_state() const { return feature_state(max_size_, workspace_); }
 
     /// Preprocesses an RGB image of any size as torchvision does (resize, center crop, normalize)
     /// into the state's input. Allocates (the resized image), outside the timed inference.
     void set_input(feature_state& s, const image_u8& image) const {
-        transform_(image, std::span<float>(s.input(), input_.size()));
-        s.begin(input_);
+        transform_(image, std::span<float>(s.input(), input_shape().size()));
+        s.begin(input_shape());
     }
 
     /// The same from a square that transform().resize_and_crop() made: only the normalization
     /// is left (allocates nothing; a square of another size throws).
     void set_cropped_input(feature_state& s, const image_u8& square) const {
-        transform_.normalize(square, std::span<float>(s.input(), input_.size()));
-        s.begin(input_);
-    }
-
-    /// The multi-exit network: one stage per block, the exits where the file says.
-    /// The network shares the layers (it stays valid after this object is gone).
-    [[nodiscard]] dynamic_network<feature_state> network() const {
-        dynamic_network_builder<feature_state> b;
-        std::size_t k = 0;
-        for (std::size_t i = 0; i < stages_.size(); ++i) {
-            std::shared_ptr<const stage> st = stages_[i];
-            b.stage([st](feature_state& s) { (*st)(s); }, {.macs = st->macs, .output_size = st->out.size()});
-            for (; k < heads_.size() && heads_[k].after == i; ++k) {
-                std::shared_ptr<const exit_head> h = heads_[k].head;
-                b.exit(make_head([h](const feature_state& s, std::span<float> logits, std::span<float> ws) { (*h)(s, logits, ws); },
-                                 classes_, h->macs, h->workspace),
-                       {});
-            }
-        }
-        return b.build();
+        transform_.normalize(square, std::span<float>(s.input(), input_shape().size()));
+        s.begin(input_shape());
     }
 
 private:
-    /// A stage: stem / last_conv (one conv) or an inverted-residual block.
-    struct stage {
-        std::optional<nn::conv2d> expand;
-        nn::conv2d main;  // stem / last_conv conv, or the block's depthwise conv
-        std::optional<nn::conv2d> project;
-        bool residual = false;
-        nn::shape3 in, hidden, mid, out;
-        double macs = 0;
+    explicit mobilenet_v2(const safetensors_file& f)
+        : staged_model(f, format_name, &load_stage, head_loader{}), transform_(read_transform(f, *this)) {}
 
-        void operator()(feature_state& s) const noexcept {
-            const float* x = s.data();
-            float* y = s.next();
-            if (!project) {
-                main(x, in, y, s.ws);
-            } else {
-                const float* e = x;
-                if (expand) {
-                    (*expand)(x, in, s.scratch(0), s.ws);
-                    e = s.scratch(0);
-                }
-                main(e, hidden, s.scratch(1), s.ws);
-                (*project)(s.scratch(1), mid, y, s.ws);
-                if (residual) nn::add_act(y, x, y, out.size(), nn::activation::none);
-            }
-            s.advance(out);
+    /// torchvision's eval preprocessing as the file describes it: the input must be [3, S, S],
+    /// "preprocessing" gives the resize and a center crop of S.
+    static imagenet_eval_transform read_transform(const safetensors_file& f, const staged_model& m) {
+        const nn::shape3 in = m.input_shape();
+        if (in.h != in.w) earlyexit::fail("{}: input shape [{}, {}, {}] is not [3, S, S]", f.path(), in.c, in.h, in.w);
+        imagenet_eval_transform t;
+        t.crop = in.h;
+        t.mean = m.mean();
+        t.stddev = m.stddev();
+        try {
+            const auto pre = f.metadata_json("preprocessing");
+            t.resize = pre.at("resize_shorter").get<int>();
+            if (pre.at("center_crop").get<int>() != t.crop)
+                earlyexit::fail("{}: center_crop {} differs from the input size {}", f.path(), pre.at("center_crop").dump(),
+                                t.crop);
+        } catch (const nlohmann::json::exception& e) {
+            earlyexit::fail("{}: bad metadata: {}", f.path(), e.what());
         }
-    };
-
-    /// An exit: [average pool] -> [1x1 conv + ReLU6] -> global average pool -> fc, then, for
-    /// "exit_head", ReLU6 and the shared classifier.
-    struct exit_head {
-        int pool = 1;
-        std::optional<nn::conv2d> conv;
-        std::optional<linear_head<float>> fc;
-        std::shared_ptr<const linear_head<float>> classifier;  // null: fc gives the logits
-        nn::shape3 in;
-        double macs = 0;
-        std::size_t workspace = 0;
-
-        void operator()(const feature_state& s, std::span<float> logits, std::span<float> ws) const noexcept {
-            const float* x = s.data();
-            nn::shape3 shape = s.shape;
-            if (pool > 1) {
-                shape = nn::avg_pool(x, shape, pool, ws.data());
-                x = ws.data();
-                ws = ws.subspan(shape.size());
-            }
-            if (conv) {
-                (*conv)(x, shape, ws.data(), {});
-                shape = {conv->out_channels(), shape.h, shape.w};
-                x = ws.data();
-                ws = ws.subspan(shape.size());
-            }
-            Eigen::Map<Eigen::VectorXf> pooled(ws.data(), shape.c);
-            pooled.noalias() = nn::pooled(x, shape).rowwise().mean();
-            if (!classifier) {
-                (*fc)(pooled, logits);
-                return;
-            }
-            const std::span<float> z = ws.subspan(static_cast<std::size_t>(shape.c), fc->num_classes());
-            (*fc)(pooled, z);
-            nn::apply(nn::activation::relu6, z.data(), z.size());
-            (*classifier)(Eigen::Map<const Eigen::VectorXf>(z.data(), static_cast<Eigen::Index>(z.size())), logits);
-        }
-    };
-    struct head_entry {
-        std::size_t after;
-        std::shared_ptr<const exit_head> head;
-    };
+        return t;
+    }
 
     /// Dequantized weight of `name` as out x (in/groups*k*k); F32 weights are read as they are.
     static nn::rmatrix weight(const safetensors_file& f, const std::string& name, std::span<const std::size_t> shape) {
@@ -228,49 +207,44 @@ private:
                           depthwise ? cin : 1, act);
     }
 
-    void load_stages(const safetensors_file& f, const nlohmann::json& stages) {
-        nn::shape3 shape = input_;
-        std::size_t max_size = input_.size(), ws = 0;
-        for (const auto& js : stages) {
-            auto st = std::make_shared<stage>();
-            const auto name = js.at("name").get<std::string>();
-            const auto type = js.at("type").get<std::string>();
-            const int cin = js.at("in_channels").get<int>(), cout = js.at("out_channels").get<int>();
-            const int stride = js.at("stride").get<int>();
-            st->in = shape;
-            if (type == "conv_relu6") {
-                st->main = conv(f, name, cin, cout, js.at("kernel").get<int>(), stride, false, nn::activation::relu6);
-                st->out = st->main.output_shape(shape);
-                ws = std::max(ws, st->main.workspace_size(shape));
-                st->macs = st->main.macs(shape);
-            } else if (type == "inverted_residual") {
-                const int hidden = js.at("hidden_channels").get<int>();
-                if (js.at("expand_ratio").get<int>() != 1) {
-                    st->expand = conv(f, name + ".expand", cin, hidden, 1, 1, false, nn::activation::relu6);
-                    st->hidden = st->expand->output_shape(shape);
-                } else {
-                    st->hidden = shape;
-                }
-                st->main = conv(f, name + ".depthwise", hidden, hidden, 3, stride, true, nn::activation::relu6);
-                st->mid = st->main.output_shape(st->hidden);
-                st->project = conv(f, name + ".project", hidden, cout, 1, 1, false, nn::activation::none);
-                st->out = st->project->output_shape(st->mid);
-                st->residual = js.at("residual").get<bool>();
-                if (st->residual && st->out != shape)
-                    earlyexit::fail("{}: stage '{}' is residual but changes the shape", f.path(), name);
-                st->macs = (st->expand ? st->expand->macs(shape) : 0.0) + st->main.macs(st->hidden) + st->project->macs(st->mid);
-                max_size = std::max({max_size, st->hidden.size(), st->mid.size()});
+    /// One stage of the architecture metadata: "conv_relu6" (stem, last_conv) or "inverted_residual".
+    static stage_part<detail::mobilenet_stage> load_stage(const safetensors_file& f, const nlohmann::json& js,
+                                                          const stage_site& site) {
+        const std::string& name = site.name;
+        const nn::shape3 shape = site.in;
+        const auto type = js.at("type").get<std::string>();
+        const int cin = js.at("in_channels").get<int>(), cout = js.at("out_channels").get<int>();
+        const int stride = js.at("stride").get<int>();
+        detail::mobilenet_stage st;
+        st.in = shape;
+        std::size_t buffers = 0, ws = 0;
+        double macs = 0;
+        if (type == "conv_relu6") {
+            st.main = conv(f, name, cin, cout, js.at("kernel").get<int>(), stride, false, nn::activation::relu6);
+            st.out = st.main.output_shape(shape);
+            ws = st.main.workspace_size(shape);
+            macs = st.main.macs(shape);
+        } else if (type == "inverted_residual") {
+            const int hidden = js.at("hidden_channels").get<int>();
+            if (js.at("expand_ratio").get<int>() != 1) {
+                st.expand = conv(f, name + ".expand", cin, hidden, 1, 1, false, nn::activation::relu6);
+                st.hidden = st.expand->output_shape(shape);
             } else {
-                earlyexit::fail("{}: stage '{}' has unknown type '{}'", f.path(), name, type);
+                st.hidden = shape;
             }
-            if (const double declared = js.at("macs").get<double>(); declared != st->macs)
-                earlyexit::fail("{}: stage '{}' declares {} MACs, its layers have {}", f.path(), name, declared, st->macs);
-            max_size = std::max(max_size, st->out.size());
-            shape = st->out;
-            stages_.push_back(std::move(st));
+            st.main = conv(f, name + ".depthwise", hidden, hidden, 3, stride, true, nn::activation::relu6);
+            st.mid = st.main.output_shape(st.hidden);
+            st.project = conv(f, name + ".project", hidden, cout, 1, 1, false, nn::activation::none);
+            st.out = st.project->output_shape(st.mid);
+            st.residual = js.at("residual").get<bool>();
+            if (st.residual && st.out != shape) earlyexit::fail("{}: stage '{}' is residual but changes the shape", f.path(), name);
+            macs = (st.expand ? st.expand->macs(shape) : 0.0) + st.main.macs(st.hidden) + st.project->macs(st.mid);
+            buffers = std::max(st.hidden.size(), st.mid.size());
+        } else {
+            earlyexit::fail("{}: stage '{}' has unknown type '{}'", f.path(), name, type);
         }
-        max_size_ = max_size;
-        workspace_ = ws;
+        const nn::shape3 out = st.out;
+        return {std::move(st), out, macs, buffers, ws};
     }
 
     /// Linear layer `name` (weight [out, in], int8 or float, and bias [out]).
@@ -280,72 +254,65 @@ private:
         return linear_head<float>(weight(f, name, shape), Eigen::Map<const Eigen::VectorXf>(b.data(), static_cast<Eigen::Index>(out)));
     }
 
-    void load_heads(const safetensors_file& f, const nlohmann::json& heads) {
-        const auto& last = stages_.back()->out;
-        // The backbone's classifier: the final exit, and shared by every "exit_head".
-        const auto classifier = std::make_shared<const linear_head<float>>(linear(f, "classifier", classes_, std::size_t(last.c)));
-        for (const auto& jh : heads) {
-            const auto name = jh.at("name").get<std::string>();
+    /// Loads the heads of the architecture metadata: "exit_head" (distilled exits) and
+    /// "gap_linear" (the backbone's classifier, read once and shared by every exit_head).
+    struct head_loader {
+        std::shared_ptr<const linear_head<float>> classifier;
+
+        detail::mobilenet_head operator()(const safetensors_file& f, const nlohmann::json& jh, const head_site& site) {
+            const std::string& name = site.name;
             const auto type = jh.at("type").get<std::string>();
-            const auto after = jh.at("after_stage").get<std::size_t>();
-            if (after >= stages_.size())
-                earlyexit::fail("{}: head '{}' after stage {}, but there are {} stages", f.path(), name, after, stages_.size());
-            if (!heads_.empty() && after < heads_.back().after)
-                earlyexit::fail("{}: head '{}' comes before the previous head", f.path(), name);
-            auto h = std::make_shared<exit_head>();
-            h->in = stages_[after]->out;
-            nn::shape3 shape = h->in;
+            if (!classifier)
+                classifier = std::make_shared<const linear_head<float>>(linear(f, "classifier", site.classes, std::size_t(site.last.c)));
+            detail::mobilenet_head h;
+            h.in = site.in;
+            nn::shape3 shape = h.in;
             double macs = 0;
             if (type == "gap_linear") {
                 if (name != "classifier")
                     earlyexit::fail("{}: head '{}': gap_linear is only the final classifier here", f.path(), name);
-                h->fc = *classifier;
+                h.fc = *classifier;
             } else if (type == "exit_head") {
-                h->pool = jh.at("pool").get<int>();
-                if (h->pool < 1 || shape.h % h->pool != 0 || shape.w % h->pool != 0)
-                    earlyexit::fail("{}: head '{}': pool {} does not divide {}x{}", f.path(), name, h->pool, shape.h, shape.w);
-                if (h->pool > 1) {
+                h.pool = jh.at("pool").get<int>();
+                if (h.pool < 1 || shape.h % h.pool != 0 || shape.w % h.pool != 0)
+                    earlyexit::fail("{}: head '{}': pool {} does not divide {}x{}", f.path(), name, h.pool, shape.h, shape.w);
+                if (h.pool > 1) {
                     macs += static_cast<double>(shape.size());
-                    shape = {shape.c, shape.h / h->pool, shape.w / h->pool};
-                    h->workspace += shape.size();
+                    shape = {shape.c, shape.h / h.pool, shape.w / h.pool};
+                    h.workspace += shape.size();
                 }
                 if (jh.at("conv").get<bool>()) {
                     const int out = jh.at("conv_out").get<int>();
-                    h->conv = conv(f, name + ".conv", shape.c, out, 1, 1, false, nn::activation::relu6);
-                    macs += h->conv->macs(shape);
+                    h.conv = conv(f, name + ".conv", shape.c, out, 1, 1, false, nn::activation::relu6);
+                    macs += h.conv->macs(shape);
                     shape = {out, shape.h, shape.w};
-                    h->workspace += shape.size();
+                    h.workspace += shape.size();
                 }
                 const auto fc_out = jh.at("fc_out").get<std::size_t>();
-                if (fc_out != static_cast<std::size_t>(last.c))
-                    earlyexit::fail("{}: head '{}': fc_out {} differs from the classifier's {} inputs", f.path(), name, fc_out, last.c);
-                h->fc = linear(f, name + ".fc", fc_out, std::size_t(shape.c));
-                h->classifier = classifier;
-                h->workspace += fc_out;
+                if (fc_out != static_cast<std::size_t>(site.last.c))
+                    earlyexit::fail("{}: head '{}': fc_out {} differs from the classifier's {} inputs", f.path(), name, fc_out,
+                                    site.last.c);
+                h.fc = linear(f, name + ".fc", fc_out, std::size_t(shape.c));
+                h.classifier = classifier;
+                h.workspace += fc_out;
                 macs += static_cast<double>(fc_out) * static_cast<double>(shape.c) +
-                        static_cast<double>(classes_) * static_cast<double>(fc_out);
+                        static_cast<double>(site.classes) * static_cast<double>(fc_out);
             } else {
                 earlyexit::fail("{}: head '{}' has unknown type '{}'", f.path(), name, type);
             }
             // The file's convention: conv and linear multiply-accumulates plus the pooling
             // additions (no bias, no activation).
             macs += static_cast<double>(shape.size());  // global average pool
-            if (type == "gap_linear") macs += static_cast<double>(classes_) * static_cast<double>(shape.c);
-            h->workspace += static_cast<std::size_t>(shape.c);
-            h->macs = macs;
-            if (const double declared = jh.at("macs").get<double>(); declared != h->macs)
-                earlyexit::fail("{}: head '{}' declares {} MACs, its layers have {}", f.path(), name, declared, h->macs);
-            heads_.push_back({after, std::move(h)});
+            if (type == "gap_linear") macs += static_cast<double>(site.classes) * static_cast<double>(shape.c);
+            h.workspace += static_cast<std::size_t>(shape.c);
+            h.declared_macs = macs;
+            if (const double declared = jh.at("macs").get<double>(); declared != h.declared_macs)
+                earlyexit::fail("{}: head '{}' declares {} MACs, its layers have {}", f.path(), name, declared, h.declared_macs);
+            return h;
         }
-        if (heads_.empty() || heads_.back().after + 1 != stages_.size())
-            earlyexit::fail("{}: the last stage must carry the final exit head", f.path());
-    }
+    };
 
-    nn::shape3 input_{};
     imagenet_eval_transform transform_{};
-    std::size_t classes_ = 0, max_size_ = 0, workspace_ = 0;
-    std::vector<std::shared_ptr<const stage>> stages_;
-    std::vector<head_entry> heads_;
 };
 
 }  // namespace earlyexit::demo

@@ -8,6 +8,10 @@
 //   earlyexit-cifar10 --data test_batch.bin         the official binary CIFAR-10 test batch
 //   earlyexit-cifar10 --data DIR                    class folders DIR/<class>/*.png|jpg
 //   earlyexit-cifar10 --limit 500 --policy max_prob,entropy --json out.json --plots out/
+//
+// The defaults (test images, weights, validation trace) are found at run time under a folder
+// holding data/ and models/: --data-root, EARLYEXIT_DATA_DIR, or share/earlyexit beside the
+// program (common/resources.hpp).
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -19,28 +23,32 @@
 #include "common/cifar_net.hpp"
 #include "common/datasets.hpp"
 #include "common/demo_driver.hpp"
+#include "common/resources.hpp"
 
 namespace fs = std::filesystem;
 using namespace earlyexit::demo;
 
 int main(int argc, char** argv) {
-    const fs::path root = EARLYEXIT_SOURCE_DIR;
-    fs::path data = root / "data" / "cifar10" / "test.tar";
-    fs::path weights = root / "models" / "cifar10_multiexit.safetensors";
+    fs::path data, weights, data_root;  // empty: the default, looked up under the resource root
     demo_options opt;
     opt.program = "earlyexit-cifar10";
-    opt.calibration = root / "data" / "cifar10" / "val_trace";
 
     CLI::App app{"earlyexit-cifar10: early-exit policies on CIFAR-10 with a trained 6-exit ResNet (live and replayed)"};
     app.add_option("--data", data,
                    "test images: a folder or .tar of class folders (airplane/, automobile/, ...), or the CIFAR-10 binary "
                    "test_batch.bin (default: the shipped 10 000 test images)");
-    app.add_option("--weights", weights, "network weights (safetensors from examples/train/train_cifar10.py)");
+    app.add_option("--weights", weights,
+                   "network weights (safetensors from examples/train/train_cifar10.py; default: the shipped ones)");
+    app.add_option("--data-root", data_root, data_root_help);
     add_demo_flags(app, opt);
     CLI11_PARSE(app, argc, argv);
 
     try {
         check_demo_flags(opt);
+        const resource_finder resources(data_root, argc > 0 ? argv[0] : nullptr);
+        if (data.empty()) data = resources.find("data/cifar10/test.tar", "--data");
+        if (weights.empty()) weights = resources.find("models/cifar10_multiexit.safetensors", "--weights");
+        if (opt.calibration.empty()) opt.calibration = resources.find("data/cifar10/val_trace", "--calibration");
         const cifar_net model(weights);
         const auto net = model.network();
         const image_dataset dataset = open_dataset(data, {.classes = model.class_names()});
@@ -55,9 +63,9 @@ int main(int argc, char** argv) {
                 images[i] = dataset.load(i);
                 if (images[i].width != 32 || images[i].height != 32)
                     earlyexit::fail("image {} of {} is {}x{}; the CIFAR-10 network takes 32x32", dataset.name(i),
-                                            data.string(), images[i].width, images[i].height);
+                                    display_path(data).string(), images[i].width, images[i].height);
                 if (dataset.label(i) < 0)
-                    earlyexit::fail("image {} of {} has no label", dataset.name(i), data.string());
+                    earlyexit::fail("image {} of {} has no label", dataset.name(i), display_path(data).string());
                 labels[i] = static_cast<std::size_t>(dataset.label(i));
                 decoding.tick(i + 1);
             }

@@ -6,6 +6,10 @@
 //   earlyexit-imagenet --data DIR --labels FILE             any folder (or .tar) of ImageNet JPEGs
 //                                                           with a `filename label` list (0-based)
 //   earlyexit-imagenet --limit 100 --policy max_prob --json out.json --plots out/
+//
+// The defaults (the sample images, weights, calibration trace) are found at run time under a
+// folder holding data/ and models/: --data-root, EARLYEXIT_DATA_DIR, or share/earlyexit beside
+// the program (common/resources.hpp).
 #include <cstddef>
 #include <cstdio>
 #include <filesystem>
@@ -18,18 +22,15 @@
 #include "common/datasets.hpp"
 #include "common/demo_driver.hpp"
 #include "common/mobilenet_v2.hpp"
+#include "common/resources.hpp"
 
 namespace fs = std::filesystem;
 using namespace earlyexit::demo;
 
 int main(int argc, char** argv) {
-    const fs::path root = EARLYEXIT_SOURCE_DIR;
-    fs::path data = root / "data" / "imagenet" / "sample";
-    fs::path labels;
-    fs::path weights = root / "models" / "mobilenet_v2_imagenet.safetensors";
+    fs::path data, labels, weights, data_root;  // empty: the default, looked up under the resource root
     demo_options opt;
     opt.program = "earlyexit-imagenet";
-    opt.calibration = root / "data" / "imagenet" / "calibration_trace";
     opt.points = 1.0;  // the ImageNet goal: the compute saving at <= 1 point of accuracy loss
     // The shipped calibration trace has 200 images: one disagreement with the final head already
     // puts the 95% bound above 1 point (measured: every policy then calibrates to ~0% saving), so
@@ -42,7 +43,9 @@ int main(int argc, char** argv) {
                                    "shipped sample");
     app.add_option("--labels", labels,
                    "`filename label` list, labels 0-based ILSVRC2012 indices (default: labels.txt inside --data)");
-    app.add_option("--weights", weights, "network weights (safetensors from examples/train/export_mobilenet_v2.py)");
+    app.add_option("--weights", weights,
+                   "network weights (safetensors from examples/train/export_mobilenet_v2.py; default: the shipped ones)");
+    app.add_option("--data-root", data_root, data_root_help);
     std::size_t cache_mib = 1024;
     app.add_option("--image-cache-mb", cache_mib,
                    "keep the resized and cropped images in memory when they fit in this many MiB, so each JPEG is "
@@ -54,12 +57,18 @@ int main(int argc, char** argv) {
 
     try {
         check_demo_flags(opt);
+        const resource_finder resources(data_root, argc > 0 ? argv[0] : nullptr);
+        if (data.empty()) data = resources.find("data/imagenet/sample", "--data");
+        if (weights.empty()) weights = resources.find("models/mobilenet_v2_imagenet.safetensors", "--weights");
+        if (opt.calibration.empty())
+            opt.calibration = resources.find("data/imagenet/calibration_trace", "--calibration");
         if (labels.empty()) {
             if (!fs::is_directory(data))
-                earlyexit::fail("--labels is needed for {} (only a folder can hold its own labels.txt)", data.string());
+                earlyexit::fail("--labels is needed for {} (only a folder can hold its own labels.txt)",
+                                display_path(data).string());
             labels = data / "labels.txt";
             if (!fs::exists(labels))
-                earlyexit::fail("no --labels given and {} does not exist", labels.string());
+                earlyexit::fail("no --labels given and {} does not exist", display_path(labels).string());
         }
         const mobilenet_v2 model(weights);
         const auto net = model.network();

@@ -1,3 +1,5 @@
+#include <string>
+#include <utility>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -101,4 +103,43 @@ TEST_CASE("any_policy reports the needs of the wrapped policy", "[policy][any]")
     CHECK_THROWS_WITH(bad.prepare(info), Contains("head 5 does not exist"));
     STATIC_REQUIRE(exit_policy<any_policy<float>, float>);
     STATIC_REQUIRE(exit_policy<any_policy<double>, double>);
+}
+
+TEST_CASE("a moved-from any_policy throws from its throwing hooks and cannot build a runner", "[policy][any]") {
+    any_policy<float> from = counting_policy{};
+    any_policy<float> to = std::move(from);
+    CHECK(to.name() == "counting");
+    const std::string moved = "any_policy: used after being moved from";
+    CHECK_THROWS_WITH(from.prepare(network_info{}), moved + " (called prepare); assign it a policy first");
+    CHECK_THROWS_WITH(from.reset(), Contains(moved) && Contains("reset"));
+    CHECK_THROWS_WITH((void)from.name(), Contains(moved) && Contains("name"));
+    CHECK_THROWS_WITH(from.merge(to), Contains(moved) && Contains("merge"));
+    CHECK_THROWS_WITH(to.merge(from), Contains(moved) && Contains("merge (its argument)"));
+    CHECK(from.target<counting_policy>() == nullptr);
+    CHECK(to.target<counting_policy>() != nullptr);
+
+    counters count;
+    const auto table = random_table(2, 3, 4, 2);
+    const auto net = scripted_network(3, {0, 1, 2}, table, count);
+    CHECK_THROWS_WITH(make_runner(net, from), Contains(moved));
+    // Moving out of a runner's policy leaves the same state.
+    auto runner = make_runner(net, any_policy<float>(policy::max_prob{0.5}));
+    any_policy<float> taken = std::move(runner.policy());
+    CHECK(taken.name() == "max_prob");
+    CHECK_THROWS_WITH(runner.policy().reset(), Contains(moved));
+
+    // Copies of a moved-from any_policy are moved-from; assigning a policy makes it usable again.
+    any_policy<float> copy = from;
+    CHECK_THROWS_WITH(copy.reset(), Contains(moved));
+    copy = to;
+    CHECK(copy.name() == "counting");
+    from = policy::fixed{1};
+    CHECK(from.name() == "fixed");
+    auto revived = make_runner(net, from, simulated_clock{});
+    scripted_state s{0, 0};
+    CHECK(revived.run(s).head == 1);
+    any_policy<float> self = policy::full{};
+    any_policy<float>& alias = self;
+    self = std::move(alias);  // a self-move keeps the policy
+    CHECK(self.name() == "full");
 }

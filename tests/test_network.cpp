@@ -1,8 +1,11 @@
 #include <array>
+#include <span>
+#include <type_traits>
 #include <vector>
 
 #include <catch2/catch.hpp>
 #include <earlyexit/network.hpp>
+#include <fmt/format.h>
 
 #include "support.hpp"
 
@@ -55,9 +58,9 @@ TEST_CASE("run_stage and run_head dispatch to the right element of a heterogeneo
         void operator()(vec& x) const { x.array() += 1.f; }
     };
     auto net = make_network<vec>()
-                   .stage(doubling())
+                   .stage(doubling(), {.macs = 1})
                    .exit(identity_head(2, 2))
-                   .stage(add_one{})
+                   .stage(add_one{}, {.macs = 1})
                    .exit(make_head([](const vec& x, std::span<float> out) { out[0] = -x[0]; out[1] = -x[1]; }, 2))
                    .build();
     vec x = vec::Ones(2);
@@ -111,6 +114,49 @@ TEST_CASE("declared costs must be finite and non-negative", "[network][error]") 
                           .exit(identity_head(2, 2), {.macs = std::numeric_limits<double>::quiet_NaN()})
                           .build(),
                       Contains("head 0: declared macs nan"));
+}
+
+TEST_CASE("a network whose declared costs are all 0 is refused, saying how to declare them", "[network][error]") {
+    const auto free_head = [] { return make_head([](const vec&, std::span<float> out) { out[0] = out[1] = 0.f; }, 2); };
+    const auto message = [](std::size_t stages, std::size_t heads) {
+        return fmt::format("multi_exit_network: every declared cost is 0 ({} stages, {} heads), so compute savings "
+                           "would all read 0; declare them with stage(f, {{.macs = ...}}) and a head's macs() or "
+                           "exit(h, head_info{{.macs = ...}}) ({{.macs = 1}} per stage counts stages)",
+                           stages, heads);
+    };
+    CHECK_THROWS_WITH(make_network<vec>().stage(doubling()).exit(free_head()).stage(doubling()).exit(free_head()).build(),
+                      message(2, 2));
+    CHECK_THROWS_WITH(make_network<vec>().stage(doubling(), {.macs = 0}).exit(free_head(), {.macs = 0.0}).build(),
+                      message(1, 1));
+    dynamic_network_builder<vec> b;
+    b.stages(3, [](std::size_t, vec&) {}, [](std::size_t) { return stage_info{}; });
+    b.exit(free_head());
+    CHECK_THROWS_WITH(b.build(), message(3, 1));
+    // One declared cost anywhere is enough: a stage, a head's macs(), or a head_info.
+    CHECK(make_network<vec>().stage(doubling(), {.macs = 1}).exit(free_head()).build().full_macs() == 1.0);
+    CHECK(make_network<vec>().stage(doubling()).exit(identity_head(2, 2)).build().full_macs() == 6.0);
+    CHECK(make_network<vec>().stage(doubling()).exit(free_head(), {.macs = 2}).build().full_macs() == 2.0);
+    // Only an early head declared: the plain network (the savings' denominator) would cost 0.
+    CHECK_THROWS_WITH(make_network<vec>()
+                          .stage(doubling())
+                          .exit(free_head(), {.macs = 3})
+                          .stage(doubling())
+                          .exit(free_head())
+                          .build(),
+                      Contains("the plain network (every stage and the final head 1) declares cost 0") &&
+                          Contains("savings would divide by 0"));
+}
+
+TEST_CASE("a named compile-time builder is used through std::move", "[network]") {
+    auto started = make_network<vec>();
+    auto with_stage = std::move(started).stage(doubling(), {.macs = 5});
+    auto with_exit = std::move(with_stage).exit(identity_head(2, 2));
+    const auto net = std::move(with_exit).build();
+    CHECK(net.num_stages() == 1);
+    CHECK(net.full_macs() == 5.0 + 6.0);
+    // Plain calls on it are a compile error that says so (tests/compile_fail/named_builder_*.cpp).
+    STATIC_REQUIRE(std::is_same_v<decltype(std::move(started).stage(doubling())),
+                                  decltype(make_network<vec>().stage(doubling()))>);
 }
 
 TEST_CASE("dynamic networks are assembled at run time from an indexed forward pass", "[network]") {

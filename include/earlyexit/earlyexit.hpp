@@ -6,7 +6,6 @@
 #include "version.hpp"
 #include "config.hpp"
 #include "error.hpp"
-#include "fwd.hpp"
 #include "confidence.hpp"
 #include "context.hpp"
 #include "result.hpp"

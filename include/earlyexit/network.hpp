@@ -16,12 +16,14 @@
 // Invariants checked at build time (earlyexit::error otherwise, naming the value): at least
 // one stage; the last position carries a head (the final exit); all heads have the same
 // positive number of classes; a head's declared input_size() equals the declared output_size
-// of its stage when both are known; declared costs are finite and >= 0.
+// of its stage when both are known; declared costs are finite and >= 0, and the plain network
+// (all stages and the final head) costs more than 0: savings are ratios to that cost.
 
 #include <algorithm>
 #include <cmath>
 #include <concepts>
 #include <cstddef>
+#include <exception>
 #include <functional>
 #include <optional>
 #include <span>
@@ -81,6 +83,10 @@ template <class Seq, class F>
 void for_each_index(const Seq& s, F&& f) {
     for (std::size_t i = 0; i < seq<Seq>::size(s); ++i) seq<Seq>::visit(s, i, [&](const auto& x) { f(i, x); });
 }
+
+/// false, but only once T is known: static_assert(dependent_false<T>) fires on instantiation.
+template <class>
+inline constexpr bool dependent_false = false;
 
 inline void check_cost(double macs, const char* what, std::size_t index) {
     if (!(macs >= 0.0) || !std::isfinite(macs))
@@ -142,7 +148,20 @@ public:
                 earlyexit::fail("multi_exit_network: head {} expects {} inputs but stage {} outputs {}", k, *in,
                              head_pos_[k], *out);
         });
+        // Costs left at their default 0 make every saving read 0 without a word: refuse them.
+        if (std::all_of(stage_macs_.begin(), stage_macs_.end(), [](double m) { return m == 0.0; }) &&
+            std::all_of(head_macs_.begin(), head_macs_.end(), [](double m) { return m == 0.0; }))
+            earlyexit::fail("multi_exit_network: every declared cost is 0 ({} stages, {} heads), so compute savings "
+                            "would all read 0; declare them with stage(f, {{.macs = ...}}) and a head's macs() or "
+                            "exit(h, head_info{{.macs = ...}}) ({{.macs = 1}} per stage counts stages)",
+                            n_stages, n_heads);
         full_macs_ = detail::full_network_macs(stage_macs_, head_macs_);
+        // Savings are ratios to the plain network's cost: with only early heads declared it is 0.
+        if (full_macs_ == 0.0)
+            earlyexit::fail("multi_exit_network: the plain network (every stage and the final head {}) declares cost "
+                            "0 while an early head costs more, so compute savings would divide by 0; declare the "
+                            "stages' costs with stage(f, {{.macs = ...}})",
+                            n_heads - 1);
     }
 
     [[nodiscard]] std::size_t num_stages() const noexcept { return stage_macs_.size(); }
@@ -216,7 +235,8 @@ class network_builder;
 /// Builder for a network with compile-time lists of stages and heads. Each call returns a new
 /// builder type; chain them on a temporary:
 ///   auto net = make_network<State>().stage(f0, {.macs = 1e6}).exit(h0).stage(f1).exit(h1).build();
-/// exit(h) attaches h to the stage added last.
+/// exit(h) attaches h to the stage added last. Calling them on a named builder is a compile
+/// error saying so (std::move(b).stage(...) works; dynamic_network_builder grows in a loop).
 template <class State, std::floating_point Scalar, class... Stages, class... Heads>
 class network_builder<State, Scalar, std::tuple<Stages...>, std::tuple<Heads...>> {
 public:
@@ -250,6 +270,38 @@ public:
         return multi_exit_network<State, Scalar, std::tuple<Stages...>, std::tuple<Heads...>>(
             std::move(stages_), std::move(heads_), std::move(layout_.stage_infos_), std::move(layout_.positions_),
             std::move(layout_.head_infos_));
+    }
+
+    // On a named builder (an lvalue) the calls above would not compile with an unhelpful
+    // "discards qualifiers"; these overloads say why and what to do instead.
+    template <class F>
+    auto stage(F&&, stage_info = {}) const& -> network_builder<State, Scalar, std::tuple<Stages..., std::decay_t<F>>,
+                                                               std::tuple<Heads...>> {
+        static_assert(detail::dependent_false<F>,
+                      "network_builder::stage() called on a named builder: each stage()/exit() returns a new "
+                      "builder type, so chain the calls on the temporary, make_network<State>().stage(f, "
+                      "{...}).exit(h).build() (or std::move(b).stage(...)), or use dynamic_network_builder "
+                      "to grow a builder in a loop");
+        std::terminate();
+    }
+    template <class H>
+    auto exit(H&&, head_info = {}) const& -> network_builder<State, Scalar, std::tuple<Stages...>,
+                                                             std::tuple<Heads..., std::decay_t<H>>> {
+        static_assert(detail::dependent_false<H>,
+                      "network_builder::exit() called on a named builder: each stage()/exit() returns a new "
+                      "builder type, so chain the calls on the temporary, make_network<State>().stage(f, "
+                      "{...}).exit(h).build() (or std::move(b).exit(...)), or use dynamic_network_builder "
+                      "to grow a builder in a loop");
+        std::terminate();
+    }
+    template <class Self = network_builder>
+    auto build() const& -> multi_exit_network<State, Scalar, std::tuple<Stages...>, std::tuple<Heads...>> {
+        static_assert(detail::dependent_false<Self>,
+                      "network_builder::build() called on a named builder: each stage()/exit() returns a new "
+                      "builder type, so chain the calls on the temporary, make_network<State>().stage(f, "
+                      "{...}).exit(h).build() (or std::move(b).build()), or use dynamic_network_builder "
+                      "to grow a builder in a loop");
+        std::terminate();
     }
 
 private:

@@ -49,6 +49,10 @@ concept runnable_network = requires(const N& n, typename N::state_type& s, std::
 template <runnable_network Network, class Policy, runner_clock Clock = wall_clock, class Observer = no_observer>
     requires exit_policy<Policy, typename Network::scalar_type>
 class basic_runner {
+    // Every hook the policy names must have the right signature, including those (reset,
+    // merge) this class never calls: a mis-typed hook is a compile error, never ignored.
+    static_assert(hooks::check<Policy, typename Network::scalar_type>());
+
 public:
     using network_type = Network;
     using policy_type = Policy;

@@ -32,10 +32,6 @@ int main(int argc, char** argv) {
     demo_options opt;
     opt.program = "earlyexit-imagenet";
     opt.points = 1.0;  // the ImageNet goal: the compute saving at <= 1 point of accuracy loss
-    // The shipped calibration trace has 200 images: one disagreement with the final head already
-    // puts the 95% bound above 1 point (measured: every policy then calibrates to ~0% saving), so
-    // this demo calibrates on the measured loss unless --calibration-confidence asks for a bound.
-    opt.confidence = 0.0;
 
     CLI::App app{"earlyexit-imagenet: early-exit policies on ImageNet with MobileNetV2 and distilled exit heads "
                  "(live and replayed)"};

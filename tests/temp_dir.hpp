@@ -32,4 +32,17 @@ struct temp_dir {
     std::filesystem::path operator/(const std::string& name) const { return path / name; }
 };
 
+/// Changes the working directory for the scope of the object (tests that run programs or
+/// resolve relative paths from a folder of their own).
+struct cwd_override {
+    std::filesystem::path old = std::filesystem::current_path();
+    explicit cwd_override(const std::filesystem::path& dir) { std::filesystem::current_path(dir); }
+    ~cwd_override() {
+        std::error_code ec;
+        std::filesystem::current_path(old, ec);
+    }
+    cwd_override(const cwd_override&) = delete;
+    cwd_override& operator=(const cwd_override&) = delete;
+};
+
 }  // namespace earlyexit_test

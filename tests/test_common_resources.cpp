@@ -40,14 +40,7 @@ struct env_override {
     }
 };
 
-struct cwd_override {
-    fs::path old = fs::current_path();
-    explicit cwd_override(const fs::path& dir) { fs::current_path(dir); }
-    ~cwd_override() {
-        std::error_code ec;
-        fs::current_path(old, ec);
-    }
-};
+using earlyexit_test::cwd_override;
 
 std::vector<fs::path> dirs(const std::vector<resource_root>& roots) {
     std::vector<fs::path> out;

@@ -1,6 +1,8 @@
 #include <catch2/catch.hpp>
 #include <earlyexit/trace/npy.hpp>
 
+#include "npy_bytes.hpp"
+
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -17,37 +19,17 @@
 
 namespace fs = std::filesystem;
 namespace npy = earlyexit::npy;
+using earlyexit_test::npy_file;
+using earlyexit_test::slurp;
+using earlyexit_test::spit;
 using Catch::Matchers::Contains;
 
 namespace {
 
 using earlyexit_test::temp_dir;
 
-std::string slurp(const fs::path& file) {
-    std::ifstream in(file, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-void spit(const fs::path& file, const std::string& bytes) {
-    std::ofstream out(file, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
 std::span<const std::byte> bytes_of(const std::string& s) { return std::as_bytes(std::span(s.data(), s.size())); }
 
-/// An NPY file built by hand: preamble of the given major version, `dict` padded with spaces and
-/// a '\n' to a multiple of `align`, then `data` verbatim.
-std::string npy_file(const std::string& dict, const std::string& data = "", int major = 1, std::size_t align = 64) {
-    const std::size_t preamble = major == 1 ? 10 : 12;
-    std::string header = dict;
-    header.append(align - (preamble + header.size() + 1) % align, ' ');
-    header += '\n';
-    std::string out = "\x93NUMPY";
-    out += static_cast<char>(major);
-    out += '\0';
-    for (std::size_t i = 0; i < preamble - 8; ++i) out += static_cast<char>((header.size() >> (8 * i)) & 0xff);
-    return out + header + data;
-}
 
 template <class T>
 std::string raw(const std::vector<T>& v) {

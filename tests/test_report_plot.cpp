@@ -15,6 +15,7 @@
 #include <earlyexit/trace/metrics.hpp>
 
 #include "error_text.hpp"
+#include "temp_dir.hpp"
 #include <earlyexit/trace/sweep.hpp>
 
 using namespace earlyexit;
@@ -121,15 +122,7 @@ TEST_CASE("plot: names and titles are quoted, never interpreted", "[report][plot
     CHECK(!fs::exists(dir / "pwned"));
 }
 
-/// Changes the working directory for the scope of the object.
-struct cwd_override {
-    fs::path old = fs::current_path();
-    explicit cwd_override(const fs::path& dir) { fs::current_path(dir); }
-    ~cwd_override() {
-        std::error_code ec;
-        fs::current_path(old, ec);
-    }
-};
+using earlyexit_test::cwd_override;
 
 TEST_CASE("plot: the scripts name their files relative to themselves, so a moved plot folder re-renders",
           "[report][plot]") {

@@ -35,6 +35,8 @@
 #include <fmt/core.h>
 #include <fmt/ranges.h>
 
+#include "resources.hpp"
+
 
 namespace earlyexit::demo {
 
@@ -119,14 +121,9 @@ inline void check_demo_flags(const demo_options& o) {
 [[nodiscard]] inline std::size_t images_to_run(const demo_options& o, std::size_t available,
                                                const std::filesystem::path& data) {
     const std::size_t n = o.limit == 0 ? available : std::min(o.limit, available);
-    if (n == 0) earlyexit::fail("dataset {}: no images", data.string());
+    if (n == 0) earlyexit::fail("dataset {}: no images", display_path(data).string());
     return n;
 }
-
-namespace detail {
-// TODO(lead): replace with resources.hpp's display_path once it lands.
-[[nodiscard]] inline std::string shown_path(const std::filesystem::path& p) { return p.string(); }
-}  // namespace detail
 
 /// Steps 3 and 4 of run_demo() for each policy: replayed on the recorded trace `test` and run
 /// live on the network, each run from its own copy of the policy (the given ones stay as they
@@ -189,18 +186,18 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
         recording.finish();
         t.provenance = {{"dataset", o.dataset}, {"model", o.model}};
         write_trace(o.record_trace, t);
-        fmt::print("wrote the trace of {} images to {}\n", n, detail::shown_path(o.record_trace));
+        fmt::print("wrote the trace of {} images to {}\n", n, display_path(o.record_trace).string());
         return 0;
     }
 
     // 1. Calibration on the validation trace, and the headline chosen there.
     const trace val = read_trace(o.calibration);
-    val.layout().require_same(info, fmt::format("calibration trace {}", detail::shown_path(o.calibration)));
+    val.layout().require_same(info, fmt::format("calibration trace {}", display_path(o.calibration).string()));
     const double val_final = *evaluate(val, "full", policy::full{}).accuracy;
     const accuracy_target target{o.calibration_points(), o.confidence};
     fmt::print("calibration: {} validation samples ({}), final head {:.2f}%; each policy may lose {:.3g} points there "
                "(--max-loss {:.3g} - margin {:.3g}), {}\n",
-               val.size(), detail::shown_path(o.calibration), val_final * 100, o.calibration_points(), o.points, o.margin,
+               val.size(), display_path(o.calibration).string(), val_final * 100, o.calibration_points(), o.points, o.margin,
                o.confidence == 0.0 ? std::string("as measured")
                                    : fmt::format("at the {:.3g}% upper confidence bound", o.confidence * 100));
     if (o.confidence > 0.0) {
@@ -273,7 +270,7 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
         j["headline"] = head_json ? *head_json : nlohmann::json(nullptr);
         j["calibration"] = calibration_json(calibrations, val.size(), target);
         write_json(o.json, j);
-        fmt::print("wrote {}\n", detail::shown_path(o.json));
+        fmt::print("wrote {}\n", display_path(o.json).string());
     }
     if (!o.plots.empty()) {
         std::vector<std::vector<sweep_point>> sweeps;
@@ -281,7 +278,7 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
         plot_tradeoff(o.plots, fmt::format("{}: accuracy vs compute ({} images)", o.dataset, n),
                       tradeoff_curves(all_threshold_families, sweeps), rows);
         plot_exit_histogram(o.plots, rows);
-        fmt::print("wrote {}/tradeoff.png and exits.png\n", detail::shown_path(o.plots));
+        fmt::print("wrote {}/tradeoff.png and exits.png\n", display_path(o.plots).string());
     }
     bool ok = true;
     for (const auto& r : rows)

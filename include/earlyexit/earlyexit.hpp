@@ -24,5 +24,6 @@
 #include "trace/metrics.hpp"
 #include "trace/sweep.hpp"
 #include "trace/calibrate.hpp"
+#include "trace/verify.hpp"
 #include "report/table.hpp"
 #include "report/progress.hpp"

@@ -12,33 +12,16 @@
 
 #include <earlyexit/trace/npy.hpp>
 
+#include "../npy_bytes.hpp"
+
 namespace {
 
 namespace fs = std::filesystem;
 namespace npy = earlyexit::npy;
+using earlyexit_test::npy_file;
+using earlyexit_test::slurp;
+using earlyexit_test::spit;
 
-void spit(const fs::path& file, const std::string& bytes) {
-    std::ofstream out(file, std::ios::binary | std::ios::trunc);
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
-
-std::string slurp(const fs::path& file) {
-    std::ifstream in(file, std::ios::binary);
-    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-/// An NPY file by hand: `dict` padded with spaces and '\n' to a multiple of align, then data.
-std::string npy_file(const std::string& dict, const std::string& data, int major = 1, std::size_t align = 64) {
-    const std::size_t preamble = major == 1 ? 10 : 12;
-    std::string header = dict;
-    header.append(align - (preamble + header.size() + 1) % align, ' ');
-    header += '\n';
-    std::string out = "\x93NUMPY";
-    out += static_cast<char>(major);
-    out += '\0';
-    for (std::size_t i = 0; i < preamble - 8; ++i) out += static_cast<char>((header.size() >> (8 * i)) & 0xff);
-    return out + header + data;
-}
 
 template <npy::element T>
 void valid(const fs::path& dir, const std::string& name) {

@@ -1,6 +1,6 @@
 set encoding utf8
 set terminal pngcairo noenhanced size 1024,640
-set output '/work/main/results/imagenet_eval650/exits.png'
+set output 'exits.png'
 set title 'exits per head'
 set xlabel 'exit head (the last is the final head)'
 set ylabel 'fraction of samples'
@@ -10,7 +10,7 @@ set key outside right top
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1
-plot '/work/main/results/imagenet_eval650/exits.dat' using 2:xtic(1) title 'full', \
+plot 'exits.dat' using 2:xtic(1) title 'full', \
      '' using 3 title 'oracle', \
      '' using 4 title 'max_prob_calibrated', \
      '' using 5 title 'entropy_calibrated', \

@@ -1,13 +1,13 @@
 set encoding utf8
 set terminal pngcairo noenhanced size 1024,640
-set output '/work/main/results/imagenet_eval650/tradeoff.png'
+set output 'tradeoff.png'
 set title 'ImageNet images.tar: accuracy vs compute (650 images)'
 set xlabel 'compute saving (%)'
 set ylabel 'accuracy (%)'
 set grid
 set key outside right top box
 set offsets graph 0.03, graph 0.03, graph 0.06, graph 0.03
-plot '/work/main/results/imagenet_eval650/tradeoff.dat' index 0 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'max_prob', \
+plot 'tradeoff.dat' index 0 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'max_prob', \
      '' index 1 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'entropy', \
      '' index 2 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'margin', \
      '' index 3 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'patience', \

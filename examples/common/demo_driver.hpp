@@ -255,14 +255,15 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
     if (head_line != npos) {
         const auto& c = calibrations[head_line];
         const auto& row = *std::find_if(rows.begin(), rows.end(), [&](const auto& r) { return r.name == c.name(); });
-        const double delta = (*row.accuracy - final_accuracy) * 100;
+        head_json = headline_json(c, row, rows[0], o.points);
+        // Printed from the JSON's figures, so the line and the file cannot disagree.
+        const auto& fig = (*head_json)["test"];
         fmt::print("\nheadline {} (chosen on validation{}): {:+.2f} points ({} the {:.3g}-point goal), {:.1f}% of the "
                    "compute saved, {:.3g} ms/sample vs {:.3g} ms for full ({:.2f}x); oracle would save {:.1f}%\n",
-                   c.name(), c.falls_back_to_full ? ", falls back to full" : "", delta,
-                   -delta <= o.points + 1e-9 ? "within" : "NOT within", o.points, row.compute_saving * 100,
-                   row.mean_seconds * 1e3, rows[0].mean_seconds * 1e3, rows[0].mean_seconds / row.mean_seconds,
-                   rows[1].compute_saving * 100);
-        head_json = headline_json(c, row, rows[0], o.points);
+                   c.name(), c.falls_back_to_full ? ", falls back to full" : "",
+                   fig["accuracy_delta_points"].get<double>(), fig["within_max_loss"].get<bool>() ? "within" : "NOT within",
+                   o.points, row.compute_saving * 100, row.mean_seconds * 1e3, rows[0].mean_seconds * 1e3,
+                   fig["speedup_vs_full"].get<double>(), rows[1].compute_saving * 100);
     }
 
     if (!o.json.empty()) {

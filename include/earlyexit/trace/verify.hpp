@@ -64,12 +64,10 @@ template <class Network, class Policy, class Fill, class Clock = wall_clock,
         out.live.push_back(outcome_of(runner.run(state, sample_info{i, label})));
         progress(i);
     }
-    out.matches = same_decisions(out.live, out.replayed);
-    for (std::size_t i = 0; i < t.size() && !out.matches; ++i)
-        if (!same_decisions(std::span(out.live).subspan(i, 1), std::span(out.replayed).subspan(i, 1))) {
+    for (std::size_t i = 0; i < t.size() && out.first_mismatch == npos; ++i)
+        if (!same_decisions(std::span(out.live).subspan(i, 1), std::span(out.replayed).subspan(i, 1)))
             out.first_mismatch = i;
-            break;
-        }
+    out.matches = out.first_mismatch == npos;  // both runs cover every sample of the trace
     return out;
 }
 

@@ -139,13 +139,11 @@ namespace detail {
 
 /// Upper confidence bound, in accuracy points, of what the outcomes (one per sample of the
 /// labelled trace t, e.g. from replay) lose against t's final head on the same samples (see
-/// the counting overload). Throws earlyexit::error on a size mismatch, an unlabelled trace or
-/// a confidence outside {0} and [0.5, 1).
+/// the counting overload, which also checks the confidence). Throws earlyexit::error on a size
+/// mismatch, an unlabelled trace or a confidence outside {0} and [0.5, 1).
 template <std::floating_point Scalar>
 [[nodiscard]] double accuracy_drop_bound(const basic_trace<Scalar>& t, std::span<const sample_outcome> outcomes,
                                          double confidence) {
-    if (!valid_confidence(confidence))
-        fail("accuracy_drop_bound: confidence {} must be 0 (none) or in [0.5, 1)", confidence);
     if (outcomes.size() != t.size())
         fail("accuracy_drop_bound: {} outcomes for a trace of {} samples", outcomes.size(), t.size());
     if (t.empty()) fail("accuracy_drop_bound: the trace is empty");

@@ -36,7 +36,16 @@ std::vector<any_policy<float>> every_policy(std::size_t heads) {
             policy::margin{0.2},    policy::margin{0.6},    policy::patience{1},  policy::patience{2},
             policy::patience{3},    policy::fixed{0},       policy::fixed{heads - 1},
             policy::fixed{heads / 2}, policy::full{},       policy::probe{},      policy::oracle{},
-            skipping_learner{}};
+            skipping_learner{},
+            // The learning policies, whose decisions depend on what they learned on the samples
+            // before: replay must learn in the same order with the same contexts.
+            policy::dee<>(dee_options{.lambda = 0.3, .alpha = 0.2, .confidence_bins = 4}),
+            policy::dee<>(dee_options{.lambda = 0.1, .cost_bins = 3, .target = value_target::monte_carlo,
+                                      .probe_rate = 0.2, .seed = 5}),
+            policy::dee<reward::agreement_reward>(dee_options{.lambda = 0.2, .probe_rate = 0.1}),
+            policy::dee<reward::correctness_reward>(dee_options{.lambda = 0.2}),
+            policy::ucb_exit<>(bandit_options{.lambda = 0.3}),
+            policy::epsilon_greedy<reward::agreement_reward>(bandit_options{.lambda = 0.3, .probe_rate = 0.2})};
 }
 
 }  // namespace
@@ -84,6 +93,12 @@ TEST_CASE("replay makes the live decisions bit for bit, for every policy, on ran
                 CHECK(o.macs == r.macs);  // same additions in the same order: exact
                 CHECK(o.frequency_level == r.frequency_level);
                 CHECK(o.seconds == Approx(r.seconds).epsilon(1e-9));
+            }
+            if (const auto* learner = live.policy().target<policy::dee<>>()) {
+                const auto* learned = replayed.target<policy::dee<>>();
+                REQUIRE(learned != nullptr);
+                CHECK(*learned == *learner);  // the same table, cell for cell
+                if (positions.size() > 1) CHECK(learner->visit_stats(0).count > 0);
             }
             if (const auto* learner = live.policy().target<skipping_learner>()) {
                 const auto* learned = replayed.target<skipping_learner>();

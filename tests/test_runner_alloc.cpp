@@ -77,6 +77,32 @@ TEST_CASE("the runner's hot path allocates nothing (compile-time network, every 
     auto erased = make_runner(net, any_policy<float>(policy::entropy{0.9}));
     CHECK(allocations_during(erased, s, 500, early) == 0);
     CHECK(early > 0);  // the runs did exit early, so the exit path was exercised
+
+    // The learning policies: decide, begin, first_check and update (the table, the scratch
+    // records and the feedback ring are sized in prepare()), probes and late labels included.
+    std::size_t dee_early = 0;
+    auto dee = make_runner(net, policy::dee<>(dee_options{.lambda = 0.5, .probe_rate = 0.1}));
+    CHECK(allocations_during(dee, s, 500, dee_early) == 0);
+    auto agreement = make_runner(net, policy::dee<reward::agreement_reward>(dee_options{.lambda = 0.5, .probe_rate = 0.1}));
+    CHECK(allocations_during(agreement, s, 500, dee_early) == 0);
+    auto correctness = make_runner(net, policy::dee<reward::correctness_reward>(dee_options{.lambda = 0.5}));
+    CHECK(allocations_during(correctness, s, 500, dee_early) == 0);
+    CHECK(dee_early > 0);
+    auto late = make_runner(net, policy::dee<reward::correctness_reward>(dee_options{.lambda = 0.5}));
+    const long before = allocations.load();
+    for (std::size_t i = 0; i < 300; ++i) {
+        s.x.setRandom();
+        (void)late.run(s, {.index = i});
+        (void)late.policy().feedback(i, i % 10);
+    }
+    CHECK(allocations.load() - before == 0);
+    CHECK(late.policy().visit_stats(0).count == 300);
+    std::size_t bandit_early = 0;
+    auto ucb = make_runner(net, policy::ucb_exit<>(bandit_options{.lambda = 0.5, .probe_rate = 0.1}));
+    CHECK(allocations_during(ucb, s, 500, bandit_early) == 0);
+    auto greedy = make_runner(net, policy::epsilon_greedy<>(bandit_options{.lambda = 0.5}));
+    CHECK(allocations_during(greedy, s, 500, bandit_early) == 0);
+    CHECK(bandit_early > 0);
 }
 
 TEST_CASE("the runner's hot path allocates nothing (run-time network, type-erased stages and heads)",

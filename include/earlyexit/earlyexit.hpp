@@ -28,5 +28,7 @@
 #include "trace/sweep.hpp"
 #include "trace/calibrate.hpp"
 #include "trace/verify.hpp"
+#include "trace/hindsight.hpp"
+#include "trace/calibrate_lambda.hpp"
 #include "report/table.hpp"
 #include "report/progress.hpp"

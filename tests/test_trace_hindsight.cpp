@@ -1,0 +1,164 @@
+// trace/hindsight.hpp and trace/calibrate_lambda.hpp: quantile bins, per-head rewards, the best
+// rule of DEE's class in hindsight (by hand), regret curves, and lambda chosen for a goal.
+#include <cmath>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <earlyexit/earlyexit.hpp>
+
+#include "support.hpp"
+
+using namespace earlyexit;
+using namespace earlyexit_test;
+using Catch::Matchers::Contains;
+
+namespace {
+
+const float ln3 = std::log(3.0f), ln9 = std::log(9.0f), ln15 = std::log(1.5f);
+
+/// Two heads after stages of 1 and 2 MACs, heads of 1 MAC: full 4, in-order costs 0.5 and 1.25.
+trace two_head_trace(const std::vector<std::vector<std::vector<float>>>& logits, std::vector<std::size_t> labels) {
+    trace t(trace_layout{2, {0, 1}, {1, 2}, {1, 1}});
+    for (std::size_t i = 0; i < logits.size(); ++i) {
+        std::vector<float> z;
+        for (const auto& h : logits[i]) z.insert(z.end(), h.begin(), h.end());
+        t.add(z, std::vector<double>{0, 0}, std::vector<double>{0, 0}, labels[i]);
+    }
+    return t;
+}
+
+}  // namespace
+
+TEST_CASE("stop rewards and the hindsight rule on a 2-head trace, by hand", "[trace][hindsight]") {
+    // Max-probs (head 0, head 1): A (0.75, 0.9), B (0.9, 0.6), C (0.6, 0.9). lambda 0.1:
+    // r0 = mp0 - 0.05, r1 = mp1 - 0.125: A (0.70, 0.775), B (0.85, 0.475), C (0.55, 0.775).
+    const trace t = two_head_trace({{{ln3, 0}, {ln9, 0}}, {{ln9, 0}, {ln15, 0}}, {{ln15, 0}, {ln9, 0}}}, {0, 1, 0});
+    const auto ra = stop_rewards<reward::max_prob_reward>(t, 0, 0.1);
+    CHECK(ra[0] == Approx(0.70));
+    CHECK(ra[1] == Approx(0.775));
+    // Correctness: A's heads both say class 0 (label 0): 1 - 0.05, 1 - 0.125; B's say 0, label 1.
+    const auto rb = stop_rewards<reward::correctness_reward>(t, 1, 0.1);
+    CHECK(rb[0] == Approx(-0.05));
+    CHECK(rb[1] == Approx(-0.125));
+
+    // Four uniform bins (edges 0.25, 0.5, 0.75): A and B in bin 3 (0.75 and 0.9), C in bin 2.
+    // V(0, 3) = (0.775 + 0.475) / 2 = 0.625: A stops (0.70), B stops (0.85).
+    // V(0, 2) = 0.775: C continues (0.55). Mean reward (0.70 + 0.85 + 0.775) / 3 = 0.775.
+    const auto h = hindsight_best<reward::max_prob_reward>(t, dee_options{.lambda = 0.1, .confidence_bins = 4});
+    CHECK(h.continue_value[3] == Approx(0.625));
+    CHECK(h.continue_value[2] == Approx(0.775));
+    CHECK(h.exit_head == std::vector<std::size_t>{0, 0, 1});
+    CHECK(h.mean_reward() == Approx(0.775));
+
+    // realized_reward: the outcome's own cost (heads skipped cost nothing).
+    sample_outcome o;
+    o.head = 1;
+    o.macs = 4;  // the final head only: cost fraction 1
+    CHECK(realized_reward<reward::max_prob_reward>(t, 0, o, 0.1) == Approx(0.9 - 0.1));
+}
+
+TEST_CASE("DEE learning online on a stationary trace approaches the hindsight rule", "[trace][hindsight][dee]") {
+    // A random 4-head trace repeated 20 times: stationary. DEE's per-sample regret against the
+    // hindsight rule on the same samples falls, and is small at the end.
+    const auto table = random_table(400, 4, 5, 21);
+    counters count;
+    const auto net = scripted_network(5, {1, 2, 3, 4}, table, count, {10, 10, 10, 10, 10}, 1.0);
+    scripted_state s;
+    const trace once = record_trace(net, s, table.size(), [&](std::size_t i, scripted_state& st) {
+        st = {i, 0};
+        return std::optional<std::size_t>(0);
+    });
+    trace t(once.layout());
+    for (int rep = 0; rep < 20; ++rep)
+        for (std::size_t i = 0; i < once.size(); ++i) {
+            std::vector<float> z;
+            for (std::size_t k = 0; k < once.heads(); ++k) z.insert(z.end(), once.logits(i, k).begin(), once.logits(i, k).end());
+            t.add(z, once.stage_seconds(i), once.head_seconds(i), once.label(i));
+        }
+    const dee_options o{.lambda = 0.3, .alpha = 0.3, .confidence_bins = 6};
+    const auto best = hindsight_best<reward::max_prob_reward>(t, o);
+    policy::dee<> d(o);
+    const auto out = replay(t, d);
+    const auto got = realized_rewards<reward::max_prob_reward>(t, out, o.lambda);
+    const std::vector<std::size_t> cps{400, 8000};
+    const auto curve = average_regret(best.reward, got, cps);
+    // Regret over the last half alone.
+    double late = 0;
+    for (std::size_t i = 4000; i < 8000; ++i) late += best.reward[i] - got[i];
+    late /= 4000;
+    CHECK(curve[0].avg_regret > 0);
+    CHECK(late < curve[0].avg_regret / 3);
+    CHECK(std::abs(late) < 0.01);
+}
+
+TEST_CASE("quantile edges fill the bins equally and are strictly increasing", "[trace][hindsight]") {
+    const auto table = random_table(1000, 3, 4, 2);
+    counters count;
+    const auto net = scripted_network(3, {0, 1, 2}, table, count);
+    scripted_state s;
+    const trace t = record_trace(net, s, table.size(), [&](std::size_t i, scripted_state& st) {
+        st = {i, 0};
+        return std::optional<std::size_t>(0);
+    });
+    const auto e = quantile_edges(t, context_measure::max_prob, 5);
+    REQUIRE(e.size() == 2);
+    policy::dee<> d(dee_options{.confidence_bins = 5, .confidence_edges = e});
+    d.prepare(t.info());
+    for (std::size_t k = 0; k < 2; ++k) {
+        REQUIRE(e[k].size() == 4);
+        std::vector<std::size_t> fill(5, 0);
+        for (std::size_t i = 0; i < t.size(); ++i)
+            ++fill[d.cell_of(k, static_cast<double>(max_prob(t.logits(i, k))), 0.0) - k * 5];
+        for (const auto f : fill) CHECK(f == 200);  // 1000 distinct values in 5 bins
+    }
+    // Ties: a trace whose head 0 always gives the same max-prob still gets increasing edges.
+    const trace same = two_head_trace({{{ln3, 0}, {ln9, 0}}, {{ln3, 0}, {ln9, 0}}}, {0, 0});
+    const auto te = quantile_edges(same, context_measure::max_prob, 4);
+    CHECK(te[0][1] > te[0][0]);
+    CHECK(te[0][2] > te[0][1]);
+    CHECK_THROWS_WITH(quantile_edges(same, context_measure::max_prob, 0), Contains("bins 0"));
+}
+
+TEST_CASE("average_regret and log_checkpoints", "[trace][hindsight]") {
+    const std::vector<double> best{1, 1, 1, 1}, got{0, 1, 0.5, 1};
+    const std::vector<std::size_t> cps{1, 2, 4};
+    const auto c = average_regret(best, got, cps);
+    CHECK(c[0].avg_regret == Approx(1.0));
+    CHECK(c[1].avg_regret == Approx(0.5));
+    CHECK(c[2].avg_regret == Approx(1.5 / 4));
+    const std::vector<std::size_t> bad{2, 1};
+    CHECK_THROWS_WITH(average_regret(best, got, bad), Contains("increasing"));
+    CHECK(log_checkpoints(1000) == std::vector<std::size_t>{100, 200, 500, 1000});
+    CHECK(log_checkpoints(1200) == std::vector<std::size_t>{100, 200, 500, 1000, 1200});
+}
+
+TEST_CASE("calibrate_lambda picks the cheapest lambda meeting the goal on the validation run", "[trace][calibrate]") {
+    const auto table = random_table(1500, 4, 5, 8);
+    counters count;
+    const auto net = scripted_network(5, {1, 2, 3, 4}, table, count);
+    scripted_state s;
+    const trace t = record_trace(net, s, table.size(), [&](std::size_t i, scripted_state& st) {
+        st = {i, 0};
+        return std::optional<std::size_t>(top1(table[i][3]));
+    });
+    const auto make = [](double lambda) { return policy::dee<>(dee_options{.lambda = lambda, .confidence_bins = 8}); };
+    const accuracy_target target{10.0, 0.0};  // random heads: even lambda 0 loses 6.3 points here
+    const auto c = calibrate_lambda(t, make, target);
+    REQUIRE(c.met);
+    // By brute force over the same grid.
+    double cheapest = 1e300;
+    for (const double l : default_lambda_grid) {
+        auto p = make(l);
+        const auto out = replay(t, p);
+        const auto m = summarize({}, out, t);
+        if (accuracy_drop_bound(t, out, 0.0) <= 10.0 + 1e-12) cheapest = std::min(cheapest, m.mean_macs);
+    }
+    CHECK(c.on_calibration.mean_macs == cheapest);
+    CHECK(c.drop_bound_points <= 10.0);
+    CHECK(c.learned.visit_stats(0).count == 1500);  // the warm start saw the whole validation run
+    // A goal no lambda meets: the most accurate, with met = false and a note.
+    const auto none = calibrate_lambda(t, make, accuracy_target{0.0, 0.999}, std::vector<double>{5.0, 10.0});
+    CHECK_FALSE(none.met);
+    CHECK_THAT(none.note, Contains("no lambda"));
+    CHECK_THROWS_WITH(calibrate_lambda(t, make, target, std::vector<double>{}), Contains("grid is empty"));
+}

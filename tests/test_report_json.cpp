@@ -103,9 +103,13 @@ TEST_CASE("result_json: a row's fields, units converted, fractions kept", "[repo
         {"energy_mj_per_sample", 250.0},
         {"deadline_miss_rate", 0.5},
         {"replay_matches_live", true},
+        {"mean_reward", nullptr},
         {"exit_histogram", {0, 0, 4}},
     };
     CHECK(p == expected);
+    auto with_reward = rows;
+    with_reward[0].mean_reward = 0.625;
+    CHECK(result_json("d", "m", with_reward, 0.75)["policies"][0].at("mean_reward") == 0.625);
     const json o = result_json("d", "m", rows, 0.75)["policies"][1];
     CHECK(o.at("compute_saving") == 0.5);
     CHECK(o.at("wall_ms_per_sample") == 1.0);

@@ -78,6 +78,18 @@ TEST_CASE("format_table: without a final accuracy there is no delta column", "[r
     CHECK(format_table(rows) == expected);
 }
 
+TEST_CASE("format_table: a reward column after the saving when a row has a mean reward", "[report][table]") {
+    auto all = sample_rows();
+    all[0].mean_reward = 0.5126;
+    const std::vector<policy_metrics> rows{all[0], all[1]};
+    const std::string expected =
+        "policy  accuracy %  mean stages  p90 stages  mean heads  saving %  reward  ms/sample  mJ/sample  deadline miss %  replay=live\n"
+        "------  ----------  -----------  ----------  ----------  --------  ------  ---------  ---------  ---------------  -----------\n"
+        "full         91.30        12.00          12        1.00       0.0   0.513       4.57       12.3             5.00          yes\n"
+        "oracle       96.27         4.50           9        2.25      61.3       -      0.234          -                -            -\n";
+    CHECK(format_table(rows) == expected);
+}
+
 TEST_CASE("format_table: the name column fits the longest name, counted in code points", "[report][table]") {
     policy_metrics m;
     m.name = "ΔΔΔΔΔΔΔΔ";  // 8 code points, 16 bytes

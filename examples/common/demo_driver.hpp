@@ -41,8 +41,16 @@
 namespace earlyexit::demo {
 
 /// Every policy the demos run, by the name --policy takes.
-inline const std::vector<std::string> demo_policy_names{"full",   "oracle",   "max_prob", "entropy",
-                                                        "margin", "patience", "fixed"};
+inline const std::vector<std::string> demo_policy_names{"full",     "oracle",   "max_prob", "entropy",       "margin",
+                                                        "patience", "fixed",    "dee",      "dee_warm",      "ucb_exit",
+                                                        "epsilon_greedy"};
+
+/// The learning policies' settings in the demos, fixed before any evaluation run: DEE with the
+/// max-prob reward on 10 confidence bins per exit at the quantiles of the validation trace (the
+/// warm-up), one cost bin (every head is evaluated in order), the default exploration; lambda
+/// of every learner is chosen on the validation trace for the same accuracy target as the
+/// thresholds (calibrate_lambda).
+inline constexpr std::size_t demo_dee_bins = 10;
 
 struct demo_options {
     std::string program;                      ///< for messages
@@ -129,11 +137,13 @@ inline void check_demo_flags(const demo_options& o) {
 /// live on the network, each run from its own copy of the policy (the given ones stay as they
 /// are); the rows are the live measurements, with replay_matches_live set. prepare(i, state)
 /// puts sample i into the state and returns its label (the trace's).
+/// When live_outcomes is given, it receives each policy's live outcomes, in the same order.
 template <class Network, class Prepare>
 [[nodiscard]] std::vector<policy_metrics> run_live_and_replayed(const Network& net, typename Network::state_type& state,
                                                                 const trace& test,
                                                                 const std::vector<named_policy<float>>& policies,
-                                                                Prepare&& prepare) {
+                                                                Prepare&& prepare,
+                                                                std::vector<std::vector<sample_outcome>>* live_outcomes = nullptr) {
     std::vector<policy_metrics> rows;
     rows.reserve(policies.size());
     for (const auto& p : policies) {
@@ -144,6 +154,7 @@ template <class Network, class Prepare>
         auto row = summarize(p.name, check.live, [&](std::size_t i) { return test.label(i); }, net.info());
         row.replay_matches_live = check.matches;
         rows.push_back(std::move(row));
+        if (live_outcomes != nullptr) live_outcomes->push_back(check.live);
     }
     return rows;
 }
@@ -226,6 +237,53 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
     if (head_line != npos)
         fmt::print("headline, chosen on validation (the family that saves the most there): {}\n",
                    calibrations[head_line].name());
+
+    // 1b. The learning policies: lambda chosen on the validation trace for the same target (each
+    // learner learning online over it from empty, as it would serve); dee_warm starts from the
+    // state DEE learned there.
+    dee_options dee_base{.confidence_bins = demo_dee_bins,
+                         .confidence_edges = quantile_edges(val, context_measure::max_prob, demo_dee_bins)};
+    std::optional<double> dee_lambda;
+    nlohmann::json learning_json = nlohmann::json::object();
+    const auto report_learner = [&](std::string_view name, const auto& c, std::string_view how) {
+        const auto& m = c.on_calibration;
+        fmt::print("  {:<20} lambda {:<9.3g} validation {:.2f}% (loss bound {:.2f}), saving {:.1f}%  ({}){}\n", name,
+                   c.lambda, *m.accuracy * 100, c.drop_bound_points, m.compute_saving * 100, how,
+                   c.met ? std::string() : fmt::format("  (target NOT met: {})", c.note));
+        learning_json[std::string(name)] = {{"lambda", c.lambda},
+                                            {"met", c.met},
+                                            {"note", c.note},
+                                            {"validation", {{"accuracy", *m.accuracy},
+                                                            {"compute_saving", m.compute_saving},
+                                                            {"loss_bound_points", c.drop_bound_points}}}};
+    };
+    if (wanted("dee") || wanted("dee_warm")) {
+        const auto c = calibrate_lambda(
+            val,
+            [&](double lambda) {
+                auto o = dee_base;
+                o.lambda = lambda;
+                return policy::dee<>(o);
+            },
+            target);
+        report_learner("dee", c, "online from empty over the validation trace");
+        dee_base.lambda = c.lambda;
+        dee_lambda = c.lambda;
+        if (wanted("dee")) policies.push_back({"dee", policy::dee<>(dee_base)});
+        if (wanted("dee_warm")) policies.push_back({"dee_warm", c.learned});
+    }
+    if (wanted("ucb_exit")) {
+        const auto c = calibrate_lambda(
+            val, [](double lambda) { return policy::ucb_exit<>(bandit_options{.lambda = lambda}); }, target);
+        report_learner("ucb_exit", c, "online from empty");
+        policies.push_back({"ucb_exit", policy::ucb_exit<>(bandit_options{.lambda = c.lambda})});
+    }
+    if (wanted("epsilon_greedy")) {
+        const auto c = calibrate_lambda(
+            val, [](double lambda) { return policy::epsilon_greedy<>(bandit_options{.lambda = lambda}); }, target);
+        report_learner("epsilon_greedy", c, "online from empty");
+        policies.push_back({"epsilon_greedy", policy::epsilon_greedy<>(bandit_options{.lambda = c.lambda})});
+    }
     policies = with_baselines(std::move(policies));
 
     // 2. Record the evaluation images (probe mode: every head, every stage).
@@ -244,11 +302,56 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
     }
 
     // 3. Replay, then live with real skipped work; the rows are the live measurements.
-    const std::vector<policy_metrics> rows = run_live_and_replayed(net, state, test, policies, prepare);
+    std::vector<std::vector<sample_outcome>> live;
+    std::vector<policy_metrics> rows = run_live_and_replayed(net, state, test, policies, prepare, &live);
+
+    // Every row on DEE's reward (max-prob - lambda * cost), and DEE's regret against the best
+    // rule of its class in hindsight on these images.
+    std::optional<nlohmann::json> regret_json;
+    std::vector<curve> regret_curves;
+    if (dee_lambda) {
+        for (std::size_t j = 0; j < rows.size(); ++j) {
+            const auto r = realized_rewards<reward::max_prob_reward>(test, live[j], *dee_lambda);
+            double sum = 0;
+            for (const double x : r) sum += x;
+            rows[j].mean_reward = sum / static_cast<double>(r.size());
+        }
+        const auto best = hindsight_best<reward::max_prob_reward>(test, dee_base);
+        const auto checkpoints = log_checkpoints(test.size());
+        regret_json = nlohmann::json{{"lambda", *dee_lambda},
+                                     {"hindsight_mean_reward", best.mean_reward()},
+                                     {"rule", "DEE's backward induction on the whole evaluated trace, in hindsight"}};
+        for (std::size_t j = 0; j < rows.size(); ++j) {
+            if (rows[j].name != "dee" && rows[j].name != "dee_warm") continue;
+            const auto got = realized_rewards<reward::max_prob_reward>(test, live[j], *dee_lambda);
+            const auto curve_points = average_regret(best.reward, got, checkpoints);
+            nlohmann::json cps = nlohmann::json::array();
+            curve c{rows[j].name, {}};
+            for (const auto& p : curve_points) {
+                cps.push_back({{"inferences", p.inferences}, {"avg_regret", p.avg_regret}});
+                c.points.emplace_back(static_cast<double>(p.inferences), p.avg_regret);
+            }
+            (*regret_json)[rows[j].name] = {{"checkpoints", cps}};
+            regret_curves.push_back(std::move(c));
+        }
+    }
 
     const double final_accuracy = *rows.front().accuracy;
     fmt::print("\n{} on {} images, live (wall time measured per sample, one thread):\n", o.model, n);
     print_table(stdout, rows, final_accuracy);
+    if (dee_lambda)
+        fmt::print("(reward: DEE's objective, max-prob at the exit - {:.3g} x the cost fraction, for every row)\n",
+                   *dee_lambda);
+    if (regret_json) {
+        fmt::print("\nDEE's average regret per inference against the best rule of its class in hindsight (mean reward "
+                   "{:.4f}):\n",
+                   (*regret_json)["hindsight_mean_reward"].get<double>());
+        for (const auto& c : regret_curves) {
+            fmt::print("  {:<9}", c.name);
+            for (const auto& [n, r] : c.points) fmt::print(" {:g}: {:+.4f}", n, r);
+            fmt::print("\n");
+        }
+    }
 
     // 4. The headline's figures here, whatever they are, against full and the oracle.
     std::optional<nlohmann::json> head_json;
@@ -270,6 +373,8 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
         auto j = result_json(o.dataset, o.model, rows, final_accuracy);
         j["headline"] = head_json ? *head_json : nlohmann::json(nullptr);
         j["calibration"] = calibration_json(calibrations, val.size(), target);
+        j["learning"] = learning_json;
+        j["dee_regret"] = regret_json ? *regret_json : nlohmann::json(nullptr);
         write_json(o.json, j);
         fmt::print("wrote {}\n", display_path(o.json).string());
     }
@@ -279,7 +384,11 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
         plot_tradeoff(o.plots, fmt::format("{}: accuracy vs compute ({} images)", o.dataset, n),
                       tradeoff_curves(all_threshold_families, sweeps), rows);
         plot_exit_histogram(o.plots, rows);
-        fmt::print("wrote {}/tradeoff.png and exits.png\n", display_path(o.plots).string());
+        if (!regret_curves.empty())
+            plot_lines(o.plots, "regret", fmt::format("{}: DEE regret per inference against the best rule in hindsight", o.dataset),
+                       regret_curves, {"inferences", "average regret per inference", true});
+        fmt::print("wrote {}/tradeoff.png, exits.png{}\n", display_path(o.plots).string(),
+                   regret_curves.empty() ? "" : " and regret.png");
     }
     bool ok = true;
     for (const auto& r : rows)

@@ -35,7 +35,7 @@ template <class T>
 ///   {"dataset", "model", "samples", "final_accuracy",
 ///    "policies": [{"name", "accuracy", "mean_stages", "p50_stages", "p90_stages", "p99_stages",
 ///                  "mean_heads", "mean_macs", "compute_saving", "wall_ms_per_sample",
-///                  "energy_mj_per_sample", "deadline_miss_rate", "replay_matches_live",
+///                  "energy_mj_per_sample", "deadline_miss_rate", "replay_matches_live", "mean_reward",
 ///                  "exit_histogram"}, ...]}
 /// Fractions stay in [0, 1] (accuracy, compute_saving, deadline_miss_rate, final_accuracy);
 /// wall_ms_per_sample is mean_seconds * 1000 and energy_mj_per_sample energy_joules * 1000.
@@ -77,6 +77,7 @@ template <class T>
             {"energy_mj_per_sample", m.energy_joules ? nlohmann::json(*m.energy_joules * 1e3) : nlohmann::json(nullptr)},
             {"deadline_miss_rate", detail::json_or_null(m.deadline_miss_rate)},
             {"replay_matches_live", detail::json_or_null(m.replay_matches_live)},
+            {"mean_reward", detail::json_or_null(m.mean_reward)},
             {"exit_histogram", m.exit_histogram},
         });
     }

@@ -397,4 +397,46 @@ inline void plot_exit_histogram(const std::filesystem::path& dir, std::span<cons
     detail::render(gp, png);
 }
 
+/// Axes of plot_lines().
+struct line_axes {
+    std::string x_label, y_label;
+    bool log_x = false;  ///< a logarithmic x axis (points with x <= 0 are left out)
+};
+
+/// Curves as lines over a shared x axis (learning curves, per-window series): writes
+/// <stem>.dat, <stem>.gp and <stem>.png in `dir` (created if needed). Non-finite points are
+/// left out, and so are curves left without points. Throws earlyexit::error when nothing is
+/// left to plot, for a stem that is not a plain file name, or as plot_tradeoff does.
+inline void plot_lines(const std::filesystem::path& dir, std::string_view stem, std::string_view title,
+                       std::span<const curve> curves, const line_axes& axes, const plot_options& opt = {}) {
+    if (stem.empty() || stem.find_first_of("/\\ '\"") != std::string_view::npos || stem == "." || stem == "..")
+        earlyexit::fail("plot_lines: '{}' is not a plain file name", stem);
+    const std::filesystem::path d = detail::plot_directory(dir);
+    const auto dat = d / fmt::format("{}.dat", stem), gp = d / fmt::format("{}.gp", stem),
+               png = d / fmt::format("{}.png", stem);
+    std::string data = fmt::format("# earlyexit {}: column 1 = {}, column 2 = {}\n", detail::comment_text(stem),
+                                   detail::comment_text(axes.x_label), detail::comment_text(axes.y_label));
+    std::vector<std::string> plots;
+    std::size_t block = 0;
+    for (const curve& c : curves) {
+        std::string rows;
+        for (const auto& [x, y] : c.points)
+            if (std::isfinite(x) && std::isfinite(y) && (!axes.log_x || x > 0)) rows += fmt::format("{} {}\n", x, y);
+        if (rows.empty()) continue;
+        data += fmt::format("# curve: {}\n{}\n\n", detail::comment_text(c.name), rows);
+        plots.push_back(fmt::format("{} index {} using 1:2 with linespoints linewidth 2 pointsize 0.6 title {}",
+                                    plots.empty() ? detail::gnuplot_path(dat.filename()) : "''", block++,
+                                    detail::gnuplot_string(c.name)));
+    }
+    if (plots.empty()) earlyexit::fail("plot_lines: nothing to plot in {} (no curve has points)", d.string());
+    std::string script = detail::script_preamble(png, opt);
+    script += fmt::format("set title {}\nset xlabel {}\nset ylabel {}\nset grid\nset key outside right top box\n{}",
+                          detail::gnuplot_string(title), detail::gnuplot_string(axes.x_label),
+                          detail::gnuplot_string(axes.y_label), axes.log_x ? "set logscale x 10\n" : "");
+    script += detail::plot_command(plots);
+    detail::write_text_file(dat, data);
+    detail::write_text_file(gp, script);
+    detail::render(gp, png);
+}
+
 }  // namespace earlyexit

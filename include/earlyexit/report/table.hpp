@@ -70,7 +70,8 @@ namespace detail {
 /// accuracy) is given, the signed difference to it in percentage points; mean and p90 stages
 /// run; mean heads evaluated; compute saving (%); milliseconds and millijoules per sample
 /// (about 3 significant digits); deadline miss rate (%); whether replay matched the live run
-/// ("yes", "NO", or "-" when not checked). Unmeasured values print "-". Every line ends in '\n'.
+/// ("yes", "NO", or "-" when not checked); when any row has a mean_reward, a "reward" column
+/// (3 decimals) after the saving. Unmeasured values print "-". Every line ends in '\n'.
 [[nodiscard]] inline std::string format_table(std::span<const policy_metrics> rows,
                                               std::optional<double> final_accuracy = {}) {
     const auto percent = [](std::optional<double> f) {
@@ -78,9 +79,10 @@ namespace detail {
     };
     std::vector<std::string> header{"policy", "accuracy %"};
     if (final_accuracy) header.emplace_back("Δ acc (pt)");
-    for (const char* h : {"mean stages", "p90 stages", "mean heads", "saving %", "ms/sample", "mJ/sample",
-                          "deadline miss %", "replay=live"})
-        header.emplace_back(h);
+    const bool rewards = std::any_of(rows.begin(), rows.end(), [](const policy_metrics& m) { return m.mean_reward.has_value(); });
+    for (const char* h : {"mean stages", "p90 stages", "mean heads", "saving %"}) header.emplace_back(h);
+    if (rewards) header.emplace_back("reward");
+    for (const char* h : {"ms/sample", "mJ/sample", "deadline miss %", "replay=live"}) header.emplace_back(h);
 
     std::vector<std::vector<std::string>> cells;
     cells.reserve(rows.size());
@@ -95,6 +97,7 @@ namespace detail {
         c.push_back(detail::format_count(m.p90_stages));
         c.push_back(fmt::format("{:.2f}", m.mean_heads));
         c.push_back(fmt::format("{:.1f}", m.compute_saving * 100.0));
+        if (rewards) c.push_back(m.mean_reward ? fmt::format("{:.3f}", *m.mean_reward) : std::string("-"));
         c.push_back(detail::format_significant(m.mean_seconds * 1e3));
         c.push_back(m.energy_joules ? detail::format_significant(*m.energy_joules * 1e3) : std::string("-"));
         c.push_back(percent(m.deadline_miss_rate));

@@ -41,6 +41,9 @@ struct policy_metrics {
     std::optional<double> deadline_miss_rate{};  ///< fraction over the deadline, when one was set
     std::vector<std::size_t> exit_histogram;  ///< samples exiting at each head
     std::optional<bool> replay_matches_live{};   ///< set by callers that ran both
+    /// Mean reward per sample of a learning policy's objective (q - lambda * cost, see
+    /// policy/learning.hpp), when the caller computed it: every row on the same reward.
+    std::optional<double> mean_reward{};
 };
 
 namespace detail {

@@ -1,6 +1,7 @@
 #pragma once
 // What a run returns: the exit result of one sample and its episode (the heads it visited),
-// which learning policies receive through update().
+// which learning policies receive through update(). An episode is a view valid only during
+// that call (see episode below): copy what you need to keep.
 
 #include <concepts>
 #include <cstddef>
@@ -50,25 +51,47 @@ template <std::floating_point Scalar>
     return {r.predicted, r.head, r.positions_run, r.heads_evaluated, r.seconds, r.macs, r.frequency_level};
 }
 
-/// One evaluated head of an episode.
+/// One evaluated head of an episode: a small value (no views), safe to copy and keep.
+/// Only heads the runner actually evaluated get a step; heads skipped through first_check /
+/// next_check have none, and their cost is in no step's elapsed_macs.
 template <std::floating_point Scalar>
 struct episode_step {
-    std::size_t head = 0;
-    std::size_t position = 0;
-    confidence<Scalar> measures;
+    std::size_t head = 0;        ///< exit index k of the evaluated head
+    std::size_t position = 0;    ///< stage position that head is attached to
+    confidence<Scalar> measures; ///< the measures of this head's logits (as decide() saw them)
+    /// Clock time from the start of the sample until this head's output was measured: the
+    /// stages run so far and every evaluated head up to and including this one (on a
+    /// simulated_clock, their declared MACs / rate plus the overhead per stage and head).
+    /// Non-decreasing along the steps.
     double elapsed_seconds = 0;
+    /// Declared cost so far, this head included: the stage MACs of positions 0..position plus
+    /// the head MACs of every head evaluated up to and including this one (skipped heads cost
+    /// nothing). The last step's value equals the result's macs.
     double elapsed_macs = 0;
-    decision taken = decision::proceed;  ///< the final head always records stop
+    /// The decision taken at this head: proceed for every step but the last, stop for the last.
+    /// The final head always records stop, without decide() being asked there.
+    decision taken = decision::proceed;
 };
 
-/// A finished sample as learning policies see it in update(): the heads visited in order (the
-/// last one is where it exited), the sample info (label included when known) and the result.
+/// A finished sample as learning policies see it in update() (and observers in on_exit()): the
+/// heads evaluated in order (the last one is where it exited), the sample info (label included
+/// when known) and the result.
+///
+/// Lifetime: an episode is a *view*, not a record. `steps` spans the runner's step buffer,
+/// `result` points to the runner's result of this run (whose logits/probs view the runner's
+/// buffers in turn), `network` points to the runner's copy of the network's shape, and `sample`
+/// is the caller's sample_info passed to run(). All of them are valid only during the update()
+/// or on_exit() call that receives the episode: the next run overwrites the steps, the result
+/// is gone once run() returns, and the sample_info may be a temporary. A policy that needs any
+/// of it later (for example to learn once a label is fed back after the sample was served)
+/// must copy what it needs into a record it owns (the episode_step values, the sample index,
+/// outcome_of(*result)) and must never keep the span or the pointers.
 template <std::floating_point Scalar>
 struct episode {
-    std::span<const episode_step<Scalar>> steps;
-    const sample_info* sample = nullptr;
-    const exit_result<Scalar>* result = nullptr;
-    const network_info* network = nullptr;
+    std::span<const episode_step<Scalar>> steps;    ///< evaluated heads in order; runner's buffer
+    const sample_info* sample = nullptr;            ///< the caller's sample_info (never null in a runner)
+    const exit_result<Scalar>* result = nullptr;    ///< this run's result (never null in a runner)
+    const network_info* network = nullptr;          ///< the network's shape (never null in a runner)
 };
 
 }  // namespace earlyexit

@@ -6,6 +6,7 @@
 //    "options": {...every option...}, "heads": K, "edges": [...] (dee only),
 //    "cells": [[count, sum], ...], "base": [[count, sum], ...]}
 // sum is the fixed-point sum of learning.hpp (integer units of 2^-24), so a round trip is exact.
+// heads 0 (empty cells, base and edges): a learner never bound to a network; it loads unbound.
 // Reading checks every field: a missing or mistyped field, a value out of range, another policy
 // or reward model than the one asked for, or sizes that do not fit the options are an
 // earlyexit::error naming the file and the field.
@@ -47,6 +48,12 @@ struct is_exit_bandit : std::false_type {};
 template <bandit_rule Rule, class R>
 struct is_exit_bandit<policy::exit_bandit<Rule, R>> : std::true_type {};
 
+/// A whole number >= 0, however nlohmann holds it: parsed text gives an unsigned integer, a
+/// document built in memory (policy_state_json) a signed one for int and int64 values.
+[[nodiscard]] inline bool is_whole_nonnegative(const nlohmann::json& v) noexcept {
+    return v.is_number_unsigned() || (v.is_number_integer() && v.get<std::int64_t>() >= 0);
+}
+
 /// Field access that names the field on every failure.
 class state_reader {
 public:
@@ -67,7 +74,7 @@ public:
     [[nodiscard]] std::uint64_t unsigned_int(const nlohmann::json& obj, const std::string& key,
                                              const std::string& path = {}) const {
         const auto& v = field(obj, key, path);
-        if (!v.is_number_unsigned())
+        if (!is_whole_nonnegative(v))
             fail("{}: field '{}' must be a whole number >= 0, got {}", what_, join(path, key), v.dump());
         return v.get<std::uint64_t>();
     }
@@ -94,7 +101,7 @@ public:
             const auto& p = v[i];
             if (!p.is_array() || p.size() != 2 || !p[0].is_number_integer() || !p[1].is_number_integer())
                 fail("{}: field '{}[{}]' must be [count, sum], two whole numbers, got {}", what_, key, i, p.dump());
-            if (!p[0].is_number_unsigned()) fail("{}: field '{}[{}]' has a negative count {}", what_, key, i, p[0].dump());
+            if (!is_whole_nonnegative(p[0])) fail("{}: field '{}[{}]' has a negative count {}", what_, key, i, p[0].dump());
             const auto count = p[0].get<std::uint64_t>();
             if (count > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
                 fail("{}: field '{}[{}]' count {} is too large", what_, key, i, count);
@@ -174,9 +181,13 @@ template <class P>
         fail("{}: field 'reward' is '{}', expected '{}'", what, n, P::reward_type::name);
     const auto& o = r.field(j, "options", {});
     const auto heads = r.unsigned_int(j, "heads");
-    if (heads == 0 || heads > 1u << 20) fail("{}: field 'heads' {} is out of range [1, 2^20]", what, heads);
+    if (heads > 1u << 20) fail("{}: field 'heads' {} is out of range [0, 2^20]", what, heads);
     auto cells = r.means(j, "cells");
     auto base = r.means(j, "base");
+    // heads 0: a learner never bound to a network (nothing learned); it is restored unbound.
+    if (heads == 0 && (!cells.empty() || !base.empty()))
+        fail("{}: field 'heads' is 0 (a learner never bound to a network) but 'cells' has {} and 'base' {} entries",
+             what, cells.size(), base.size());
     for (std::size_t i = 0; i < cells.size() && i < base.size(); ++i)
         if (base[i].count > cells[i].count)
             fail("{}: field 'base[{}]' has {} samples, more than 'cells[{}]' ({})", what, i, base[i].count, i,
@@ -212,9 +223,15 @@ template <class P>
         for (std::size_t k = 0; k < ce.size(); ++k)
             d.confidence_edges.push_back(r.numbers(ce[k], fmt::format("options.confidence_edges[{}]", k)));
         const auto edges = r.numbers(r.field(j, "edges", {}), "edges");
+        if (heads != 0 && !d.confidence_edges.empty() && d.confidence_edges.size() != heads - 1)
+            fail("{}: field 'options.confidence_edges' has {} exits; 'heads' {} has {} non-final heads", what,
+                 d.confidence_edges.size(), heads, heads - 1);
+        if (heads == 0 && !edges.empty())
+            fail("{}: field 'heads' is 0 (a learner never bound to a network) but 'edges' has {} values", what,
+                 edges.size());
         return wrap([&] {
             P p(std::move(d));
-            p.restore(heads, edges, std::move(cells), std::move(base));
+            if (heads != 0) p.restore(heads, edges, std::move(cells), std::move(base));
             return p;
         });
     } else {
@@ -227,7 +244,7 @@ template <class P>
         b.feedback_capacity = r.unsigned_int(o, "feedback_capacity", "options");
         return wrap([&] {
             P p(b);
-            p.restore(heads, std::move(cells), std::move(base));
+            if (heads != 0) p.restore(heads, std::move(cells), std::move(base));
             return p;
         });
     }

@@ -7,6 +7,11 @@
 //   runner_max_prob_dynamic             the same through std::function stages and any_head
 //   runner_max_prob_any_policy          the same with a type-erased policy
 //   replay_max_prob                     the same decisions replayed from a recorded trace
+//   runner_dee / runner_ucb_exit        learning policies (policy::dee, policy::ucb_exit; default
+//                                       options) beside runner_max_prob: warmed up on 4 passes over
+//                                       the pool before timing, still learning (update()) while timed;
+//                                       they exit elsewhere than max_prob, so compare time per stage
+//                                       run as well as per sample (the counters)
 // Counters: stages/sample and heads/sample confirm that each pair did the same work.
 #include <array>
 #include <random>
@@ -156,6 +161,34 @@ void runner_max_prob_any_policy(benchmark::State& st) {
     run_runner(st, static_network(), earlyexit::any_policy<float>(earlyexit::policy::max_prob{threshold}));
 }
 
+// ---- learning policies ------------------------------------------------------------------------
+
+template <class Network, class Policy>
+void run_learning_runner(benchmark::State& st, const Network& net, Policy policy) {
+    const auto& m = the_model();
+    auto runner = earlyexit::make_runner(net, std::move(policy));
+    state s;
+    std::size_t i = 0;
+    for (; i < 4 * pool; ++i) {  // warm-up, untimed: the table leaves its from-empty exploration
+        s.x = m.inputs[i % pool];
+        benchmark::DoNotOptimize(runner.run_unchecked(s, {i, std::nullopt}).predicted);
+    }
+    double stages = 0, heads = 0;
+    for (auto _ : st) {
+        s.x = m.inputs[i % pool];
+        const auto r = runner.run_unchecked(s, {i++, std::nullopt});
+        stages += static_cast<double>(r.positions_run);
+        heads += static_cast<double>(r.heads_evaluated);
+        benchmark::DoNotOptimize(r.predicted);
+    }
+    report(st, stages, heads);
+}
+
+void runner_dee(benchmark::State& st) { run_learning_runner(st, static_network(), earlyexit::policy::dee<>{}); }
+void runner_ucb_exit(benchmark::State& st) {
+    run_learning_runner(st, static_network(), earlyexit::policy::ucb_exit<>{});
+}
+
 // ---- replay ----------------------------------------------------------------------------------
 
 void replay_max_prob(benchmark::State& st) {
@@ -186,6 +219,8 @@ BENCHMARK(hand_max_prob);
 BENCHMARK(runner_max_prob);
 BENCHMARK(runner_max_prob_dynamic);
 BENCHMARK(runner_max_prob_any_policy);
+BENCHMARK(runner_dee);
+BENCHMARK(runner_ucb_exit);
 BENCHMARK(replay_max_prob);
 
 BENCHMARK_MAIN();

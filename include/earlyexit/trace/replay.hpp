@@ -99,12 +99,19 @@ private:
 };
 
 /// Replays `policy` over every sample of the trace, in order, and returns the outcomes. The
-/// policy is updated in place: a learning policy ends with what it learned on the trace.
+/// policy is updated in place: a learning policy ends with what it learned on the trace. It is
+/// moved in and out, never copied, so a learner's merge base (policy/learning.hpp) is kept.
 template <std::floating_point Scalar, class Policy>
     requires exit_policy<Policy, Scalar>
 [[nodiscard]] std::vector<sample_outcome> replay(const basic_trace<Scalar>& t, Policy& policy) {
-    replayer<Scalar, Policy> r(t, policy);
-    auto out = r.run_all();
+    replayer<Scalar, Policy> r(t, std::move(policy));
+    std::vector<sample_outcome> out;
+    try {
+        out = r.run_all();
+    } catch (...) {
+        policy = std::move(r.policy());
+        throw;
+    }
     policy = std::move(r.policy());
     return out;
 }

@@ -8,6 +8,9 @@
 //   earlyexit-cifar10 --data test_batch.bin         the official binary CIFAR-10 test batch
 //   earlyexit-cifar10 --data DIR                    class folders DIR/<class>/*.png|jpg
 //   earlyexit-cifar10 --limit 500 --policy max_prob,entropy --json out.json --plots out/
+//   earlyexit-cifar10 --corrupt noise:0.08,blur:1.0 --corrupt-from 5000
+//                                                   drift: test images 0..4999 clean, then the
+//                                                   same 5000 images corrupted (10 000 samples)
 //
 // The defaults (test images, weights, validation trace) are found at run time under a folder
 // holding data/ and models/: --data-root, EARLYEXIT_DATA_DIR, or share/earlyexit beside the
@@ -21,6 +24,7 @@
 #include <fmt/core.h>
 
 #include "common/cifar_net.hpp"
+#include "common/corrupt.hpp"
 #include "common/datasets.hpp"
 #include "common/demo_driver.hpp"
 #include "common/resources.hpp"
@@ -30,6 +34,8 @@ using namespace earlyexit::demo;
 
 int main(int argc, char** argv) {
     fs::path data, weights, data_root;  // empty: the default, looked up under the resource root
+    std::string corrupt_spec;
+    std::optional<std::size_t> corrupt_from;
     demo_options opt;
     opt.program = "earlyexit-cifar10";
 
@@ -41,6 +47,12 @@ int main(int argc, char** argv) {
                    "network weights (safetensors from examples/train/train_cifar10.py; default: the shipped ones)");
     app.add_option("--data-root", data_root, data_root_help);
     add_demo_flags(app, opt);
+    app.add_option("--corrupt", corrupt_spec,
+                   "drift experiment: corrupt the second part of the stream, e.g. noise:0.08,blur:1.0 (Gaussian noise "
+                   "std on the [0, 1] pixel scale, Gaussian blur sigma in pixels); needs --corrupt-from");
+    app.add_option("--corrupt-from", corrupt_from,
+                   "drift experiment: the stream is test images 0..N-1 clean, then the same N images corrupted")
+        ->check(CLI::PositiveNumber);
     CLI11_PARSE(app, argc, argv);
 
     try {
@@ -52,6 +64,19 @@ int main(int argc, char** argv) {
         const cifar_net model(weights);
         const auto net = model.network();
         const image_dataset dataset = open_dataset(data, {.classes = model.class_names()});
+        const bool drift = !corrupt_spec.empty() || corrupt_from;
+        if (drift && (corrupt_spec.empty() || !corrupt_from))
+            earlyexit::fail("--corrupt and --corrupt-from go together (given: {})",
+                            corrupt_spec.empty() ? fmt::format("--corrupt-from {}", *corrupt_from)
+                                                 : fmt::format("--corrupt {}", corrupt_spec));
+        corruption corrupted_by;
+        if (drift) {
+            corrupted_by = parse_corruption(corrupt_spec);
+            if (opt.limit != 0) earlyexit::fail("--limit {}: with --corrupt-from the stream length is twice N", opt.limit);
+            if (*corrupt_from > dataset.size())
+                earlyexit::fail("--corrupt-from {}: the dataset has only {} images", *corrupt_from, dataset.size());
+            opt.limit = *corrupt_from;
+        }
         const std::size_t n = images_to_run(opt, dataset.size(), data);
 
         // Decode once (32x32 images are small); the timed runs read from memory.
@@ -70,14 +95,22 @@ int main(int argc, char** argv) {
                 decoding.tick(i + 1);
             }
         }
-        opt.dataset = fmt::format("CIFAR-10 {}", data.filename().string());
+        // Drift: the same images again, corrupted (computed once: the timed runs read memory).
+        std::vector<image_u8> corrupted;
+        if (drift) {
+            corrupted.reserve(n);
+            for (std::size_t i = 0; i < n; ++i) corrupted.push_back(corrupt(images[i], corrupted_by, i));
+            opt.drift_from = n;
+            opt.drift_what = fmt::format("the same images corrupted ({})", describe(corrupted_by));
+        }
+        opt.dataset = fmt::format("CIFAR-10 {}{}", data.filename().string(), drift ? " + corrupted copy" : "");
         opt.model = "cifar10_multiexit (ResNet, 6 exits)";
         auto state = model.make_state();
         const auto prepare = [&](std::size_t i, feature_state& s) {
-            model.set_input(s, images[i].pixels);
-            return std::optional<std::size_t>(labels[i]);
+            model.set_input(s, i < n ? images[i].pixels : corrupted[i - n].pixels);
+            return std::optional<std::size_t>(labels[i % n]);
         };
-        return run_demo(net, state, n, prepare, opt);
+        return run_demo(net, state, drift ? 2 * n : n, prepare, opt);
     } catch (const std::exception& e) {
         fmt::print(stderr, "earlyexit-cifar10: {}\n", e.what());
         return 1;

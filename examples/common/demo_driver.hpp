@@ -67,7 +67,18 @@ struct demo_options {
     /// The loss the policies are calibrated to on the validation trace.
     [[nodiscard]] double calibration_points() const noexcept { return points - margin; }
     std::optional<int> batch, threads;        ///< rejected until batched execution exists
+
+    /// Drift (set by a demo that changes its stream): samples from drift_from on differ from
+    /// those before (drift_what says how); the demo then adds dee_agreement and reports every
+    /// window of drift_window samples.
+    std::optional<std::size_t> drift_from;
+    std::string drift_what;
+    std::size_t drift_window = 500;
 };
+
+/// The drift experiment's label-free learner: DEE with the agreement reward and this probe rate
+/// (that fraction of samples runs to the final head, their cost counted), fixed beforehand.
+inline constexpr double demo_drift_probe_rate = 0.05;
 
 /// Adds the flags both demos take (--data, --labels and --weights are the demo's own).
 inline void add_demo_flags(CLI::App& app, demo_options& o) {
@@ -284,6 +295,19 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
         report_learner("epsilon_greedy", c, "online from empty");
         policies.push_back({"epsilon_greedy", policy::epsilon_greedy<>(bandit_options{.lambda = c.lambda})});
     }
+    std::optional<double> agreement_lambda;
+    if (o.drift_from) {
+        const auto make_agreement = [&](double lambda) {
+            auto d = dee_base;
+            d.lambda = lambda;
+            d.probe_rate = demo_drift_probe_rate;
+            return policy::dee<reward::agreement_reward>(d);
+        };
+        const auto c = calibrate_lambda(val, make_agreement, target);
+        report_learner("dee_agreement", c, fmt::format("agreement reward, probe rate {:g}", demo_drift_probe_rate));
+        agreement_lambda = c.lambda;
+        policies.push_back({"dee_agreement", make_agreement(c.lambda)});
+    }
     policies = with_baselines(std::move(policies));
 
     // 2. Record the evaluation images (probe mode: every head, every stage).
@@ -353,6 +377,74 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
         }
     }
 
+    // Drift: per window, the loss against the final head and the saving, and when (if ever) a
+    // policy is back within --max-loss for good after the change.
+    std::optional<nlohmann::json> drift_json;
+    if (o.drift_from && head_line != npos) {
+        const std::string head_name = calibrations[head_line].name();
+        const auto index_of = [&](std::string_view name) {
+            return static_cast<std::size_t>(
+                std::find_if(rows.begin(), rows.end(), [&](const auto& r) { return r.name == name; }) - rows.begin());
+        };
+        const std::vector<std::string> watched{head_name, "dee_agreement", "oracle"};
+        const std::size_t w = o.drift_window;
+        drift_json = nlohmann::json{{"change_at", *o.drift_from}, {"change", o.drift_what}, {"window", w},
+                                    {"max_loss_points", o.points}, {"policies", nlohmann::json::object()}};
+        std::vector<curve> loss_curves, saving_curves;
+        fmt::print("\ndrift: samples from {} on are {}; per window of {} samples, points lost against the final head "
+                   "(saving %):\n",
+                   *o.drift_from, o.drift_what, w);
+        const auto& full_live = live[index_of("full")];
+        for (const auto& name : watched) {
+            const std::size_t j = index_of(name);
+            if (j == rows.size()) continue;
+            const auto& out = live[j];
+            nlohmann::json windows = nlohmann::json::array();
+            curve loss{name, {}}, saving{name, {}};
+            std::optional<std::size_t> back_since;  // first window start after the change from which every window is within
+            fmt::print("  {:<20}", name);
+            for (std::size_t start = 0; start + w <= out.size(); start += w) {
+                std::size_t right = 0, full_right = 0;
+                double macs = 0;
+                for (std::size_t i = start; i < start + w; ++i) {
+                    right += out[i].predicted == *test.label(i);
+                    full_right += full_live[i].predicted == *test.label(i);
+                    macs += out[i].macs;
+                }
+                const double lost = 100.0 * (static_cast<double>(full_right) - static_cast<double>(right)) / static_cast<double>(w);
+                const double saved = 1.0 - macs / static_cast<double>(w) / info.full_macs;
+                windows.push_back({{"start", start}, {"loss_points", lost}, {"compute_saving", saved}});
+                loss.points.emplace_back(static_cast<double>(start + w / 2), lost);
+                saving.points.emplace_back(static_cast<double>(start + w / 2), saved * 100);
+                fmt::print(" {:+.1f} ({:.0f})", -lost, saved * 100);
+                if (start >= *o.drift_from) {
+                    if (lost <= o.points + 1e-9) {
+                        if (!back_since) back_since = start;
+                    } else {
+                        back_since.reset();
+                    }
+                }
+            }
+            fmt::print("\n");
+            const std::optional<std::size_t> recovery =
+                back_since ? std::optional<std::size_t>(*back_since + w - *o.drift_from) : std::nullopt;
+            (*drift_json)["policies"][name] = {
+                {"windows", windows},
+                {"samples_to_recover", recovery ? nlohmann::json(*recovery) : nlohmann::json(nullptr)}};
+            fmt::print("  {:<20} {}\n", "",
+                       recovery ? fmt::format("within {:.3g} points in every window from {} samples after the change", o.points, *recovery)
+                                : fmt::format("not back within {:.3g} points for good after the change", o.points));
+            loss_curves.push_back(std::move(loss));
+            saving_curves.push_back(std::move(saving));
+        }
+        if (!o.plots.empty()) {
+            plot_lines(o.plots, "drift_loss", fmt::format("{}: accuracy points lost against the final head, per {} samples ({} from {} on)", o.dataset, w, o.drift_what, *o.drift_from),
+                       loss_curves, {"sample", "points lost", false});
+            plot_lines(o.plots, "drift_saving", fmt::format("{}: compute saving per {} samples ({} from {} on)", o.dataset, w, o.drift_what, *o.drift_from),
+                       saving_curves, {"sample", "compute saving (%)", false});
+        }
+    }
+
     // 4. The headline's figures here, whatever they are, against full and the oracle.
     std::optional<nlohmann::json> head_json;
     if (head_line != npos) {
@@ -375,6 +467,7 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
         j["calibration"] = calibration_json(calibrations, val.size(), target);
         j["learning"] = learning_json;
         j["dee_regret"] = regret_json ? *regret_json : nlohmann::json(nullptr);
+        if (drift_json) j["drift"] = *drift_json;
         write_json(o.json, j);
         fmt::print("wrote {}\n", display_path(o.json).string());
     }

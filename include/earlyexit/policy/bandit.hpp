@@ -36,7 +36,7 @@ namespace earlyexit {
 /// The bandit baselines' parameters.
 struct bandit_options {
     double lambda = 0.25;      ///< cost weight, in [0, 100]
-    double alpha = 0.5;        ///< ucb_exit: exploration weight, in [0, 100]
+    double alpha = 0.2;        ///< ucb_exit: exploration weight, in [0, 100] (as DEE's default)
     double epsilon = 0.1;      ///< epsilon_greedy: exploration rate, in [0, 1]
     double probe_rate = 0.0;   ///< fraction of samples run through every head, in [0, 1]
     std::uint64_t seed = 0;

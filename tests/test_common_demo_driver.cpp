@@ -47,3 +47,33 @@ TEST_CASE("run_live_and_replayed: a learning policy matches its replay and is le
     CHECK(rows[1].exit_histogram == std::vector<std::size_t>{6, 0, 4});
     CHECK(policies[1].policy.target<warms_up>()->seen == 0);
 }
+
+TEST_CASE("run_live_and_replayed: DEE and the bandits, learning online, match their replays", "[demo_driver]") {
+    const auto table = earlyexit_test::random_table(200, 3, 4, 12);
+    earlyexit_test::counters count;
+    const auto net = earlyexit_test::scripted_network(4, {0, 2, 3}, table, count);
+    earlyexit_test::scripted_state state;
+    const auto fill = [](std::size_t i, earlyexit_test::scripted_state& s) {
+        s = {i, 0};
+        return std::optional<std::size_t>(i % 4);
+    };
+    const trace test = record_trace(net, state, table.size(), fill);
+    const std::vector<named_policy<float>> policies{
+        {"dee", policy::dee<>(dee_options{.lambda = 0.3})},
+        {"dee_agreement", policy::dee<reward::agreement_reward>(dee_options{.lambda = 0.3, .probe_rate = 0.1})},
+        {"ucb_exit", policy::ucb_exit<>(bandit_options{.lambda = 0.3})},
+        {"epsilon_greedy", policy::epsilon_greedy<>(bandit_options{.lambda = 0.3})}};
+    std::vector<std::vector<sample_outcome>> live;
+    const auto rows = demo::run_live_and_replayed(net, state, test, policies, fill, &live);
+    REQUIRE(rows.size() == 4);
+    REQUIRE(live.size() == 4);
+    for (std::size_t j = 0; j < rows.size(); ++j) {
+        INFO(rows[j].name);
+        CHECK(*rows[j].replay_matches_live);
+        CHECK(live[j].size() == 200);
+    }
+    // DEE learned something: it does not run every sample to the final head.
+    CHECK(rows[0].exit_histogram[2] < 200);
+    // The given policies are left as they were: empty tables.
+    CHECK(policies[0].policy.target<policy::dee<>>()->heads() == 0);
+}

@@ -100,27 +100,17 @@ public:
 
     template <std::floating_point Scalar>
     void update(const episode<Scalar>& e) noexcept {
-        if (heads_ == 0 || e.steps.empty() || e.steps.size() > records_.size()) return;
-        const double full = e.network != nullptr ? e.network->full_macs : 0.0;
-        for (std::size_t i = 0; i < e.steps.size(); ++i) records_[i] = detail::record_of(e.steps[i], full);
-        const std::span<const step_record> steps(records_.data(), e.steps.size());
-        const std::optional<std::size_t> label = e.sample != nullptr ? e.sample->label : std::nullopt;
-        if constexpr (Reward::uses_label) {
-            if (!label) {
-                (void)pending_.hold(e.sample != nullptr ? e.sample->index : 0, steps);
-                return;
-            }
-        }
-        learn(steps, label);
+        if (heads_ == 0) return;
+        detail::learn_or_hold<Reward>(
+            e, records_, pending_, [](step_record&, const episode_step<Scalar>&) noexcept {},
+            [this](std::span<const step_record> s, std::optional<std::size_t> y) noexcept { learn(s, y); });
     }
 
     bool feedback(std::size_t index, std::size_t label) noexcept
         requires Reward::uses_label
     {
-        const auto steps = pending_.take(index);
-        if (steps.empty()) return false;
-        learn(steps, label);
-        return true;
+        return detail::learn_fed_back(pending_, index, label,
+                                      [this](std::span<const step_record> s, std::optional<std::size_t> y) noexcept { learn(s, y); });
     }
     [[nodiscard]] const pending_feedback& pending() const noexcept { return pending_; }
 

@@ -179,22 +179,13 @@ public:
     /// (an owning copy) until feedback(index, label).
     template <std::floating_point Scalar>
     void update(const episode<Scalar>& e) noexcept {
-        if (heads_ == 0 || e.steps.empty() || e.steps.size() > records_.size()) return;
-        const double full = e.network != nullptr ? e.network->full_macs : 0.0;
-        for (std::size_t i = 0; i < e.steps.size(); ++i) {
-            step_record r = detail::record_of(e.steps[i], full);
-            if (r.head + 1 < heads_) r.cell = cell_of(r.head, measure_value(opt_.measure, e.steps[i].measures), r.cost);
-            records_[i] = r;
-        }
-        const std::span<const step_record> steps(records_.data(), e.steps.size());
-        const std::optional<std::size_t> label = e.sample != nullptr ? e.sample->label : std::nullopt;
-        if constexpr (Reward::uses_label) {
-            if (!label) {
-                (void)pending_.hold(e.sample != nullptr ? e.sample->index : 0, steps);
-                return;
-            }
-        }
-        learn(steps, label);
+        if (heads_ == 0) return;
+        detail::learn_or_hold<Reward>(
+            e, records_, pending_,
+            [this](step_record& r, const episode_step<Scalar>& st) noexcept {
+                if (r.head + 1 < heads_) r.cell = cell_of(r.head, measure_value(opt_.measure, st.measures), r.cost);
+            },
+            [this](std::span<const step_record> s, std::optional<std::size_t> y) noexcept { learn(s, y); });
     }
 
     /// The label of a served sample, arriving later (correctness_reward): learns from the held
@@ -202,10 +193,8 @@ public:
     bool feedback(std::size_t index, std::size_t label) noexcept
         requires Reward::uses_label
     {
-        const auto steps = pending_.take(index);
-        if (steps.empty()) return false;
-        learn(steps, label);
-        return true;
+        return detail::learn_fed_back(pending_, index, label,
+                                      [this](std::span<const step_record> s, std::optional<std::size_t> y) noexcept { learn(s, y); });
     }
     /// Samples waiting for feedback, and those evicted or refused (correctness_reward).
     [[nodiscard]] const pending_feedback& pending() const noexcept { return pending_; }

@@ -301,4 +301,40 @@ private:
     std::vector<slot> slots_;
 };
 
+namespace detail {
+
+/// What update() does in every learner: copy the episode into owning records (cell(record,
+/// step) fills in the context cell), then learn(records, label) now, or hold the records in
+/// `pending` when the reward needs a label that has not come yet. No-op for an empty episode or
+/// one longer than `records` (sized in prepare()). Allocation-free.
+template <reward_model Reward, std::floating_point Scalar, class Cell, class Learn>
+void learn_or_hold(const episode<Scalar>& e, std::vector<step_record>& records, pending_feedback& pending, Cell&& cell,
+                   Learn&& learn) noexcept {
+    if (e.steps.empty() || e.steps.size() > records.size()) return;
+    const double full = e.network != nullptr ? e.network->full_macs : 0.0;
+    for (std::size_t i = 0; i < e.steps.size(); ++i) {
+        records[i] = record_of(e.steps[i], full);
+        cell(records[i], e.steps[i]);
+    }
+    const std::span<const step_record> steps(records.data(), e.steps.size());
+    const std::optional<std::size_t> label = e.sample != nullptr ? e.sample->label : std::nullopt;
+    if constexpr (Reward::uses_label) {
+        if (!label) {
+            (void)pending.hold(e.sample != nullptr ? e.sample->index : 0, steps);
+            return;
+        }
+    }
+    learn(steps, label);
+}
+
+/// What feedback() does in every learner: learn from the held sample; false when it is not held.
+template <class Learn>
+bool learn_fed_back(pending_feedback& pending, std::size_t index, std::size_t label, Learn&& learn) noexcept {
+    const auto steps = pending.take(index);
+    if (steps.empty()) return false;
+    learn(steps, std::optional<std::size_t>(label));
+    return true;
+}
+
+}  // namespace detail
 }  // namespace earlyexit

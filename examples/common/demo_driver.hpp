@@ -11,12 +11,17 @@
 //      A family that cannot beat the plain network's cost within that bound falls back to
 //      `full` and says so. The headline is chosen here, on validation only: the calibrated
 //      family that saves the most compute there;
+//      The learning rows (dee, dee_warm, ucb_exit, epsilon_greedy; and dee_agreement in a drift
+//      run) get their lambda on the same validation trace for the same target
+//      (calibrate_lambda): each learns online from empty over it, dee_warm keeps what DEE learned;
 //   2. records the evaluation images in probe mode (every head, every stage) as a trace;
 //   3. replays every policy on that trace and runs it live, with real skipped work and
 //      measured wall time, each run from its own copy of the policy, and checks that the live
 //      decisions equal the replayed ones (check_live_against_replay);
-//   4. prints the per-exit accuracies, the comparison table and the headline's figures on the
-//      evaluated images (whatever they are), writes the result JSON and the plots when asked.
+//   4. prints the per-exit accuracies, the comparison table (with every row's mean DEE reward),
+//      DEE's regret against the hindsight rule, the drift windows (when the demo drifts) and the
+//      headline's figures on the evaluated images (whatever they are), writes the result JSON and
+//      the plots when asked.
 //
 // The calibration rule (a 95% bound for both demos) was fixed before any evaluation run; where
 // the validation split is too small for it to allow any early exit, the demo says so.

@@ -8,6 +8,8 @@
 //   earlyexit-cifar10 --data test_batch.bin         the official binary CIFAR-10 test batch
 //   earlyexit-cifar10 --data DIR                    class folders DIR/<class>/*.png|jpg
 //   earlyexit-cifar10 --limit 500 --policy max_prob,entropy --json out.json --plots out/
+// The images are evaluated in a fixed random order (--shuffle-seed; the shipped test set is
+// sorted by class), the same for every policy.
 //   earlyexit-cifar10 --corrupt noise:0.08,blur:1.0 --corrupt-from 5000
 //                                                   drift: test images 0..4999 clean, then the
 //                                                   same 5000 images corrupted (10 000 samples)
@@ -15,9 +17,12 @@
 // The defaults (test images, weights, validation trace) are found at run time under a folder
 // holding data/ and models/: --data-root, EARLYEXIT_DATA_DIR, or share/earlyexit beside the
 // program (common/resources.hpp).
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -35,6 +40,7 @@ using namespace earlyexit::demo;
 int main(int argc, char** argv) {
     fs::path data, weights, data_root;  // empty: the default, looked up under the resource root
     std::string corrupt_spec;
+    std::uint64_t shuffle_seed = 1;
     std::optional<std::size_t> corrupt_from;
     demo_options opt;
     opt.program = "earlyexit-cifar10";
@@ -47,6 +53,10 @@ int main(int argc, char** argv) {
                    "network weights (safetensors from examples/train/train_cifar10.py; default: the shipped ones)");
     app.add_option("--data-root", data_root, data_root_help);
     add_demo_flags(app, opt);
+    app.add_option("--shuffle-seed", shuffle_seed,
+                   "the images are evaluated in a random order drawn from this seed (0: the dataset's own order; the "
+                   "shipped test set is sorted by class, which the learning rows would see as a changing stream)")
+        ->capture_default_str();
     app.add_option("--corrupt", corrupt_spec,
                    "drift experiment: corrupt the second part of the stream, e.g. noise:0.08,blur:1.0 (Gaussian noise "
                    "std on the [0, 1] pixel scale, Gaussian blur sigma in pixels); needs --corrupt-from");
@@ -78,21 +88,31 @@ int main(int argc, char** argv) {
             opt.limit = *corrupt_from;
         }
         const std::size_t n = images_to_run(opt, dataset.size(), data);
+        // The evaluation order: a Fisher-Yates shuffle of the whole dataset driven by splitmix64
+        // (the same on every platform), then the first n (--limit).
+        std::vector<std::size_t> order(dataset.size());
+        for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+        if (shuffle_seed != 0)
+            for (std::size_t i = order.size(); i > 1; --i) {
+                const auto u = earlyexit::detail::uniform01(shuffle_seed, i, 7);
+                std::swap(order[i - 1], order[std::min(i - 1, static_cast<std::size_t>(u * static_cast<double>(i)))]);
+            }
 
         // Decode once (32x32 images are small); the timed runs read from memory.
         std::vector<image_u8> images(n);
         std::vector<std::size_t> labels(n);
         {
             earlyexit::progress_line decoding("decoding", n);
-            for (std::size_t i = 0; i < n; ++i) {
-                images[i] = dataset.load(i);
-                if (images[i].width != 32 || images[i].height != 32)
+            for (std::size_t j = 0; j < n; ++j) {
+                const std::size_t i = order[j];
+                images[j] = dataset.load(i);
+                if (images[j].width != 32 || images[j].height != 32)
                     earlyexit::fail("image {} of {} is {}x{}; the CIFAR-10 network takes 32x32", dataset.name(i),
-                                    display_path(data).string(), images[i].width, images[i].height);
+                                    display_path(data).string(), images[j].width, images[j].height);
                 if (dataset.label(i) < 0)
                     earlyexit::fail("image {} of {} has no label", dataset.name(i), display_path(data).string());
-                labels[i] = static_cast<std::size_t>(dataset.label(i));
-                decoding.tick(i + 1);
+                labels[j] = static_cast<std::size_t>(dataset.label(i));
+                decoding.tick(j + 1);
             }
         }
         // Drift: the same images again, corrupted (computed once: the timed runs read memory).

@@ -16,4 +16,8 @@ plot 'exits.dat' using 2:xtic(1) title 'full', \
      '' using 5 title 'entropy_calibrated', \
      '' using 6 title 'margin_calibrated', \
      '' using 7 title 'patience_calibrated', \
-     '' using 8 title 'fixed_calibrated'
+     '' using 8 title 'fixed_calibrated', \
+     '' using 9 title 'dee', \
+     '' using 10 title 'dee_warm', \
+     '' using 11 title 'ucb_exit', \
+     '' using 12 title 'epsilon_greedy'

@@ -17,4 +17,8 @@ plot 'tradeoff.dat' index 0 using 1:2 with linespoints linewidth 2 pointsize 0.6
      '' index 4 every ::3::3 using 1:2 with points pointtype 11 pointsize 1.5 linecolor rgb 'black' title 'entropy_calibrated', \
      '' index 4 every ::4::4 using 1:2 with points pointtype 13 pointsize 1.5 linecolor rgb 'black' title 'margin_calibrated', \
      '' index 4 every ::5::5 using 1:2 with points pointtype 6 pointsize 1.5 linecolor rgb 'black' title 'patience_calibrated', \
-     '' index 4 every ::6::6 using 1:2 with points pointtype 4 pointsize 1.5 linecolor rgb 'black' title 'fixed_calibrated'
+     '' index 4 every ::6::6 using 1:2 with points pointtype 4 pointsize 1.5 linecolor rgb 'black' title 'fixed_calibrated', \
+     '' index 4 every ::7::7 using 1:2 with points pointtype 8 pointsize 1.5 linecolor rgb 'black' title 'dee', \
+     '' index 4 every ::8::8 using 1:2 with points pointtype 10 pointsize 1.5 linecolor rgb 'black' title 'dee_warm', \
+     '' index 4 every ::9::9 using 1:2 with points pointtype 12 pointsize 1.5 linecolor rgb 'black' title 'ucb_exit', \
+     '' index 4 every ::10::10 using 1:2 with points pointtype 1 pointsize 1.5 linecolor rgb 'black' title 'epsilon_greedy'

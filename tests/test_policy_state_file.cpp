@@ -79,12 +79,13 @@ auto options_for() {
     else return bandit_opts();
 }
 
-/// A learner after real learning, whose base is not empty: learned on samples 0-199, then copied
-/// into the replayer for samples 200-399 (a copy's base is the state at the copy).
+/// A learner after real learning, whose base is not empty: learned on samples 0-199, rebased
+/// there, then learned on samples 200-399.
 template <class P>
 P trained() {
     P p(options_for<P>());
     (void)replay(the_trace().slice(0, 200), p);
+    p.rebase();  // a base that is neither empty nor the final state
     (void)replay(the_trace().slice(200, 200), p);
     return p;
 }
@@ -178,7 +179,7 @@ TEST_CASE("policy state round trip is exact for every learner after real learnin
         auto p = trained<policy::dee<>>();
         // The state is worth saving: learned cells, a base that is neither empty nor the state.
         REQUIRE(p.visit_stats(0).count == 400);
-        REQUIRE(p.table().base()[p.table().size() - 3].count == 200);  // visits of exit 0 at the copy
+        REQUIRE(p.table().base()[p.table().size() - 3].count == 200);  // visits of exit 0 at the rebase
         REQUIRE_FALSE(std::ranges::equal(p.table().base(), p.table().cells()));
         REQUIRE(std::vector<double>(p.edges().begin(), p.edges().end()) ==
                 std::vector<double>{0.2, 0.6, 0.1, 0.5, 0.3, 0.9});

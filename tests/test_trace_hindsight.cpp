@@ -141,7 +141,9 @@ TEST_CASE("calibrate_lambda picks the cheapest lambda meeting the goal on the va
         st = {i, 0};
         return std::optional<std::size_t>(top1(table[i][3]));
     });
-    const auto make = [](double lambda) { return policy::dee<>(dee_options{.lambda = lambda, .confidence_bins = 8}); };
+    const auto make = [](double lambda) {
+        return policy::dee<>(dee_options{.lambda = lambda, .alpha = 0.5, .confidence_bins = 8});
+    };
     const accuracy_target target{10.0, 0.0};  // random heads: even lambda 0 loses 6.3 points here
     const auto c = calibrate_lambda(t, make, target);
     REQUIRE(c.met);

@@ -26,7 +26,7 @@ struct everything {
     void begin(const sample_info&) noexcept { ++begun; }
     std::size_t first_check(const sample_info&) const noexcept { return 2; }
     std::size_t next_check(const exit_context<float>& c) const noexcept { return c.head + 3; }
-    std::optional<std::size_t> frequency(const exit_context<float>&) const noexcept { return 4; }
+    std::optional<std::size_t> frequency(const frequency_context<float>&) const noexcept { return 4; }
     void update(const episode<float>&) noexcept { ++updated; }
     void prepare(const network_info&) { prepared = true; }
     bool needs_label() const noexcept { return true; }
@@ -106,7 +106,7 @@ TEST_CASE("hook callers apply the defaults for missing hooks and call present on
     hooks::begin(b, s);
     CHECK(hooks::first_check(b, s) == 0);
     CHECK(hooks::next_check(b, c) == 2);
-    CHECK(hooks::frequency(b, c) == std::nullopt);
+    CHECK(hooks::frequency(b, frequency_context<float>{}) == std::nullopt);
     CHECK_FALSE(hooks::needs_label(b));
     hooks::reset(b);
     hooks::merge(b, b);
@@ -116,7 +116,7 @@ TEST_CASE("hook callers apply the defaults for missing hooks and call present on
     CHECK(e.begun == 1);
     CHECK(hooks::first_check(e, s) == 2);
     CHECK(hooks::next_check(e, c) == 4);
-    CHECK(hooks::frequency(e, c) == std::optional<std::size_t>(4));
+    CHECK(hooks::frequency(e, frequency_context<float>{}) == std::optional<std::size_t>(4));
     hooks::update(e, episode<float>{});
     CHECK(e.updated == 1);
     hooks::prepare(e, network_info{});

@@ -21,7 +21,7 @@ struct skipping_learner {
     double bar = 0.7;
     std::size_t first_check(const sample_info&) const noexcept { return 1; }
     std::size_t next_check(const exit_context<float>& c) const noexcept { return c.head + 2; }
-    std::optional<std::size_t> frequency(const exit_context<float>& c) const noexcept { return c.head % 3; }
+    std::optional<std::size_t> frequency(const frequency_context<float>& f) const noexcept { return f.next_head % 3; }
     decision decide(const exit_context<float>& c) const noexcept {
         return c.measures.max_prob >= bar ? decision::stop : decision::proceed;
     }

@@ -39,7 +39,7 @@ struct hooked_policy {
     void begin(const sample_info&) noexcept { ++begins; }
     std::size_t first_check(const sample_info&) const noexcept { return 0; }
     std::size_t next_check(const exit_context<float>& c) const noexcept { return c.head + 2; }
-    std::optional<std::size_t> frequency(const exit_context<float>& c) const noexcept { return 10 + c.head; }
+    std::optional<std::size_t> frequency(const frequency_context<float>& f) const noexcept { return 10 + f.next_head; }
     decision decide(const exit_context<float>& c) noexcept {
         seen->push_back(c.head);
         return decision::proceed;
@@ -161,8 +161,9 @@ TEST_CASE("next_check skips heads, frequency levels reach the clock, update gets
     CHECK(count.head_calls == std::vector<int>{1, 0, 1, 0, 1});  // heads 0, 2, 4
     CHECK(count.stage_calls == std::vector<int>(5, 1));
     CHECK(seen == std::vector<std::size_t>{0, 2});  // decide is not asked at the final head
-    CHECK(runner.clock().levels == std::vector<std::size_t>{10, 12});
-    CHECK(r.frequency_level == std::optional<std::size_t>(12));
+    // Asked at the start (next head 0) and after each proceed, once the next head is known.
+    CHECK(runner.clock().levels == std::vector<std::size_t>{10, 12, 14});
+    CHECK(r.frequency_level == std::optional<std::size_t>(14));
     CHECK(runner.policy().begins == 1);
     CHECK(runner.policy().updates == 1);
     CHECK(runner.policy().episode_heads == std::vector<std::size_t>{0, 2, 4});

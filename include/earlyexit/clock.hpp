@@ -5,6 +5,10 @@
 // `void on_work(double macs) noexcept` is told the declared cost of every stage and head the
 // runner executes, which is how a simulated clock advances deterministically, and
 // `void set_level(std::size_t) noexcept` receives the frequency level a policy asks for.
+// A clock that knows levels (dvfs/clock.hpp) also has `std::size_t level() const noexcept` (the
+// level in force) and `std::size_t default_level() const noexcept`, which the runner restores
+// when a sample exits; a clock that measures energy has `double energy_joules() const noexcept`
+// (cumulative), from which the runner reports each sample's energy.
 
 #include <chrono>
 #include <cmath>
@@ -63,6 +67,17 @@ template <class C>
 void clock_set_level(C& c, std::size_t level) noexcept {
     if constexpr (requires { c.set_level(level); }) c.set_level(level);
 }
+
+template <class C>
+concept clock_with_levels = requires(const C& c) {
+    { c.level() } noexcept -> std::convertible_to<std::size_t>;
+    { c.default_level() } noexcept -> std::convertible_to<std::size_t>;
+};
+
+template <class C>
+concept clock_with_energy = requires(const C& c) {
+    { c.energy_joules() } noexcept -> std::convertible_to<double>;
+};
 
 }  // namespace detail
 }  // namespace earlyexit

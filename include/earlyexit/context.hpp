@@ -52,6 +52,10 @@ struct network_info {
 struct sample_info {
     std::size_t index = 0;                  ///< position of the sample in its dataset or batch
     std::optional<std::size_t> label{};     ///< ground-truth class, when known
+    /// Time budget of the sample from its start, in seconds of the runner's clock, when it has
+    /// one. Policies see the time left (exit_context / frequency_context::time_left()); reports
+    /// count a miss when the sample's time exceeds it.
+    std::optional<double> deadline_seconds{};
 };
 
 /// A policy's answer at an evaluated head.
@@ -74,11 +78,38 @@ struct exit_context {
     double elapsed_seconds = 0;         ///< clock time since the sample started
     double elapsed_macs = 0;            ///< declared cost so far: stages run plus heads evaluated
     const network_info* network = nullptr;  ///< the network's shape (never null inside a runner)
+    std::optional<double> deadline_seconds{};  ///< the sample's deadline (sample_info), when it has one
+    std::size_t level = npos;           ///< frequency level in force while this head ran (npos: none known)
 
     [[nodiscard]] bool is_final() const noexcept { return network != nullptr && head + 1 == network->heads; }
+    /// deadline_seconds - elapsed_seconds (negative once missed), when the sample has a deadline.
+    [[nodiscard]] std::optional<double> time_left() const noexcept {
+        return deadline_seconds ? std::optional<double>(*deadline_seconds - elapsed_seconds) : std::nullopt;
+    }
     /// elapsed_macs as a fraction of the plain network's cost (may exceed 1 with many heads).
     [[nodiscard]] double cost_fraction() const noexcept {
         return (network == nullptr || network->full_macs <= 0) ? 0.0 : elapsed_macs / network->full_macs;
+    }
+};
+
+/// What the frequency() hook sees: where the sample stands and the head the policy will check
+/// next. The runner asks once when the sample starts (after first_check; `at` is null there)
+/// and after every proceed (after next_check, so a policy that predicts its next head predicts
+/// once and the frequency decision can use it). Valid only during the call.
+template <std::floating_point Scalar>
+struct frequency_context {
+    std::size_t next_head = 0;          ///< the head the runner will evaluate next
+    std::size_t stages_run = 0;         ///< positions 0..stages_run-1 are done
+    double elapsed_seconds = 0;         ///< clock time since the sample started
+    double elapsed_macs = 0;            ///< declared cost so far
+    std::optional<double> deadline_seconds{};  ///< the sample's deadline, when it has one
+    std::size_t level = npos;           ///< the level in force now (npos: none known)
+    const exit_context<Scalar>* at = nullptr;  ///< the head just evaluated (null at the sample's start)
+    const network_info* network = nullptr;     ///< the network's shape (never null inside a runner)
+
+    /// deadline_seconds - elapsed_seconds (negative once missed), when the sample has a deadline.
+    [[nodiscard]] std::optional<double> time_left() const noexcept {
+        return deadline_seconds ? std::optional<double>(*deadline_seconds - elapsed_seconds) : std::nullopt;
     }
 };
 

@@ -27,6 +27,9 @@ struct exit_result {
     std::span<const Scalar> logits;     ///< logits at the exit head
     std::span<const Scalar> probs;      ///< softmax at the exit head
     std::optional<std::size_t> frequency_level{};  ///< last level the policy asked for, if any
+    /// Energy of the sample, from its start until the runner restored the default level after
+    /// it, when the clock measures energy (a DVFS model clock or a hardware meter).
+    std::optional<double> energy_joules{};
 
     /// True when the sample left before the final head.
     [[nodiscard]] bool exited_early(const network_info& net) const noexcept { return head + 1 < net.heads; }
@@ -41,6 +44,7 @@ struct sample_outcome {
     double seconds = 0;
     double macs = 0;
     std::optional<std::size_t> frequency_level{};
+    std::optional<double> energy_joules{};
 
     friend bool operator==(const sample_outcome&, const sample_outcome&) = default;
 };
@@ -48,7 +52,8 @@ struct sample_outcome {
 /// The outcome of a result.
 template <std::floating_point Scalar>
 [[nodiscard]] sample_outcome outcome_of(const exit_result<Scalar>& r) noexcept {
-    return {r.predicted, r.head, r.positions_run, r.heads_evaluated, r.seconds, r.macs, r.frequency_level};
+    return {r.predicted, r.head, r.positions_run, r.heads_evaluated, r.seconds, r.macs, r.frequency_level,
+            r.energy_joules};
 }
 
 /// One evaluated head of an episode: a small value (no views), safe to copy and keep.
@@ -71,6 +76,9 @@ struct episode_step {
     /// The decision taken at this head: proceed for every step but the last, stop for the last.
     /// The final head always records stop, without decide() being asked there.
     decision taken = decision::proceed;
+    /// The frequency level in force while the stages up to this head and the head itself ran
+    /// (npos when neither the clock nor the policy named one).
+    std::size_t level = npos;
 };
 
 /// A finished sample as learning policies see it in update() (and observers in on_exit()): the

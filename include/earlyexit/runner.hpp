@@ -7,6 +7,13 @@
 // stops. The result reports the class, the exit, the stages and heads actually run, the time
 // on the clock and the declared cost; learning policies then get the episode via update().
 //
+// Frequency: the policy's frequency() hook is asked for a level when the sample starts (after
+// first_check) and after every proceed (after next_check, so it knows the head checked next);
+// the level goes to the clock (set_level). A clock that knows levels (dvfs::model_clock, a
+// hardware clock) is put back to its default level when the sample exits, and a clock that
+// measures energy gives each result its energy. Deadlines (sample_info::deadline_seconds) reach
+// the policy as the time left in both contexts.
+//
 // Hot path: run() allocates nothing (all buffers are sized at construction) and throws only
 // on a bad argument checked before any work (a label out of range, or a policy that needs a
 // label given none). One runner per thread; many runners can share one network.
@@ -99,15 +106,20 @@ public:
         std::size_t k = std::min(hooks::first_check(policy_, sample), last);
 
         const double t0 = clock_.now();
+        const double e0 = energy_now();
         double macs = 0.0;
         std::size_t pos = 0;
         std::size_t evaluated = 0;
         std::size_t streak = 0;
         std::size_t previous_top1 = npos;
         std::size_t n_steps = 0;
-        std::optional<std::size_t> level;
+        std::optional<std::size_t> level;  // the last level the policy asked for
         confidence<scalar_type> m;
 
+        // The level for the stages up to the first head checked.
+        ask_frequency(frequency_context<scalar_type>{k, pos, clock_.now() - t0, macs, sample.deadline_seconds,
+                                                     level_in_force(level), nullptr, &info_},
+                      level);
         for (;;) {
             const std::size_t target = info_.head_positions[k];
             for (; pos <= target; ++pos) run_stage(pos, state, macs);
@@ -121,21 +133,23 @@ public:
             streak = !m.valid ? 0 : (m.top1 == previous_top1 ? streak + 1 : 1);
             previous_top1 = m.valid ? m.top1 : npos;
 
-            const exit_context<scalar_type> ctx{k,      info_.head_positions[k], logits_, probs_, m, streak,
-                                                evaluated, clock_.now() - t0,     macs,    &info_};
+            const exit_context<scalar_type> ctx{k,         info_.head_positions[k], logits_, probs_, m, streak,
+                                                evaluated, clock_.now() - t0,     macs,    &info_,
+                                                sample.deadline_seconds, level_in_force(level)};
             detail::observe_head(observer_, ctx);
             const decision d = (k == last) ? decision::stop : policy_.decide(ctx);
-            steps_[n_steps++] = episode_step<scalar_type>{k, ctx.position, m, ctx.elapsed_seconds, macs, d};
+            steps_[n_steps++] =
+                episode_step<scalar_type>{k, ctx.position, m, ctx.elapsed_seconds, macs, d, ctx.level};
             if (d == decision::stop) break;
 
-            if (const auto f = hooks::frequency(policy_, ctx)) {
-                level = f;
-                detail::clock_set_level(clock_, *f);
-            }
-            std::size_t next = hooks::next_check(policy_, ctx);
+            const std::size_t next = hooks::next_check(policy_, ctx);
             // A policy cannot go backwards or stay: anything <= k means the next head, anything
             // past the end means the final head.
             k = std::min(std::max(next, k + 1), last);
+            // The level for the stages up to that head, knowing which head it is.
+            ask_frequency(frequency_context<scalar_type>{k, pos, clock_.now() - t0, macs, sample.deadline_seconds,
+                                                         ctx.level, &ctx, &info_},
+                          level);
         }
 
         const std::size_t exit_pos = info_.head_positions[k];
@@ -151,6 +165,11 @@ public:
         r.logits = logits_;
         r.probs = probs_;
         r.frequency_level = level;
+        // The sample is over: back to the clock's default level (the switch is not in the
+        // sample's time, but its energy is in the sample's energy).
+        if constexpr (detail::clock_with_levels<Clock>)
+            if (clock_.level() != clock_.default_level()) detail::clock_set_level(clock_, clock_.default_level());
+        if constexpr (detail::clock_with_energy<Clock>) r.energy_joules = energy_now() - e0;
 
         const episode<scalar_type> ep{std::span<const episode_step<scalar_type>>(steps_.data(), n_steps), &sample, &r,
                                       &info_};
@@ -176,6 +195,22 @@ public:
     [[nodiscard]] const Observer& observer() const noexcept { return observer_; }
 
 private:
+    /// The level in force: the clock's when it knows levels, else the last one asked for.
+    [[nodiscard]] std::size_t level_in_force(const std::optional<std::size_t>& asked) const noexcept {
+        if constexpr (detail::clock_with_levels<Clock>) return static_cast<std::size_t>(clock_.level());
+        else return asked ? *asked : npos;
+    }
+    [[nodiscard]] double energy_now() const noexcept {
+        if constexpr (detail::clock_with_energy<Clock>) return static_cast<double>(clock_.energy_joules());
+        else return 0.0;
+    }
+    void ask_frequency(const frequency_context<scalar_type>& f, std::optional<std::size_t>& level) noexcept {
+        if (const auto l = hooks::frequency(policy_, f)) {
+            level = l;
+            detail::clock_set_level(clock_, *l);
+        }
+    }
+
     void run_stage(std::size_t pos, state_type& state, double& macs) noexcept {
         const double stage_macs = info_.stage_macs[pos];
         if constexpr (detail::observes_stages<Observer>) {

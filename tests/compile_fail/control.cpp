@@ -18,7 +18,7 @@ struct every_hook {
     void begin(const sample_info&) noexcept {}
     std::size_t first_check(const sample_info&) const noexcept { return 0; }
     std::size_t next_check(const exit_context<float>& c) const noexcept { return c.head + 1; }
-    std::optional<std::size_t> frequency(const exit_context<float>&) const noexcept { return std::nullopt; }
+    std::optional<std::size_t> frequency(const frequency_context<float>&) const noexcept { return std::nullopt; }
     void update(const episode<float>&) noexcept { ++learned; }
     void prepare(const network_info&) {}
     bool needs_label() const noexcept { return false; }

@@ -61,7 +61,7 @@ public:
     void begin(const sample_info& s) noexcept { self_->begin(s); }
     [[nodiscard]] std::size_t first_check(const sample_info& s) noexcept { return self_->first_check(s); }
     [[nodiscard]] std::size_t next_check(const exit_context<Scalar>& c) noexcept { return self_->next_check(c); }
-    [[nodiscard]] std::optional<std::size_t> frequency(const exit_context<Scalar>& c) noexcept {
+    [[nodiscard]] std::optional<std::size_t> frequency(const frequency_context<Scalar>& c) noexcept {
         return self_->frequency(c);
     }
     void update(const episode<Scalar>& e) noexcept { self_->update(e); }
@@ -96,7 +96,7 @@ private:
         virtual void begin(const sample_info&) noexcept = 0;
         virtual std::size_t first_check(const sample_info&) noexcept = 0;
         virtual std::size_t next_check(const exit_context<Scalar>&) noexcept = 0;
-        virtual std::optional<std::size_t> frequency(const exit_context<Scalar>&) noexcept = 0;
+        virtual std::optional<std::size_t> frequency(const frequency_context<Scalar>&) noexcept = 0;
         virtual void update(const episode<Scalar>&) noexcept = 0;
         virtual void prepare(const network_info&) = 0;
         virtual bool needs_label() const noexcept = 0;
@@ -116,7 +116,7 @@ private:
         void begin(const sample_info& s) noexcept override { hooks::begin(p, s); }
         std::size_t first_check(const sample_info& s) noexcept override { return hooks::first_check(p, s); }
         std::size_t next_check(const exit_context<Scalar>& c) noexcept override { return hooks::next_check(p, c); }
-        std::optional<std::size_t> frequency(const exit_context<Scalar>& c) noexcept override {
+        std::optional<std::size_t> frequency(const frequency_context<Scalar>& c) noexcept override {
             return hooks::frequency(p, c);
         }
         void update(const episode<Scalar>& e) noexcept override { hooks::update(p, e); }
@@ -159,7 +159,7 @@ private:
             misused();
             return c.head + 1;
         }
-        std::optional<std::size_t> frequency(const exit_context<Scalar>&) noexcept override {
+        std::optional<std::size_t> frequency(const frequency_context<Scalar>&) noexcept override {
             misused();
             return std::nullopt;
         }

@@ -7,7 +7,9 @@
 //   std::size_t first_check(const sample_info&)    first head to evaluate (default 0)
 //   std::size_t next_check(const exit_context&)    next head after a proceed (default head + 1);
 //                                                  values past the last head mean the final head
-//   std::optional<std::size_t> frequency(const exit_context&)   DVFS level for the rest
+//   std::optional<std::size_t> frequency(const frequency_context&)   DVFS level for the rest:
+//                                                  asked at the sample's start and after each
+//                                                  proceed, once the next head is known
 //   void update(const episode<Scalar>&)            learn from a finished sample
 //   void prepare(const network_info&)              bind to a network (may throw earlyexit::error)
 //   bool needs_label() const                       true for evaluation policies (oracle)
@@ -98,7 +100,7 @@ concept has_next_check = requires(P& p, const exit_context<Scalar>& c) {
     { p.next_check(c) } -> std::convertible_to<std::size_t>;
 };
 template <class P, class Scalar>
-concept has_frequency = requires(P& p, const exit_context<Scalar>& c) {
+concept has_frequency = requires(P& p, const frequency_context<Scalar>& c) {
     { p.frequency(c) } -> std::convertible_to<std::optional<std::size_t>>;
 };
 template <class P, class Scalar>
@@ -152,9 +154,9 @@ template <class P, class Scalar>
 consteval bool check_frequency() {
     static_assert(!names_frequency<P> || has_frequency<P, Scalar>,
                   "policy hook frequency() must be callable as "
-                  "std::optional<std::size_t> frequency(const earlyexit::exit_context<Scalar>&) noexcept");
+                  "std::optional<std::size_t> frequency(const earlyexit::frequency_context<Scalar>&) noexcept");
     if constexpr (has_frequency<P, Scalar>)
-        static_assert(requires(P& p, const exit_context<Scalar>& c) {
+        static_assert(requires(P& p, const frequency_context<Scalar>& c) {
             { p.frequency(c) } noexcept;
         }, "policy hook frequency() must be noexcept");
     return true;
@@ -224,7 +226,7 @@ template <class P, class Scalar>
 }
 
 template <class P, class Scalar>
-[[nodiscard]] std::optional<std::size_t> frequency(P& p, const exit_context<Scalar>& c) noexcept {
+[[nodiscard]] std::optional<std::size_t> frequency(P& p, const frequency_context<Scalar>& c) noexcept {
     static_assert(check_frequency<P, Scalar>());
     if constexpr (has_frequency<P, Scalar>) return p.frequency(c);
     else return std::nullopt;

@@ -57,7 +57,8 @@ namespace detail {
 }  // namespace detail
 
 /// Summarizes outcomes. label(i) gives sample i's label or std::nullopt; deadline (seconds),
-/// when given, yields the miss rate (a sample misses when its time exceeds the deadline).
+/// when given, yields the miss rate (a sample misses when its time exceeds the deadline). The
+/// energy per sample is the mean of the outcomes' energy when every outcome has one.
 template <class LabelFn>
     requires std::is_invocable_r_v<std::optional<std::size_t>, LabelFn&, std::size_t>
 [[nodiscard]] policy_metrics summarize(std::string name, std::span<const sample_outcome> outcomes, LabelFn&& label,
@@ -67,7 +68,8 @@ template <class LabelFn>
     m.samples = outcomes.size();
     m.exit_histogram.assign(net.heads, 0);
     if (outcomes.empty()) return m;
-    std::size_t labelled = 0, correct = 0, missed = 0;
+    std::size_t labelled = 0, correct = 0, missed = 0, metered = 0;
+    double joules = 0;
     std::vector<double> stages;
     stages.reserve(outcomes.size());
     for (std::size_t i = 0; i < outcomes.size(); ++i) {
@@ -83,6 +85,10 @@ template <class LabelFn>
         m.mean_seconds += o.seconds;
         ++m.exit_histogram[o.head];
         if (deadline && o.seconds > *deadline) ++missed;
+        if (o.energy_joules) {
+            ++metered;
+            joules += *o.energy_joules;
+        }
         stages.push_back(static_cast<double>(o.positions_run));
     }
     const auto n = static_cast<double>(outcomes.size());
@@ -93,6 +99,8 @@ template <class LabelFn>
     m.compute_saving = net.full_macs > 0 ? 1.0 - m.mean_macs / net.full_macs : 0.0;
     if (labelled > 0) m.accuracy = static_cast<double>(correct) / static_cast<double>(labelled);
     if (deadline) m.deadline_miss_rate = static_cast<double>(missed) / n;
+    // Energy only when every sample was metered: a mean over some of them would be wrong.
+    if (metered == outcomes.size()) m.energy_joules = joules / n;
     std::sort(stages.begin(), stages.end());
     m.p50_stages = detail::nearest_rank(stages, 0.50);
     m.p90_stages = detail::nearest_rank(stages, 0.90);

@@ -39,8 +39,9 @@ struct live_replay_check {
 };
 
 /// Runs `policy` live over the trace's samples and by replay, each from its own copy of
-/// `policy`. fill(i, state) puts sample i's input into the state and returns its label, as for
-/// record_trace(); progress(i) is called after each live sample. Throws earlyexit::error when
+/// `policy` (and of `clock`, when the clock is a deterministic one the replay can run on). fill(i, state) puts sample i's input into the state and returns its label, as for
+/// record_trace(); progress(i) is called after each live sample; `deadline` (seconds), when
+/// given, is every sample's in both runs. Throws earlyexit::error when
 /// the trace was recorded with another layout than the network's, or when fill() gives a
 /// sample another label than the trace holds.
 template <class Network, class Policy, class Fill, class Clock = wall_clock,
@@ -49,10 +50,19 @@ template <class Network, class Policy, class Fill, class Clock = wall_clock,
              std::invocable<Fill&, std::size_t, typename Network::state_type&>
 [[nodiscard]] live_replay_check check_live_against_replay(
     const Network& network, typename Network::state_type& state, const basic_trace<typename Network::scalar_type>& t,
-    const Policy& policy, Fill&& fill, Clock clock = Clock{}, Progress progress = [](std::size_t) {}) {
+    const Policy& policy, Fill&& fill, Clock clock = Clock{}, Progress progress = [](std::size_t) {},
+    std::optional<double> deadline = std::nullopt) {
     t.layout().require_same(network.info(), "check_live_against_replay: the trace");
     live_replay_check out;
-    out.replayed = replay(t, Policy(policy));
+    // A deterministic clock (one advanced by declared costs) replays as a copy of itself, so its
+    // times and energy must match too; any other clock replays on the recorded times.
+    if constexpr (requires(Clock& c) { c.on_work(1.0); }) {
+        out.replayed = replay(t, Policy(policy), clock, deadline);
+    } else {
+        replayer<typename Network::scalar_type, Policy> r(t, Policy(policy));
+        r.set_deadline(deadline);
+        out.replayed = r.run_all();
+    }
     auto runner = make_runner(network, Policy(policy), std::move(clock));
     out.live.reserve(t.size());
     for (std::size_t i = 0; i < t.size(); ++i) {
@@ -61,7 +71,7 @@ template <class Network, class Policy, class Fill, class Clock = wall_clock,
             fail("check_live_against_replay: sample {} has label {} but the trace recorded {}", i,
                  label ? static_cast<long long>(*label) : -1LL,
                  t.label(i) ? static_cast<long long>(*t.label(i)) : -1LL);
-        out.live.push_back(outcome_of(runner.run(state, sample_info{i, label})));
+        out.live.push_back(outcome_of(runner.run(state, sample_info{i, label, deadline})));
         progress(i);
     }
     for (std::size_t i = 0; i < t.size() && out.first_mismatch == npos; ++i)

@@ -31,6 +31,27 @@ template <class T>
 
 }  // namespace detail
 
+/// One row of the result JSON's "policies" (the fields result_json lists).
+[[nodiscard]] inline nlohmann::json policy_json(const policy_metrics& m) {
+    return {
+        {"name", m.name},
+        {"accuracy", detail::json_or_null(m.accuracy)},
+        {"mean_stages", m.mean_stages},
+        {"p50_stages", m.p50_stages},
+        {"p90_stages", m.p90_stages},
+        {"p99_stages", m.p99_stages},
+        {"mean_heads", m.mean_heads},
+        {"mean_macs", m.mean_macs},
+        {"compute_saving", m.compute_saving},
+        {"wall_ms_per_sample", m.mean_seconds * 1e3},
+        {"energy_mj_per_sample", m.energy_joules ? nlohmann::json(*m.energy_joules * 1e3) : nlohmann::json(nullptr)},
+        {"deadline_miss_rate", detail::json_or_null(m.deadline_miss_rate)},
+        {"replay_matches_live", detail::json_or_null(m.replay_matches_live)},
+        {"mean_reward", detail::json_or_null(m.mean_reward)},
+        {"exit_histogram", m.exit_histogram},
+    };
+}
+
 /// The result document:
 ///   {"dataset", "model", "samples", "final_accuracy",
 ///    "policies": [{"name", "accuracy", "mean_stages", "p50_stages", "p90_stages", "p99_stages",
@@ -62,25 +83,7 @@ template <class T>
                          m.name, m.samples, rows.front().name, samples);
 
     nlohmann::json policies = nlohmann::json::array();
-    for (const policy_metrics& m : rows) {
-        policies.push_back({
-            {"name", m.name},
-            {"accuracy", detail::json_or_null(m.accuracy)},
-            {"mean_stages", m.mean_stages},
-            {"p50_stages", m.p50_stages},
-            {"p90_stages", m.p90_stages},
-            {"p99_stages", m.p99_stages},
-            {"mean_heads", m.mean_heads},
-            {"mean_macs", m.mean_macs},
-            {"compute_saving", m.compute_saving},
-            {"wall_ms_per_sample", m.mean_seconds * 1e3},
-            {"energy_mj_per_sample", m.energy_joules ? nlohmann::json(*m.energy_joules * 1e3) : nlohmann::json(nullptr)},
-            {"deadline_miss_rate", detail::json_or_null(m.deadline_miss_rate)},
-            {"replay_matches_live", detail::json_or_null(m.replay_matches_live)},
-            {"mean_reward", detail::json_or_null(m.mean_reward)},
-            {"exit_histogram", m.exit_histogram},
-        });
-    }
+    for (const policy_metrics& m : rows) policies.push_back(policy_json(m));
     return {
         {"dataset", std::string(dataset)},
         {"model", std::string(model)},

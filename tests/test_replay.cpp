@@ -6,6 +6,8 @@
 #include <catch2/catch.hpp>
 #include <earlyexit/trace/recorder.hpp>
 #include <earlyexit/trace/replay.hpp>
+#include <earlyexit/dvfs/clock.hpp>
+#include <earlyexit/dvfs/selector.hpp>
 
 #include "support.hpp"
 
@@ -107,6 +109,61 @@ TEST_CASE("replay makes the live decisions bit for bit, for every policy, on ran
                 CHECK(learned->bar == learner->bar);
                 CHECK(learned->updates.size() == samples);
             }
+        }
+    }
+}
+
+TEST_CASE("replay on a model clock gives the live levels, times and energy bit for bit", "[replay][property][dvfs]") {
+    const dvfs::frequency_domain domain("test", {{0.6e9, 0.80}, {1.0e9, 0.90}, {1.4e9, 1.00}, {2.0e9, 1.15}},
+                                        {.static_w = 0.5, .capacitance_f = 1e-9, .switch_latency_s = 2e-6,
+                                         .switch_energy_j = 1e-6, .memory_share = 0.2});
+    for (unsigned seed = 1; seed <= 8; ++seed) {
+        std::mt19937 rng(seed);
+        const std::size_t stages = 2 + rng() % 7;
+        std::vector<std::size_t> positions;
+        for (std::size_t p = 0; p + 1 < stages; ++p)
+            if (rng() % 2 == 0) positions.push_back(p);
+        positions.push_back(stages - 1);
+        const std::size_t samples = 120;
+        std::vector<double> stage_macs(stages);
+        for (auto& m : stage_macs) m = static_cast<double>(1000 + rng() % 100000);
+        counters count;
+        const auto table = random_table(samples, positions.size(), 2 + rng() % 9, seed * 104729);
+        const auto net = scripted_network(stages, positions, table, count, stage_macs, 500.0);
+        scripted_state s;
+        const auto t = record_trace(net, s, samples, [&](std::size_t i, scripted_state& st) {
+            st = {i, 0};
+            return std::optional<std::size_t>(top1(table[i].back()));
+        }, simulated_clock{1e6});
+        const dvfs::platform_model model(domain, 1e9, 1e-6);
+        double full_seconds = 0;
+        for (const double m : stage_macs) full_seconds += m / 1e9 + 1e-6;
+        // Deadlines from tight (many misses) to loose; the selector's rule and reserve vary.
+        const double deadline = full_seconds * (0.6 + 0.2 * static_cast<double>(seed % 5));
+        const std::vector<any_policy<float>> policies{
+            policy::with_dvfs(policy::max_prob{0.8}, model),
+            policy::with_dvfs(policy::max_prob{0.6}, model, {.reserve = 0.0}),
+            policy::with_dvfs(policy::full{}, model, {.predicted_exit = false, .reserve = 0.5}),
+            policy::with_dvfs(policy::max_prob{0.7}, model, {.rule = dvfs_rule::reference, .reference_j = 1.5}),
+            policy::with_dvfs(skipping_learner{}, model),
+            policy::with_dvfs(policy::dee<>(dee_options{.lambda = 0.3, .confidence_bins = 4}), model),
+            policy::max_prob{0.8}};  // no selector: every sample at the default level
+        INFO("seed " << seed << ", " << stages << " stages, " << positions.size() << " heads, deadline " << deadline);
+        for (auto policy : policies) {
+            auto live = make_runner(net, policy, dvfs::model_clock(model));
+            const auto outcomes = replay(t, policy, dvfs::model_clock(model), deadline);
+            REQUIRE(outcomes.size() == samples);
+            bool lowered = false;
+            for (std::size_t i = 0; i < samples; ++i) {
+                scripted_state st{i, 0};
+                const auto r = live.run(st, {i, std::nullopt, deadline});
+                CHECK(outcome_of(r) == outcomes[i]);  // seconds and energy included, exactly
+                REQUIRE(r.energy_joules.has_value());
+                CHECK(*r.energy_joules > 0.0);
+                CHECK(live.clock().level() == live.clock().default_level());  // restored after every sample
+                lowered = lowered || (r.frequency_level && *r.frequency_level < domain.max_level());
+            }
+            if (policy.name() == "max_prob") CHECK_FALSE(lowered);
         }
     }
 }

@@ -1,0 +1,146 @@
+// The DVFS selector: hand-computed levels for the deadline and reference rules, and on random
+// networks the property that a full reserve never misses a deadline the highest level can meet.
+#include <optional>
+#include <random>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <earlyexit/dvfs/clock.hpp>
+#include <earlyexit/dvfs/selector.hpp>
+
+#include "support.hpp"
+
+using namespace earlyexit;
+using namespace earlyexit_test;
+
+namespace {
+
+// 0.5, 1, 1.5, 2 GHz; no switch costs unless asked.
+dvfs::frequency_domain four_levels(double switch_s = 0.0) {
+    return {"four", {{0.5e9, 0.8}, {1.0e9, 0.9}, {1.5e9, 1.0}, {2.0e9, 1.1}},
+            {.static_w = 0.2, .capacitance_f = 1e-9, .switch_latency_s = switch_s}};
+}
+
+// Four stages of 1e6 MACs with a head of 1e5 MACs after each; 1e9 MACs/s at 2 GHz, so 1e6 MACs
+// take 1 ms at level 3, 4/3 ms at level 2, 2 ms at level 1, 4 ms at level 0.
+struct fixture {
+    std::vector<std::size_t> positions{0, 1, 2, 3};
+    std::vector<double> stage_macs{1e6, 1e6, 1e6, 1e6};
+    std::vector<double> head_macs{1e5, 1e5, 1e5, 1e5};
+    network_info info{4, 4, 3, positions, stage_macs, head_macs, 4.1e6};
+};
+
+frequency_context<float> at_start(std::size_t next_head, std::optional<double> deadline, std::size_t level = 3) {
+    frequency_context<float> f;
+    f.next_head = next_head;
+    f.deadline_seconds = deadline;
+    f.level = level;
+    return f;
+}
+
+}  // namespace
+
+TEST_CASE("deadline rule: the lowest level whose time to the predicted head fits", "[dvfs][selector]") {
+    fixture fx;
+    const dvfs::platform_model m(four_levels(), 1e9);
+    dvfs::selector no_reserve(m, {.reserve = 0.0});
+    no_reserve.prepare(fx.info);
+    // To head 1: 2 stages + head 1 = 2.1e6 MACs: 8.4 ms at level 0, 4.2 at 1, 2.8 at 2, 2.1 at 3.
+    CHECK(no_reserve.choose(at_start(1, 9e-3)) == std::optional<std::size_t>(0));
+    CHECK(no_reserve.choose(at_start(1, 4.5e-3)) == std::optional<std::size_t>(1));
+    CHECK(no_reserve.choose(at_start(1, 3.0e-3)) == std::optional<std::size_t>(2));
+    CHECK(no_reserve.choose(at_start(1, 2.0e-3)) == std::optional<std::size_t>(3));  // nothing fits: the highest
+    CHECK(no_reserve.choose(at_start(1, std::nullopt)) == std::nullopt);             // no deadline: keep the level
+
+    // Half way: stages 0 and 1 done (1 ms), head 2 next: stage 2 + head 2 = 1.1e6 MACs, 2.2 ms at level 1.
+    auto f = at_start(2, 4.0e-3);
+    f.stages_run = 2;
+    f.elapsed_seconds = 1.5e-3;  // 2.5 ms left: level 1 (2.2 ms) fits, level 0 (4.4 ms) does not
+    CHECK(no_reserve.choose(f) == std::optional<std::size_t>(1));
+
+    // The reserve keeps the worst rest at the highest level: after head 1, stages 2-3 and heads 2-3,
+    // 2.2e6 MACs = 2.2 ms. With 4.5 ms: 2.3 ms are left for the 2.1e6 MACs: level 3 only.
+    dvfs::selector full_reserve(m, {.reserve = 1.0});
+    full_reserve.prepare(fx.info);
+    CHECK(full_reserve.choose(at_start(1, 4.5e-3)) == std::optional<std::size_t>(3));
+    CHECK(full_reserve.choose(at_start(1, 5.05e-3)) == std::optional<std::size_t>(2));  // 2.8 + 2.2 = 5.0
+    // Predicting the final head: no rest to reserve. 4.1e6 MACs: 8.2 ms at level 1.
+    CHECK(full_reserve.choose(at_start(3, 8.25e-3)) == std::optional<std::size_t>(1));
+    // predicted_exit = false always aims at the final head.
+    dvfs::selector plain(m, {.predicted_exit = false});
+    plain.prepare(fx.info);
+    CHECK(plain.choose(at_start(0, 8.25e-3)) == std::optional<std::size_t>(1));
+    CHECK(plain.choose(at_start(0, 8.1e-3)) == std::optional<std::size_t>(2));
+}
+
+TEST_CASE("deadline rule: a switch costs its latency, staying costs none", "[dvfs][selector]") {
+    fixture fx;
+    dvfs::selector s(dvfs::platform_model(four_levels(0.5e-3), 1e9), {.reserve = 0.0});
+    s.prepare(fx.info);
+    // To head 1 at level 1: 4.2 ms, plus 0.5 ms to switch from level 3.
+    CHECK(s.choose(at_start(1, 4.6e-3, 3)) == std::optional<std::size_t>(2));
+    CHECK(s.choose(at_start(1, 4.75e-3, 3)) == std::optional<std::size_t>(1));
+    CHECK(s.choose(at_start(1, 4.25e-3, 1)) == std::optional<std::size_t>(1));  // already at level 1
+}
+
+TEST_CASE("reference rule: f = J * f_max / r rounded up to a level", "[dvfs][selector]") {
+    fixture fx;
+    const dvfs::platform_model m(four_levels(), 1e9);
+    const auto pick = [&](double j, std::size_t next_head, std::size_t stages_run) {
+        dvfs::selector s(m, {.rule = dvfs_rule::reference, .reference_j = j});
+        s.prepare(fx.info);
+        auto f = at_start(next_head, std::nullopt);
+        f.stages_run = stages_run;
+        return s.choose(f);
+    };
+    CHECK(pick(1.0, 0, 0) == std::optional<std::size_t>(3));  // r = 1: f_max
+    CHECK(pick(1.0, 1, 0) == std::optional<std::size_t>(1));  // r = 2: 1 GHz
+    CHECK(pick(1.0, 3, 0) == std::optional<std::size_t>(0));  // r = 4: 0.5 GHz
+    CHECK(pick(0.6, 1, 0) == std::optional<std::size_t>(1));  // 0.6 GHz rounds up to 1 GHz
+    CHECK(pick(1.0, 3, 2) == std::optional<std::size_t>(1));  // r = 2 from stage 2
+}
+
+TEST_CASE("selector options name the bad value", "[dvfs][selector][errors]") {
+    const dvfs::platform_model m(four_levels(), 1e9);
+    CHECK_THROWS_WITH(dvfs::selector(m, {.reserve = 1.5}), Catch::Contains("reserve 1.5 is out of range [0, 1]"));
+    CHECK_THROWS_WITH(dvfs::selector(m, {.reference_j = 0.0}), Catch::Contains("reference J 0"));
+}
+
+TEST_CASE("with a full reserve no sample misses a deadline the highest level meets, and energy falls",
+          "[dvfs][selector][property]") {
+    for (unsigned seed = 1; seed <= 10; ++seed) {
+        std::mt19937 rng(seed);
+        const std::size_t stages = 2 + rng() % 7;
+        std::vector<std::size_t> positions;
+        for (std::size_t p = 0; p + 1 < stages; ++p)
+            if (rng() % 2 == 0) positions.push_back(p);
+        positions.push_back(stages - 1);
+        std::vector<double> stage_macs(stages);
+        for (auto& x : stage_macs) x = static_cast<double>(1e5 + static_cast<double>(rng() % 1000000));
+        counters count;
+        const std::size_t samples = 100;
+        const auto table = random_table(samples, positions.size(), 5, seed * 31);
+        const auto net = scripted_network(stages, positions, table, count, stage_macs, 2e4);
+        const auto domain = four_levels(1e-5);
+        const dvfs::platform_model m(domain, 1e9, 2e-6);
+        // The worst case at the highest level: every stage and every head.
+        double worst = 0;
+        for (const double x : stage_macs) worst += m.seconds(x, 1, 3);
+        worst += static_cast<double>(positions.size()) * m.seconds(2e4, 1, 3);
+        const double deadline = worst * (1.0 + 0.3 * static_cast<double>(rng() % 4));
+        INFO("seed " << seed << ", deadline " << deadline << " s, worst case at f_max " << worst << " s");
+        auto fast = make_runner(net, policy::max_prob{0.8}, dvfs::model_clock(m));
+        auto slow = make_runner(net, policy::with_dvfs(policy::max_prob{0.8}, m), dvfs::model_clock(m));
+        double e_fast = 0, e_slow = 0;
+        for (std::size_t i = 0; i < samples; ++i) {
+            scripted_state a{i, 0}, b{i, 0};
+            const auto rf = fast.run(a, {i, std::nullopt, deadline});
+            const auto rs = slow.run(b, {i, std::nullopt, deadline});
+            CHECK(rs.head == rf.head);  // the same exits: DVFS changes time, not decisions
+            CHECK(rs.seconds <= deadline * (1 + 1e-12));
+            e_fast += *rf.energy_joules;
+            e_slow += *rs.energy_joules;
+        }
+        if (deadline > worst * 1.2) CHECK(e_slow < e_fast);
+    }
+}

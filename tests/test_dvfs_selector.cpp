@@ -83,6 +83,29 @@ TEST_CASE("deadline rule: a switch costs its latency, staying costs none", "[dvf
     CHECK(s.choose(at_start(1, 4.25e-3, 1)) == std::optional<std::size_t>(1));  // already at level 1
 }
 
+TEST_CASE("deadline rule, least energy: the fitting level that spends the least", "[dvfs][selector]") {
+    fixture fx;
+    // Static power 2 W makes slow levels expensive: energy per 1e6 MACs (time at level l times
+    // 2 W + 1 nF * V^2 * f): level 0: 4 ms * (2 + 0.32) = 9.28 mJ, level 1: 2 ms * (2 + 0.81) = 5.62 mJ,
+    // level 2: 4/3 ms * (2 + 1.5) = 4.67 mJ, level 3: 1 ms * (2 + 2.42) = 4.42 mJ.
+    const dvfs::frequency_domain d("static", {{0.5e9, 0.8}, {1.0e9, 0.9}, {1.5e9, 1.0}, {2.0e9, 1.1}},
+                                   {.static_w = 2.0, .capacitance_f = 1e-9});
+    const dvfs::platform_model m(d, 1e9);
+    CHECK(m.power_w(0) * 4e-3 == Approx(9.28e-3));
+    CHECK(m.power_w(3) * 1e-3 == Approx(4.42e-3));
+    dvfs::selector lowest(m, {.objective = dvfs_objective::lowest_level, .reserve = 0.0});
+    dvfs::selector least(m, {.objective = dvfs_objective::least_energy, .reserve = 0.0});
+    lowest.prepare(fx.info);
+    least.prepare(fx.info);
+    CHECK(lowest.choose(at_start(1, 9e-3)) == std::optional<std::size_t>(0));
+    CHECK(least.choose(at_start(1, 9e-3)) == std::optional<std::size_t>(3));
+    // Without static power the slowest fitting level is also the cheapest.
+    const dvfs::platform_model dynamic_only(four_levels(), 1e9);
+    dvfs::selector least_dynamic(dynamic_only, {.objective = dvfs_objective::least_energy, .reserve = 0.0});
+    least_dynamic.prepare(fx.info);
+    CHECK(least_dynamic.choose(at_start(1, 4.5e-3)) == std::optional<std::size_t>(1));
+}
+
 TEST_CASE("reference rule: f = J * f_max / r rounded up to a level", "[dvfs][selector]") {
     fixture fx;
     const dvfs::platform_model m(four_levels(), 1e9);

@@ -9,7 +9,8 @@
 // estimate for a static policy that checks every head), or the final head (predicted_exit =
 // false: the plain network's remaining work), and then applies one rule:
 //
-//   deadline   the lowest level l such that
+//   deadline   the lowest level l (objective lowest_level; or, objective least_energy, the
+//              one of least modelled energy for the work to that head) such that
 //                switch(l) + time(work to that head, l)
 //                  + reserve * [switch(max) + time(worst rest, max)]  <=  time left,
 //              where the worst rest is every stage and head after that head at the highest
@@ -52,8 +53,21 @@ enum class dvfs_rule : unsigned char {
     return r == dvfs_rule::deadline ? "deadline" : "reference";
 }
 
+/// Which of the levels that fit the deadline the deadline rule takes.
+enum class dvfs_objective : unsigned char {
+    lowest_level,  ///< the lowest (slowest) level that fits: the rule as the Predictive Exit paper states it
+    least_energy,  ///< the fitting level with the least modelled energy for the work to the predicted head
+};
+
+[[nodiscard]] constexpr std::string_view name_of(dvfs_objective o) noexcept {
+    return o == dvfs_objective::lowest_level ? "lowest_level" : "least_energy";
+}
+
 struct dvfs_options {
     dvfs_rule rule = dvfs_rule::deadline;
+    /// deadline rule: which fitting level (with static power, the lowest level can cost more
+    /// energy than a faster one that finishes sooner).
+    dvfs_objective objective = dvfs_objective::lowest_level;
     /// The head checked next is where the sample is expected to exit (false: the final head).
     bool predicted_exit = true;
     /// deadline rule: share in [0, 1] of the worst rest at the highest level kept in reserve.
@@ -111,12 +125,21 @@ public:
         }
         const std::size_t now = f.level == npos ? model_.max_level() : model_.clamp(f.level);
         const std::size_t top = model_.max_level();
+        std::optional<std::size_t> best;
+        double best_joules = 0.0;
         for (std::size_t l = 0; l <= top; ++l) {
             const double sw = l == now ? 0.0 : model_.switch_seconds();
             const double back = (h < last && o_.reserve > 0.0 && l != top) ? o_.reserve * model_.switch_seconds() : 0.0;
-            if (sw + model_.seconds(work, calls, l) + back + rest <= *left) return l;
+            const double t = model_.seconds(work, calls, l);
+            if (sw + t + back + rest > *left) continue;
+            if (o_.objective == dvfs_objective::lowest_level) return l;
+            const double joules = (l == now ? 0.0 : model_.switch_joules()) + t * model_.power_w(l);
+            if (!best || joules < best_joules) {
+                best = l;
+                best_joules = joules;
+            }
         }
-        return top;
+        return best ? *best : top;
     }
 
     [[nodiscard]] const platform_model& model() const noexcept { return model_; }

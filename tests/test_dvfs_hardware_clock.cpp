@@ -1,0 +1,118 @@
+// dvfs::hardware_clock on a fake sysfs tree (cpufreq and a RAPL zone the test writes): levels
+// are applied through the backend in kHz, the runner restores the default level after every
+// sample, and the sample's energy is the meter's difference.
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <optional>
+#include <string>
+
+#include <catch2/catch.hpp>
+#include <earlyexit/dvfs/hardware_clock.hpp>
+#include <earlyexit/runner.hpp>
+
+#include "support.hpp"
+#include "temp_dir.hpp"
+
+using namespace earlyexit;
+using namespace earlyexit_test;
+namespace fs = std::filesystem;
+
+namespace {
+
+void put(const fs::path& p, const std::string& text) {
+    fs::create_directories(p.parent_path());
+    std::ofstream(p, std::ios::trunc) << text << '\n';
+}
+
+std::string get(const fs::path& p) {
+    std::ifstream in(p);
+    std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    return s;
+}
+
+/// A tree with cpu0 (1, 1.5, 2 GHz, schedutil at 2 GHz) and a RAPL zone at 1000 uJ.
+struct fake_machine {
+    temp_dir dir{"earlyexit_hwclock"};
+    fs::path cpu = dir.path / "cpu";
+    fs::path freq = cpu / "cpu0" / "cpufreq";
+    fs::path zone = dir.path / "intel-rapl:0";
+    fake_machine() {
+        put(freq / "scaling_governor", "schedutil");
+        put(freq / "scaling_available_governors", "userspace schedutil performance");
+        put(freq / "scaling_available_frequencies", "2000000 1500000 1000000");
+        put(freq / "scaling_cur_freq", "2000000");
+        put(freq / "scaling_setspeed", "<unsupported>");
+        put(freq / "scaling_min_freq", "1000000");
+        put(freq / "scaling_max_freq", "2000000");
+        put(zone / "name", "package-0");
+        put(zone / "energy_uj", "1000");
+        put(zone / "max_energy_range_uj", "262143328850");
+    }
+};
+
+dvfs::frequency_domain table() { return {"fake", {{1.0e9, 0.9}, {1.5e9, 1.0}, {2.0e9, 1.1}}}; }
+
+/// Asks for level 0 at the start; its stage "consumes" 500 uJ by writing the fake counter.
+struct slow_policy {
+    decision decide(const exit_context<float>&) const noexcept { return decision::proceed; }
+    std::optional<std::size_t> frequency(const frequency_context<float>& f) const noexcept {
+        return f.at == nullptr ? std::optional<std::size_t>(0) : std::nullopt;
+    }
+};
+
+}  // namespace
+
+TEST_CASE("hardware_clock applies levels through cpufreq and restores the default after each sample",
+          "[dvfs][hardware_clock]") {
+    fake_machine m;
+    {
+        dvfs::cpufreq_backend backend(m.cpu);
+        dvfs::rapl_meter meter(m.zone);
+        CHECK(get(m.freq / "scaling_governor") == "userspace");
+        dvfs::hardware_clock clock(backend, meter, table());
+        CHECK(get(m.freq / "scaling_setspeed") == "2000000");  // the default level, applied
+        CHECK(clock.level() == 2);
+
+        counters count;
+        const logit_table logits{{{0.f, 1.f}, {1.f, 0.f}}};
+        const auto net = scripted_network(2, {0, 1}, logits, count);
+        basic_runner runner(net, slow_policy{}, clock);
+        scripted_state s{0, 0};
+        put(m.zone / "energy_uj", "1000");
+        const auto r = runner.run(s);
+        CHECK(r.frequency_level == std::optional<std::size_t>(0));
+        CHECK(backend.failures() == 0);
+        // Level 0 was written (1 GHz = 1000000 kHz), then the default again after the exit.
+        CHECK(get(m.freq / "scaling_setspeed") == "2000000");
+        CHECK(runner.clock().level() == 2);
+        CHECK(runner.clock().switches() == 2);
+        REQUIRE(r.energy_joules.has_value());
+        CHECK(*r.energy_joules == Approx(0.0));  // the fake counter did not move
+
+        // A level asked for directly is written in kHz; asking again for it writes nothing new.
+        runner.clock().set_level(1);
+        CHECK(get(m.freq / "scaling_setspeed") == "1500000");
+        CHECK(runner.clock().level() == 1);
+        runner.clock().set_level(7);  // past the highest: the highest
+        CHECK(get(m.freq / "scaling_setspeed") == "2000000");
+
+        // The counter moves by 2500 uJ during the next sample: a stage writes it.
+        put(m.zone / "energy_uj", "1000");
+        (void)runner.clock().energy_joules();
+        put(m.zone / "energy_uj", "3500");
+        CHECK(runner.clock().energy_joules() == Approx(2.5e-3));
+    }
+    // The backend restored the governor when destroyed.
+    CHECK(get(m.freq / "scaling_governor") == "schedutil");
+}
+
+TEST_CASE("hardware_clock names a default level past the table", "[dvfs][hardware_clock][errors]") {
+    fake_machine m;
+    dvfs::cpufreq_backend backend(m.cpu);
+    dvfs::rapl_meter meter(m.zone);
+    CHECK_THROWS_WITH(dvfs::hardware_clock(backend, meter, table(), 3),
+                      Catch::Contains("default level 3 is past the highest level 2 of 'fake'"));
+}

@@ -30,6 +30,8 @@
 #include <benchmark/benchmark.h>
 #include <earlyexit/confidence.hpp>
 #include <earlyexit/context.hpp>
+#include <earlyexit/dvfs/clock.hpp>
+#include <earlyexit/dvfs/selector.hpp>
 #include <earlyexit/policy/predictive.hpp>
 #include <earlyexit/policy/static.hpp>
 
@@ -215,7 +217,52 @@ void predictive_next_check_worst(benchmark::State& st) {
     time_next_check(st, f.make(silent_beta), f);
 }
 
-// ---- DVFS selector (frequency() after a prediction): to come ---------------------------------
+// ---- DVFS selector (frequency() after a prediction) -------------------------------------------
+
+/// A domain of n levels from 0.5 to 2 GHz, 0.8 to 1.2 V, with static power and switch costs.
+dvfs::platform_model model_of(std::size_t n) {
+    std::vector<dvfs::level> lv(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        const double x = n == 1 ? 1.0 : static_cast<double>(i) / static_cast<double>(n - 1);
+        lv[i] = {0.5e9 + 1.5e9 * x, 0.8 + 0.4 * x};
+    }
+    return {dvfs::frequency_domain("bench", lv, {.static_w = 2, .capacitance_f = 1e-9, .switch_latency_s = 5e-5,
+                                                  .switch_energy_j = 1e-4}),
+            1e10};
+}
+
+/// choose() over a stream of contexts: the next head and the time left vary, so every level
+/// is tried in some calls (Arg: levels in the table; the objective and the reserve as named).
+void time_selector(benchmark::State& st, dvfs_options o) {
+    const auto& f = fixture_for(10);
+    dvfs::selector sel(model_of(static_cast<std::size_t>(st.range(0))), o);
+    sel.prepare(f.net);
+    std::vector<frequency_context<float>> ctx;
+    std::mt19937 rng(3);
+    for (std::size_t i = 0; i < 64; ++i) {
+        frequency_context<float> c;
+        c.next_head = 1 + rng() % (heads - 1);
+        c.stages_run = rng() % (c.next_head + 1);
+        c.deadline_seconds = 1e-4 * static_cast<double>(1 + rng() % 40);
+        c.level = rng() % static_cast<std::size_t>(st.range(0));
+        ctx.push_back(c);
+    }
+    std::size_t i = 0;
+    double level_sum = 0;
+    const long before = g_allocations.load();
+    for (auto _ : st) {
+        const auto l = sel.choose(ctx[i]);
+        benchmark::DoNotOptimize(l);
+        level_sum += static_cast<double>(l.value_or(0));
+        if (++i == ctx.size()) i = 0;
+    }
+    finish(st, before);
+    st.counters["level"] = level_sum / static_cast<double>(st.iterations());
+}
+
+void selector_lowest_level(benchmark::State& st) { time_selector(st, {}); }
+void selector_least_energy(benchmark::State& st) { time_selector(st, {.objective = dvfs_objective::least_energy}); }
+void selector_reference(benchmark::State& st) { time_selector(st, {.rule = dvfs_rule::reference}); }
 
 }  // namespace
 
@@ -224,5 +271,8 @@ BENCHMARK(predictive_decide)->Arg(10)->Arg(1000);
 BENCHMARK(every_head_next_check)->Arg(10)->Arg(1000);
 BENCHMARK(predictive_next_check)->Arg(10)->Arg(1000);
 BENCHMARK(predictive_next_check_worst)->Arg(10)->Arg(1000);
+BENCHMARK(selector_lowest_level)->Arg(3)->Arg(19);
+BENCHMARK(selector_least_energy)->Arg(3)->Arg(19);
+BENCHMARK(selector_reference)->Arg(3)->Arg(19);
 
 BENCHMARK_MAIN();

@@ -71,6 +71,7 @@ int main(int argc, char** argv) {
         if (data.empty()) data = resources.find("data/cifar10/test.tar", "--data");
         if (weights.empty()) weights = resources.find("models/cifar10_multiexit.safetensors", "--weights");
         if (opt.calibration.empty()) opt.calibration = resources.find("data/cifar10/val_trace", "--calibration");
+        if (opt.dvfs_table.empty()) opt.dvfs_table = resources.find("data/dvfs/amd_phenom_ii_x4_940.json", "--dvfs-table");
         const cifar_net model(weights);
         const auto net = model.network();
         const image_dataset dataset = open_dataset(data, {.classes = model.class_names()});

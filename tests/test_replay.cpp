@@ -8,6 +8,7 @@
 #include <earlyexit/trace/replay.hpp>
 #include <earlyexit/dvfs/clock.hpp>
 #include <earlyexit/dvfs/selector.hpp>
+#include <earlyexit/policy/predictive.hpp>
 
 #include "support.hpp"
 
@@ -47,7 +48,10 @@ std::vector<any_policy<float>> every_policy(std::size_t heads) {
             policy::dee<reward::agreement_reward>(dee_options{.lambda = 0.2, .probe_rate = 0.1}),
             policy::dee<reward::correctness_reward>(dee_options{.lambda = 0.2}),
             policy::ucb_exit<>(bandit_options{.lambda = 0.3}),
-            policy::epsilon_greedy<reward::agreement_reward>(bandit_options{.lambda = 0.3, .probe_rate = 0.2})};
+            policy::epsilon_greedy<reward::agreement_reward>(bandit_options{.lambda = 0.3, .probe_rate = 0.2}),
+            policy::predictive({.beta = 1.0}, std::vector<double>(heads, 2.5)),
+            policy::predictive({.beta = 0.7, .rounds = 2, .start_head = heads / 2}, std::vector<double>(heads, 2.5)),
+            policy::predictive({.predict = false}, std::vector<double>(heads, 2.5))};
 }
 
 }  // namespace
@@ -147,6 +151,9 @@ TEST_CASE("replay on a model clock gives the live levels, times and energy bit f
             policy::with_dvfs(policy::max_prob{0.7}, model, {.rule = dvfs_rule::reference, .reference_j = 1.5}),
             policy::with_dvfs(skipping_learner{}, model),
             policy::with_dvfs(policy::dee<>(dee_options{.lambda = 0.3, .confidence_bins = 4}), model),
+            // Predictive Exit with the selector: the frequency decision follows each prediction.
+            policy::with_dvfs(policy::predictive({.beta = 1.0, .rounds = 3}, std::vector<double>(positions.size(), 2.5)),
+                              model, {.objective = dvfs_objective::least_energy, .reserve = 0.5}),
             policy::max_prob{0.8}};  // no selector: every sample at the default level
         INFO("seed " << seed << ", " << stages << " stages, " << positions.size() << " heads, deadline " << deadline);
         for (auto policy : policies) {

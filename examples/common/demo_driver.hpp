@@ -40,15 +40,17 @@
 #include <fmt/core.h>
 #include <fmt/ranges.h>
 
+#include "demo_dvfs.hpp"
 #include "resources.hpp"
 
 
 namespace earlyexit::demo {
 
 /// Every policy the demos run, by the name --policy takes.
-inline const std::vector<std::string> demo_policy_names{"full",     "oracle",   "max_prob", "entropy",       "margin",
-                                                        "patience", "fixed",    "dee",      "dee_warm",      "ucb_exit",
-                                                        "epsilon_greedy"};
+inline const std::vector<std::string> demo_policy_names{
+    "full",     "oracle",         "max_prob",         "entropy",    "margin", "patience", "fixed",
+    "dee",      "dee_warm",       "ucb_exit",         "epsilon_greedy",     "check_every_head", "predictive",
+    "dvfs"};
 
 /// The learning policies' settings in the demos, fixed before any evaluation run: DEE with the
 /// max-prob reward on 10 confidence bins per exit at the quantiles of the validation trace (the
@@ -72,6 +74,13 @@ struct demo_options {
     /// The loss the policies are calibrated to on the validation trace.
     [[nodiscard]] double calibration_points() const noexcept { return points - margin; }
     std::optional<int> batch, threads;        ///< rejected until batched execution exists
+
+    /// DVFS rows: the frequency table (--dvfs-table; the demo's default when empty), the
+    /// deadline (--deadline-ms; derived on validation when not given) and the backend (--dvfs:
+    /// "model", or "cpufreq" to drive the real governor and meter energy with RAPL).
+    std::filesystem::path dvfs_table;
+    std::optional<double> deadline_ms;
+    std::string dvfs_backend = "model";
 
     /// Drift (set by a demo that changes its stream): samples from drift_from on differ from
     /// those before (drift_what says how); the demo then adds dee_agreement and reports every
@@ -115,6 +124,17 @@ inline void add_demo_flags(CLI::App& app, demo_options& o) {
     app.add_option("--record-trace", o.record_trace, "also write the probe-mode trace of the images into DIR");
     app.add_flag("--record-only", o.record_only,
                  "only record the trace into --record-trace DIR (e.g. a validation split to calibrate on), then stop");
+    app.add_option("--dvfs-table", o.dvfs_table,
+                   "frequency table (JSON, data/dvfs/) whose model times the DVFS rows (default: the shipped desktop CPU "
+                   "table)");
+    app.add_option("--deadline-ms", o.deadline_ms,
+                   "deadline per sample for the DVFS rows, in ms (default: derived on the validation trace, printed)")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--dvfs", o.dvfs_backend,
+                   "DVFS backend: model (simulated clock and energy from the table) or cpufreq (drive the Linux "
+                   "userspace governor, energy from RAPL, the model's figures printed beside)")
+        ->check(CLI::IsMember({"model", "cpufreq"}))
+        ->capture_default_str();
     app.add_option("--batch", o.batch, "batch size (not available yet)");
     app.add_option("--threads", o.threads, "worker threads (not available yet)");
 }
@@ -217,6 +237,20 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
         return 0;
     }
 
+    // --dvfs cpufreq: take the governor and the energy counter now (a clear error when absent or
+    // not permitted, before the long runs); they are restored when the demo ends.
+    std::optional<dvfs_hardware> hardware;
+    if (o.dvfs_backend == "cpufreq" && wanted("dvfs")) {
+        dvfs::cpufreq_backend backend;
+        hardware.emplace(dvfs::cpufreq_backend(std::move(backend)), dvfs::rapl_meter{});
+    }
+    // The frequency table, read now so that a bad file fails before the long runs.
+    std::optional<dvfs::frequency_domain> domain;
+    if (wanted("dvfs")) {
+        if (o.dvfs_table.empty()) earlyexit::fail("the DVFS rows need a frequency table (--dvfs-table FILE)");
+        domain = dvfs::read_frequency_domain(o.dvfs_table);
+    }
+
     // 1. Calibration on the validation trace, and the headline chosen there.
     const trace val = read_trace(o.calibration);
     val.layout().require_same(info, fmt::format("calibration trace {}", display_path(o.calibration).string()));
@@ -313,6 +347,39 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
         agreement_lambda = c.lambda;
         policies.push_back({"dee_agreement", make_agreement(c.lambda)});
     }
+    // 1c. Predictive Exit: beta (and the start head) calibrated on the validation trace for the same
+    // target, and check_every_head, the same exit test at every head from head 0, calibrated alike.
+    const auto report_predictive = [&](std::string_view name, const predictive_calibration& c) {
+        const auto& m = c.on_calibration;
+        fmt::print("  {:<20} {:<16} validation {:.2f}% (loss bound {:.2f}), saving {:.1f}%, {:.2f} heads/sample{}\n",
+                   name, c.parameter_text(), *m.accuracy * 100, c.drop_bound_points, m.compute_saving * 100,
+                   m.mean_heads,
+                   c.falls_back_to_full ? fmt::format("  (falls back to full: {})", c.note)
+                   : c.met             ? std::string()
+                                       : fmt::format("  (target NOT met: {})", c.note));
+        learning_json[std::string(name)] = {{"beta", c.beta},
+                                            {"start_head", c.start_head},
+                                            {"thresholds", c.thresholds},
+                                            {"met", c.met},
+                                            {"falls_back_to_full", c.falls_back_to_full},
+                                            {"note", c.note},
+                                            {"validation", {{"accuracy", *m.accuracy},
+                                                            {"compute_saving", m.compute_saving},
+                                                            {"mean_heads", m.mean_heads},
+                                                            {"loss_bound_points", c.drop_bound_points}}}};
+    };
+    if (wanted("check_every_head")) {
+        const auto c = predictive_calibrated(val, target, predictive_options{.predict = false});
+        report_predictive("check_every_head", c);
+        policies.push_back({"check_every_head", c.make()});
+    }
+    std::optional<policy::predictive> predictive_policy;
+    if (wanted("predictive") || wanted("dvfs")) {
+        const auto c = predictive_calibrated(val, target, predictive_options{}, predictive_search{.choose_start_head = true});
+        report_predictive("predictive", c);
+        predictive_policy = c.make();
+        if (wanted("predictive")) policies.push_back({"predictive", *predictive_policy});
+    }
     policies = with_baselines(std::move(policies));
 
     // 2. Record the evaluation images (probe mode: every head, every stage).
@@ -379,6 +446,63 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
             fmt::print("  {:<9}", c.name);
             for (const auto& [n, r] : c.points) fmt::print(" {:g}: {:+.4f}", n, r);
             fmt::print("\n");
+        }
+    }
+
+    // Head skipping: heads evaluated and the compute spent in heads, predictive against
+    // check_every_head (the same exit test at every head).
+    std::optional<nlohmann::json> skipping_json;
+    {
+        const auto index_of = [&](std::string_view name) {
+            return static_cast<std::size_t>(
+                std::find_if(rows.begin(), rows.end(), [&](const auto& r) { return r.name == name; }) - rows.begin());
+        };
+        const std::size_t jp = index_of("predictive"), jc = index_of("check_every_head");
+        if (jp < rows.size() && jc < rows.size()) {
+            std::vector<double> stage_prefix(info.stages + 1, 0.0);
+            for (std::size_t p = 0; p < info.stages; ++p) stage_prefix[p + 1] = stage_prefix[p] + info.stage_macs[p];
+            const auto head_share = [&](const std::vector<sample_outcome>& out) {
+                double h = 0;
+                for (const auto& x : out) h += x.macs - stage_prefix[x.positions_run];
+                return h / static_cast<double>(out.size()) / info.full_macs;
+            };
+            const double hp = head_share(live[jp]), hc = head_share(live[jc]);
+            const double ratio = rows[jp].mean_heads / rows[jc].mean_heads;
+            fmt::print("\nhead skipping: predictive evaluates {:.2f} heads per sample against {:.2f} for check_every_head "
+                       "({:.2f}x, goal <= 0.4x); heads cost {:.2f}% of the full network's compute against {:.2f}% (head "
+                       "skipping recovers {:.2f} points of compute); compute saved: {:.1f}% against {:.1f}%\n",
+                       rows[jp].mean_heads, rows[jc].mean_heads, ratio, hp * 100, hc * 100, (hc - hp) * 100,
+                       rows[jp].compute_saving * 100, rows[jc].compute_saving * 100);
+            skipping_json = nlohmann::json{{"predictive_mean_heads", rows[jp].mean_heads},
+                                           {"check_every_head_mean_heads", rows[jc].mean_heads},
+                                           {"heads_ratio", ratio},
+                                           {"predictive_head_compute_share", hp},
+                                           {"check_every_head_head_compute_share", hc},
+                                           {"head_compute_recovered", hc - hp}};
+        }
+    }
+
+    // DVFS: the predictive policy at f_max, with the selector, and the plain network at f_max,
+    // on the table's model clock with one deadline.
+    std::optional<dvfs_section> dvfs_rows;
+    if (wanted("dvfs") && predictive_policy) {
+        const std::string table_name = display_path(o.dvfs_table).filename().string();
+        dvfs_rows = run_dvfs_rows(net, state, val, test, *predictive_policy, *domain, table_name, o.deadline_ms, prepare,
+                                  hardware ? &*hardware : nullptr);
+        fmt::print("\n{} on {} images with DVFS ({}; time and energy from the table's model, deadline {:.4g} ms):\n",
+                   o.model, n, table_name, dvfs_rows->json["deadline_ms"].get<double>());
+        print_table(stdout, dvfs_rows->rows, final_accuracy);
+        const auto& f = dvfs_rows->rows;
+        fmt::print("energy per sample: predictive_dvfs {:.4g} mJ = {:.2f}x predictive_fmax ({:.4g} mJ; goal <= 0.7x), "
+                   "{:.2f}x full_fmax ({:.4g} mJ); deadline misses {:.2f}% (goal <= 1%); reference rule {:.4g} mJ "
+                   "({:.2f}x) with {:.2f}% misses\n",
+                   *f[2].energy_joules * 1e3, *f[2].energy_joules / *f[1].energy_joules, *f[1].energy_joules * 1e3,
+                   *f[2].energy_joules / *f[0].energy_joules, *f[0].energy_joules * 1e3, *f[2].deadline_miss_rate * 100,
+                   *f[3].energy_joules * 1e3, *f[3].energy_joules / *f[1].energy_joules, *f[3].deadline_miss_rate * 100);
+        if (!dvfs_rows->hardware_rows.empty()) {
+            fmt::print("\nthe same rows on this machine's cpufreq governor (wall time, RAPL package energy), beside the "
+                       "model's above:\n");
+            print_table(stdout, dvfs_rows->hardware_rows, final_accuracy);
         }
     }
 
@@ -473,6 +597,8 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
         j["learning"] = learning_json;
         j["dee_regret"] = regret_json ? *regret_json : nlohmann::json(nullptr);
         if (drift_json) j["drift"] = *drift_json;
+        j["head_skipping"] = skipping_json ? *skipping_json : nlohmann::json(nullptr);
+        j["dvfs"] = dvfs_rows ? dvfs_rows->json : nlohmann::json(nullptr);
         write_json(o.json, j);
         fmt::print("wrote {}\n", display_path(o.json).string());
     }
@@ -485,10 +611,16 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
         if (!regret_curves.empty())
             plot_lines(o.plots, "regret", fmt::format("{}: DEE regret per inference against the best rule in hindsight", o.dataset),
                        regret_curves, {"inferences", "average regret per inference", true});
-        fmt::print("wrote {}/tradeoff.png, exits.png{}\n", display_path(o.plots).string(),
-                   regret_curves.empty() ? "" : " and regret.png");
+        if (dvfs_rows)
+            plot_lines(o.plots, "energy_deadline",
+                       fmt::format("{}: energy per sample against the deadline (model of {})", o.dataset,
+                                   dvfs_rows->json["table"].get<std::string>()),
+                       dvfs_rows->energy_curves, {"deadline (ms)", "energy per sample (mJ)", false});
+        fmt::print("wrote {}/tradeoff.png, exits.png{}{}\n", display_path(o.plots).string(),
+                   regret_curves.empty() ? "" : ", regret.png", dvfs_rows ? ", energy_deadline.png" : "");
     }
     bool ok = true;
+    if (dvfs_rows) rows.insert(rows.end(), dvfs_rows->rows.begin(), dvfs_rows->rows.end());
     for (const auto& r : rows)
         if (!*r.replay_matches_live) {
             fmt::print(stderr, "{}: {}: the live run made other decisions than its replay\n", o.program, r.name);

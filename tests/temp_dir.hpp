@@ -3,6 +3,8 @@
 // test cases that ctest runs in parallel never share one), removed with its contents at scope exit.
 
 #include <chrono>
+#include <fstream>
+#include <iterator>
 #include <filesystem>
 #include <random>
 #include <string>
@@ -44,5 +46,19 @@ struct cwd_override {
     cwd_override(const cwd_override&) = delete;
     cwd_override& operator=(const cwd_override&) = delete;
 };
+
+/// Writes `text` and a newline to p (folders made as needed), as sysfs files read: for fake trees.
+inline void put(const std::filesystem::path& p, const std::string& text) {
+    std::filesystem::create_directories(p.parent_path());
+    std::ofstream(p, std::ios::trunc) << text << '\n';
+}
+
+/// The text of p without its trailing newlines and blanks.
+inline std::string get(const std::filesystem::path& p) {
+    std::ifstream in(p);
+    std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    return s;
+}
 
 }  // namespace earlyexit_test

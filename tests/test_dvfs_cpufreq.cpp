@@ -43,17 +43,7 @@ struct fake_cpu {
     bool table = true;  // scaling_available_frequencies present
 };
 
-void put(const fs::path& p, const std::string& text) {
-    fs::create_directories(p.parent_path());
-    std::ofstream(p, std::ios::trunc) << text << '\n';
-}
 
-std::string get(const fs::path& p) {
-    std::ifstream in(p);
-    std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-    return s;
-}
 
 fs::path make_cpu(const fs::path& root, unsigned cpu, const fake_cpu& c = {}) {
     const auto dir = root / fmt::format("cpu{}", cpu) / "cpufreq";

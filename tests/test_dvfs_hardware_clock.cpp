@@ -21,17 +21,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-void put(const fs::path& p, const std::string& text) {
-    fs::create_directories(p.parent_path());
-    std::ofstream(p, std::ios::trunc) << text << '\n';
-}
 
-std::string get(const fs::path& p) {
-    std::ifstream in(p);
-    std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-    return s;
-}
 
 /// A tree with cpu0 (1, 1.5, 2 GHz, schedutil at 2 GHz) and a RAPL zone at 1000 uJ.
 struct fake_machine {

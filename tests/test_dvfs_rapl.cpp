@@ -28,10 +28,6 @@ namespace {
 // A real range: 2^32 energy units of 61.035 uJ, as a Skylake package zone shows it.
 constexpr std::uint64_t range_uj = 262143328850;
 
-void put(const fs::path& p, const std::string& text) {
-    fs::create_directories(p.parent_path());
-    std::ofstream(p, std::ios::trunc) << text << '\n';
-}
 
 fs::path make_zone(const fs::path& root, std::uint64_t energy_uj, std::uint64_t range = range_uj) {
     const auto zone = root / "intel-rapl:0";

@@ -21,4 +21,6 @@ plot 'tradeoff.dat' index 0 using 1:2 with linespoints linewidth 2 pointsize 0.6
      '' index 4 every ::7::7 using 1:2 with points pointtype 8 pointsize 1.5 linecolor rgb 'black' title 'dee', \
      '' index 4 every ::8::8 using 1:2 with points pointtype 10 pointsize 1.5 linecolor rgb 'black' title 'dee_warm', \
      '' index 4 every ::9::9 using 1:2 with points pointtype 12 pointsize 1.5 linecolor rgb 'black' title 'ucb_exit', \
-     '' index 4 every ::10::10 using 1:2 with points pointtype 1 pointsize 1.5 linecolor rgb 'black' title 'epsilon_greedy'
+     '' index 4 every ::10::10 using 1:2 with points pointtype 1 pointsize 1.5 linecolor rgb 'black' title 'epsilon_greedy', \
+     '' index 4 every ::11::11 using 1:2 with points pointtype 2 pointsize 1.5 linecolor rgb 'black' title 'check_every_head', \
+     '' index 4 every ::12::12 using 1:2 with points pointtype 3 pointsize 1.5 linecolor rgb 'black' title 'predictive'

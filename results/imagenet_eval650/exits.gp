@@ -20,4 +20,6 @@ plot 'exits.dat' using 2:xtic(1) title 'full', \
      '' using 9 title 'dee', \
      '' using 10 title 'dee_warm', \
      '' using 11 title 'ucb_exit', \
-     '' using 12 title 'epsilon_greedy'
+     '' using 12 title 'epsilon_greedy', \
+     '' using 13 title 'check_every_head', \
+     '' using 14 title 'predictive'

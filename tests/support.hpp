@@ -80,6 +80,16 @@ inline logit_table random_table(std::size_t samples, std::size_t heads, std::siz
     return t;
 }
 
+/// Head positions for a random network of `stages` stages: each stage but the last gets a head
+/// with probability 1/2 (one rng() draw per stage, in order), the last always has one.
+inline std::vector<std::size_t> random_head_positions(std::mt19937& rng, std::size_t stages) {
+    std::vector<std::size_t> positions;
+    for (std::size_t p = 0; p + 1 < stages; ++p)
+        if (rng() % 2 == 0) positions.push_back(p);
+    positions.push_back(stages - 1);
+    return positions;
+}
+
 /// A context for policy unit tests, with the given measures and patience.
 inline earlyexit::exit_context<float> context_with(float max_prob, float margin, float entropy, std::size_t top1,
                                                    std::size_t patience = 1, bool valid = true) {

@@ -134,10 +134,7 @@ TEST_CASE("with a full reserve no sample misses a deadline the highest level mee
     for (unsigned seed = 1; seed <= 10; ++seed) {
         std::mt19937 rng(seed);
         const std::size_t stages = 2 + rng() % 7;
-        std::vector<std::size_t> positions;
-        for (std::size_t p = 0; p + 1 < stages; ++p)
-            if (rng() % 2 == 0) positions.push_back(p);
-        positions.push_back(stages - 1);
+        const std::vector<std::size_t> positions = random_head_positions(rng, stages);
         std::vector<double> stage_macs(stages);
         for (auto& x : stage_macs) x = static_cast<double>(1e5 + static_cast<double>(rng() % 1000000));
         counters count;

@@ -60,10 +60,7 @@ TEST_CASE("replay makes the live decisions bit for bit, for every policy, on ran
     for (unsigned seed = 1; seed <= 12; ++seed) {
         std::mt19937 rng(seed);
         const std::size_t stages = 1 + rng() % 8;
-        std::vector<std::size_t> positions;
-        for (std::size_t p = 0; p + 1 < stages; ++p)
-            if (rng() % 2 == 0) positions.push_back(p);
-        positions.push_back(stages - 1);
+        const std::vector<std::size_t> positions = random_head_positions(rng, stages);
         const std::size_t classes = 2 + rng() % 9;
         const std::size_t samples = 150;
         std::vector<double> stage_macs(stages);
@@ -124,10 +121,7 @@ TEST_CASE("replay on a model clock gives the live levels, times and energy bit f
     for (unsigned seed = 1; seed <= 8; ++seed) {
         std::mt19937 rng(seed);
         const std::size_t stages = 2 + rng() % 7;
-        std::vector<std::size_t> positions;
-        for (std::size_t p = 0; p + 1 < stages; ++p)
-            if (rng() % 2 == 0) positions.push_back(p);
-        positions.push_back(stages - 1);
+        const std::vector<std::size_t> positions = random_head_positions(rng, stages);
         const std::size_t samples = 120;
         std::vector<double> stage_macs(stages);
         for (auto& m : stage_macs) m = static_cast<double>(1000 + rng() % 100000);

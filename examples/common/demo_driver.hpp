@@ -41,6 +41,7 @@
 #include <fmt/ranges.h>
 
 #include "demo_dvfs.hpp"
+#include "live_rows.hpp"
 #include "resources.hpp"
 
 
@@ -167,32 +168,6 @@ inline void check_demo_flags(const demo_options& o) {
     const std::size_t n = o.limit == 0 ? available : std::min(o.limit, available);
     if (n == 0) earlyexit::fail("dataset {}: no images", display_path(data).string());
     return n;
-}
-
-/// Steps 3 and 4 of run_demo() for each policy: replayed on the recorded trace `test` and run
-/// live on the network, each run from its own copy of the policy (the given ones stay as they
-/// are); the rows are the live measurements, with replay_matches_live set. prepare(i, state)
-/// puts sample i into the state and returns its label (the trace's).
-/// When live_outcomes is given, it receives each policy's live outcomes, in the same order.
-template <class Network, class Prepare>
-[[nodiscard]] std::vector<policy_metrics> run_live_and_replayed(const Network& net, typename Network::state_type& state,
-                                                                const trace& test,
-                                                                const std::vector<named_policy<float>>& policies,
-                                                                Prepare&& prepare,
-                                                                std::vector<std::vector<sample_outcome>>* live_outcomes = nullptr) {
-    std::vector<policy_metrics> rows;
-    rows.reserve(policies.size());
-    for (const auto& p : policies) {
-        progress_line live(fmt::format("live {}", p.name), test.size());
-        const auto check = check_live_against_replay(net, state, test, p.policy, prepare, wall_clock{},
-                                                     [&](std::size_t i) { live.tick(i + 1); });
-        live.finish();
-        auto row = summarize(p.name, check.live, [&](std::size_t i) { return test.label(i); }, net.info());
-        row.replay_matches_live = check.matches;
-        rows.push_back(std::move(row));
-        if (live_outcomes != nullptr) live_outcomes->push_back(check.live);
-    }
-    return rows;
 }
 
 /// The result JSON's "headline" object: the validation-chosen point and its figures on the
@@ -449,21 +424,21 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
         }
     }
 
+    // The row of a policy by name (rows.size() when it did not run).
+    const auto index_of = [&](std::string_view name) {
+        return static_cast<std::size_t>(
+            std::find_if(rows.begin(), rows.end(), [&](const auto& r) { return r.name == name; }) - rows.begin());
+    };
+
     // Head skipping: heads evaluated and the compute spent in heads, predictive against
     // check_every_head (the same exit test at every head).
     std::optional<nlohmann::json> skipping_json;
     {
-        const auto index_of = [&](std::string_view name) {
-            return static_cast<std::size_t>(
-                std::find_if(rows.begin(), rows.end(), [&](const auto& r) { return r.name == name; }) - rows.begin());
-        };
         const std::size_t jp = index_of("predictive"), jc = index_of("check_every_head");
         if (jp < rows.size() && jc < rows.size()) {
-            std::vector<double> stage_prefix(info.stages + 1, 0.0);
-            for (std::size_t p = 0; p < info.stages; ++p) stage_prefix[p + 1] = stage_prefix[p] + info.stage_macs[p];
             const auto head_share = [&](const std::vector<sample_outcome>& out) {
                 double h = 0;
-                for (const auto& x : out) h += x.macs - stage_prefix[x.positions_run];
+                for (const auto& x : out) h += x.macs - info.macs_through(x.positions_run - 1);
                 return h / static_cast<double>(out.size()) / info.full_macs;
             };
             const double hp = head_share(live[jp]), hc = head_share(live[jc]);
@@ -511,10 +486,6 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
     std::optional<nlohmann::json> drift_json;
     if (o.drift_from && head_line != npos) {
         const std::string head_name = calibrations[head_line].name();
-        const auto index_of = [&](std::string_view name) {
-            return static_cast<std::size_t>(
-                std::find_if(rows.begin(), rows.end(), [&](const auto& r) { return r.name == name; }) - rows.begin());
-        };
         const std::vector<std::string> watched{head_name, "dee_agreement", "oracle"};
         const std::size_t w = o.drift_window;
         drift_json = nlohmann::json{{"change_at", *o.drift_from}, {"change", o.drift_what}, {"window", w},
@@ -578,7 +549,7 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
     std::optional<nlohmann::json> head_json;
     if (head_line != npos) {
         const auto& c = calibrations[head_line];
-        const auto& row = *std::find_if(rows.begin(), rows.end(), [&](const auto& r) { return r.name == c.name(); });
+        const auto& row = rows[index_of(c.name())];
         head_json = headline_json(c, row, rows[0], o.points);
         // Printed from the JSON's figures, so the line and the file cannot disagree.
         const auto& fig = (*head_json)["test"];

@@ -33,6 +33,7 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include "live_rows.hpp"
 #include "resources.hpp"
 
 namespace earlyexit::demo {
@@ -41,17 +42,15 @@ namespace earlyexit::demo {
 inline const std::vector<double> demo_dvfs_reserves{1.0, 0.75, 0.5, 0.25, 0.0};
 inline constexpr double demo_dvfs_max_miss_rate = 0.01;
 
-/// Mean and p99 (nearest rank) of the plain network's recorded time per sample on a trace.
+/// Mean and p99 (nearest rank) of the plain network's recorded time per sample on a trace (its
+/// replay on the recorded times).
 struct full_times {
     double mean = 0, p99 = 0;
 };
 [[nodiscard]] inline full_times recorded_full_times(const trace& t) {
-    std::vector<double> s(t.size());
-    for (std::size_t i = 0; i < t.size(); ++i) {
-        double x = t.head_seconds(i)[t.heads() - 1];
-        for (const double v : t.stage_seconds(i)) x += v;
-        s[i] = x;
-    }
+    std::vector<double> s;
+    s.reserve(t.size());
+    for (const auto& o : replay(t, policy::full{})) s.push_back(o.seconds);
     full_times f;
     for (const double x : s) f.mean += x;
     f.mean /= static_cast<double>(std::max<std::size_t>(s.size(), 1));
@@ -149,15 +148,7 @@ template <class Network, class Policy, class Prepare>
         {"predictive_dvfs_reference", policy::with_dvfs(predictive, model, {.rule = dvfs_rule::reference})},
     };
     dvfs_section out;
-    for (const auto& p : policies) {
-        progress_line live(fmt::format("live {}", p.name), test.size());
-        const auto check = check_live_against_replay(net, state, test, p.policy, prepare, clock,
-                                                     [&](std::size_t i) { live.tick(i + 1); }, deadline);
-        live.finish();
-        auto row = summarize(p.name, check.live, [&](std::size_t i) { return test.label(i); }, info, deadline);
-        row.replay_matches_live = check.matches;
-        out.rows.push_back(std::move(row));
-    }
+    out.rows = run_live_and_replayed(net, state, test, policies, prepare, nullptr, clock, deadline);
 
     // On the real governor: the same policies live, timed by the wall clock, RAPL's energy.
     if (hardware != nullptr) {

@@ -58,9 +58,13 @@ private:
 
 namespace detail {
 
+/// A clock told the declared cost of each stage and head run (a deterministic one advances by it).
+template <class C>
+concept clock_with_work = requires(C& c, double macs) { c.on_work(macs); };
+
 template <class C>
 void clock_on_work(C& c, double macs) noexcept {
-    if constexpr (requires { c.on_work(macs); }) c.on_work(macs);
+    if constexpr (clock_with_work<C>) c.on_work(macs);
 }
 
 template <class C>

@@ -228,8 +228,7 @@ public:
           previous_governor_(std::move(o.previous_governor_)),
           previous_hz_(o.previous_hz_),
           granted_hz_(o.granted_hz_),
-          failures_(o.failures_),
-          last_error_(std::move(o.last_error_)) {
+          failures_(std::move(o.failures_)) {
         o.states_.clear();
     }
 
@@ -245,8 +244,7 @@ public:
             previous_governor_ = std::move(o.previous_governor_);
             previous_hz_ = o.previous_hz_;
             granted_hz_ = o.granted_hz_;
-            failures_ = o.failures_;
-            last_error_ = std::move(o.last_error_);
+            failures_ = std::move(o.failures_);
         }
         return *this;
     }
@@ -270,15 +268,7 @@ public:
     /// set_frequency_hz() for noexcept paths: false on failure (the speed in force may then be
     /// anything the kernel left), the message in last_error(), counted in failures().
     bool try_set_frequency_hz(double hz) noexcept {
-        try {
-            (void)set_frequency_hz(hz);
-            return true;
-        } catch (const std::exception& e) {
-            note_failure(e.what());
-        } catch (...) {
-            note_failure("cpufreq: unknown error");
-        }
-        return false;
+        return failures_.attempt([&] { (void)set_frequency_hz(hz); }, "cpufreq: unknown error");
     }
 
     /// Applies level `l` of a frequency table (past the highest: the highest) at the kernel
@@ -290,7 +280,7 @@ public:
     /// apply() for noexcept paths (see try_set_frequency_hz()).
     bool try_apply(const frequency_domain& d, std::size_t l) noexcept {
         if (d.empty()) {
-            note_failure("cpufreq: the frequency table has no levels");
+            failures_.note("cpufreq: the frequency table has no levels");
             return false;
         }
         return try_set_frequency_hz(kernel_frequency_hz(d[std::min(l, d.max_level())].frequency_hz));
@@ -320,8 +310,8 @@ public:
     }
     [[nodiscard]] const std::filesystem::path& root() const noexcept { return root_; }
     /// Failed try_* calls so far, and the message of the last one.
-    [[nodiscard]] std::size_t failures() const noexcept { return failures_; }
-    [[nodiscard]] const std::string& last_error() const noexcept { return last_error_; }
+    [[nodiscard]] std::size_t failures() const noexcept { return failures_.count; }
+    [[nodiscard]] const std::string& last_error() const noexcept { return failures_.last; }
     [[nodiscard]] const Files& files() const noexcept { return files_; }
 
     /// True when cpuN/cpufreq under root exists and offers the userspace governor (whether this
@@ -378,15 +368,6 @@ private:
                         s.cpu, (s.dir / "scaling_cur_freq").string());
     }
 
-    void note_failure(const char* what) noexcept {
-        ++failures_;
-        try {
-            last_error_ = what;
-        } catch (...) {
-            last_error_.clear();
-        }
-    }
-
     /// Puts every CPU back, the last taken first; never throws, ignores errors.
     void restore() noexcept {
         for (auto it = states_.rbegin(); it != states_.rend(); ++it) {
@@ -410,8 +391,7 @@ private:
     std::string previous_governor_;
     double previous_hz_ = 0;
     double granted_hz_ = 0;
-    std::size_t failures_ = 0;
-    std::string last_error_;
+    detail::failure_log failures_;
 };
 
 using cpufreq_backend = basic_cpufreq_backend<>;

@@ -59,15 +59,7 @@ public:
     /// joules() for noexcept paths: false on failure (j unchanged), the message in
     /// last_error(), counted in failures().
     bool try_read(double& j) noexcept {
-        try {
-            j = joules();
-            return true;
-        } catch (const std::exception& e) {
-            note_failure(e.what());
-        } catch (...) {
-            note_failure("rapl: unknown error");
-        }
-        return false;
+        return failures_.attempt([&] { j = joules(); }, "rapl: unknown error");
     }
 
     /// The energy counted up to the last read (J), without reading.
@@ -79,8 +71,8 @@ public:
     [[nodiscard]] double max_energy_range_j() const noexcept { return static_cast<double>(range_uj_) * 1e-6; }
     [[nodiscard]] std::uint64_t wraps() const noexcept { return wraps_; }
     /// Failed try_read() calls so far, and the message of the last one.
-    [[nodiscard]] std::size_t failures() const noexcept { return failures_; }
-    [[nodiscard]] const std::string& last_error() const noexcept { return last_error_; }
+    [[nodiscard]] std::size_t failures() const noexcept { return failures_.count; }
+    [[nodiscard]] const std::string& last_error() const noexcept { return failures_.last; }
     [[nodiscard]] const Files& files() const noexcept { return files_; }
 
     /// True when the zone's energy_uj can be read by this process.
@@ -136,15 +128,6 @@ private:
         last_uj_ = now;
     }
 
-    void note_failure(const char* what) noexcept {
-        ++failures_;
-        try {
-            last_error_ = what;
-        } catch (...) {
-            last_error_.clear();
-        }
-    }
-
     std::filesystem::path zone_;
     Files files_;
     std::string name_;
@@ -152,8 +135,7 @@ private:
     std::uint64_t last_uj_ = 0;
     std::uint64_t total_uj_ = 0;
     std::uint64_t wraps_ = 0;
-    std::size_t failures_ = 0;
-    std::string last_error_;
+    detail::failure_log failures_;
 };
 
 using rapl_meter = basic_rapl_meter<>;

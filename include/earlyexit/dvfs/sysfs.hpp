@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <filesystem>
 #include <iterator>
 #include <optional>
@@ -168,6 +169,35 @@ namespace detail {
 }
 
 [[nodiscard]] inline bool not_permitted(int e) noexcept { return e == EACCES || e == EPERM; }
+
+/// The failures of a device's noexcept operations: how many, and the last one's message.
+struct failure_log {
+    std::size_t count = 0;
+    std::string last;
+
+    void note(const char* what) noexcept {
+        ++count;
+        try {
+            last = what;
+        } catch (...) {
+            last.clear();
+        }
+    }
+    /// Runs f(); true when it returned, false (noted) when it threw. `unknown` names a throw
+    /// that is no std::exception.
+    template <class F>
+    bool attempt(F&& f, const char* unknown) noexcept {
+        try {
+            f();
+            return true;
+        } catch (const std::exception& e) {
+            note(e.what());
+        } catch (...) {
+            note(unknown);
+        }
+        return false;
+    }
+};
 
 }  // namespace detail
 

@@ -39,11 +39,12 @@ struct live_replay_check {
 };
 
 /// Runs `policy` live over the trace's samples and by replay, each from its own copy of
-/// `policy` (and of `clock`, when the clock is a deterministic one the replay can run on). fill(i, state) puts sample i's input into the state and returns its label, as for
+/// `policy` (and of `clock`, when the clock is a deterministic one the replay can run on).
+/// fill(i, state) puts sample i's input into the state and returns its label, as for
 /// record_trace(); progress(i) is called after each live sample; `deadline` (seconds), when
-/// given, is every sample's in both runs. Throws earlyexit::error when
-/// the trace was recorded with another layout than the network's, or when fill() gives a
-/// sample another label than the trace holds.
+/// given, is every sample's in both runs. Throws earlyexit::error when the trace was recorded
+/// with another layout than the network's, or when fill() gives a sample another label than the
+/// trace holds.
 template <class Network, class Policy, class Fill, class Clock = wall_clock,
           class Progress = void (*)(std::size_t)>
     requires exit_policy<Policy, typename Network::scalar_type> &&
@@ -56,7 +57,7 @@ template <class Network, class Policy, class Fill, class Clock = wall_clock,
     live_replay_check out;
     // A deterministic clock (one advanced by declared costs) replays as a copy of itself, so its
     // times and energy must match too; any other clock replays on the recorded times.
-    if constexpr (requires(Clock& c) { c.on_work(1.0); }) {
+    if constexpr (detail::clock_with_work<Clock>) {
         out.replayed = replay(t, Policy(policy), clock, deadline);
     } else {
         replayer<typename Network::scalar_type, Policy> r(t, Policy(policy));

@@ -101,7 +101,7 @@ TEST_CASE("ucb_exit pulls every arm once in order, then the largest UCB index, b
         }
         count.clear();
         const auto res = run_one(r, 0, t);
-        CHECK(p.arm() == expected[t]);
+        CHECK(res.head == expected[t]);
         check_single_pull(count, res, expected[t]);
     }
     CHECK(p.arm_stats(0).count == 3);

@@ -47,10 +47,15 @@ TEST_CASE("fixed, full and oracle", "[policy][static]") {
     CHECK(full.decide(context_with(1.f, 1.f, 0.f, 0)) == decision::proceed);
     policy::oracle o;
     CHECK(o.needs_label());
-    o.begin({.index = 0, .label = 4});
-    CHECK(o.decide(context_with(0.1f, 0.f, 1.f, 4)) == decision::stop);
-    CHECK(o.decide(context_with(0.99f, 0.9f, 0.f, 3)) == decision::proceed);
-    CHECK(o.decide(context_with(0.1f, 0.f, 1.f, 4, 1, false)) == decision::proceed);
+    const sample_info labelled{.index = 0, .label = 4};
+    const auto with_label = [&](exit_context<float> c) {
+        c.sample = &labelled;
+        return c;
+    };
+    CHECK(o.decide(with_label(context_with(0.1f, 0.f, 1.f, 4))) == decision::stop);
+    CHECK(o.decide(with_label(context_with(0.99f, 0.9f, 0.f, 3))) == decision::proceed);
+    CHECK(o.decide(with_label(context_with(0.1f, 0.f, 1.f, 4, 1, false))) == decision::proceed);
+    CHECK(o.decide(context_with(0.1f, 0.f, 1.f, 4)) == decision::proceed);  // no sample: no label
 }
 
 TEST_CASE("out-of-range parameters are errors naming the value", "[policy][static][error]") {

@@ -10,51 +10,12 @@
 #include <earlyexit/dvfs/selector.hpp>
 #include <earlyexit/policy/predictive.hpp>
 
+#include "policies.hpp"
 #include "support.hpp"
 
 using namespace earlyexit;
 using namespace earlyexit_test;
 
-namespace {
-
-/// Skips heads (every other one from head 1), asks for levels, and learns: it keeps the order
-/// of the samples it was updated with, which replay must reproduce.
-struct skipping_learner {
-    std::vector<std::size_t> updates;
-    double bar = 0.7;
-    std::size_t first_check(const sample_info&) const noexcept { return 1; }
-    std::size_t next_check(const exit_context<float>& c) const noexcept { return c.head + 2; }
-    std::optional<std::size_t> frequency(const frequency_context<float>& f) const noexcept { return f.next_head % 3; }
-    decision decide(const exit_context<float>& c) const noexcept {
-        return c.measures.max_prob >= bar ? decision::stop : decision::proceed;
-    }
-    void update(const episode<float>& e) noexcept {
-        updates.push_back(e.sample->index);
-        bar = std::min(0.95, bar + 0.001 * static_cast<double>(e.result->head));  // state that drifts
-    }
-};
-
-std::vector<any_policy<float>> every_policy(std::size_t heads) {
-    return {policy::max_prob{0.5},  policy::max_prob{0.9},  policy::entropy{0.3}, policy::entropy{0.7},
-            policy::margin{0.2},    policy::margin{0.6},    policy::patience{1},  policy::patience{2},
-            policy::patience{3},    policy::fixed{0},       policy::fixed{heads - 1},
-            policy::fixed{heads / 2}, policy::full{},       policy::probe{},      policy::oracle{},
-            skipping_learner{},
-            // The learning policies, whose decisions depend on what they learned on the samples
-            // before: replay must learn in the same order with the same contexts.
-            policy::dee<>(dee_options{.lambda = 0.3, .alpha = 0.2, .confidence_bins = 4}),
-            policy::dee<>(dee_options{.lambda = 0.1, .cost_bins = 3, .target = value_target::monte_carlo,
-                                      .probe_rate = 0.2, .seed = 5}),
-            policy::dee<reward::agreement_reward>(dee_options{.lambda = 0.2, .probe_rate = 0.1}),
-            policy::dee<reward::correctness_reward>(dee_options{.lambda = 0.2}),
-            policy::ucb_exit<>(bandit_options{.lambda = 0.3}),
-            policy::epsilon_greedy<reward::agreement_reward>(bandit_options{.lambda = 0.3, .probe_rate = 0.2}),
-            policy::predictive({.beta = 1.0}, std::vector<double>(heads, 2.5)),
-            policy::predictive({.beta = 0.7, .rounds = 2, .start_head = heads / 2}, std::vector<double>(heads, 2.5)),
-            policy::predictive({.predict = false}, std::vector<double>(heads, 2.5))};
-}
-
-}  // namespace
 
 TEST_CASE("replay makes the live decisions bit for bit, for every policy, on random networks", "[replay][property]") {
     for (unsigned seed = 1; seed <= 12; ++seed) {

@@ -35,6 +35,9 @@ std::vector<policy_metrics> sample_rows() {
     full.mean_macs = 300;
     full.compute_saving = 0;
     full.mean_seconds = 0.002;
+    full.p50_seconds = 0.001953125;  // 2^-9 and 2^-8: exact in ms too
+    full.p99_seconds = 0.00390625;
+    full.throughput_samples_per_s = 500;
     full.energy_joules = 0.25;
     full.deadline_miss_rate = 0.5;
     full.exit_histogram = {0, 0, 4};
@@ -100,6 +103,9 @@ TEST_CASE("result_json: a row's fields, units converted, fractions kept", "[repo
         {"mean_macs", 300.0},
         {"compute_saving", 0.0},
         {"wall_ms_per_sample", 2.0},
+        {"latency_p50_ms", 1.953125},
+        {"latency_p99_ms", 3.90625},
+        {"throughput_samples_per_s", 500.0},
         {"energy_mj_per_sample", 250.0},
         {"deadline_miss_rate", 0.5},
         {"replay_matches_live", true},

@@ -24,6 +24,8 @@ std::vector<policy_metrics> sample_rows() {
     full.mean_macs = 1e9;
     full.compute_saving = 0;
     full.mean_seconds = 0.004567;
+    full.p99_seconds = 0.0061;
+    full.throughput_samples_per_s = 218.96;
     full.energy_joules = 0.0123;
     full.deadline_miss_rate = 0.05;
     full.exit_histogram = {0, 0, 1000};
@@ -38,6 +40,8 @@ std::vector<policy_metrics> sample_rows() {
     oracle.mean_heads = 2.25;
     oracle.compute_saving = 0.6134;
     oracle.mean_seconds = 0.000234;
+    oracle.p99_seconds = 0.0005;
+    oracle.throughput_samples_per_s = 4273.5;
     oracle.exit_histogram = {600, 300, 100};
 
     policy_metrics mp;
@@ -59,11 +63,11 @@ std::vector<policy_metrics> sample_rows() {
 TEST_CASE("format_table: exact text with the delta column", "[report][table]") {
     const auto rows = sample_rows();
     const std::string expected =
-        "policy        accuracy %  Δ acc (pt)  mean stages  p90 stages  mean heads  saving %  ms/sample  mJ/sample  deadline miss %  replay=live\n"
-        "------------  ----------  ----------  -----------  ----------  ----------  --------  ---------  ---------  ---------------  -----------\n"
-        "full               91.30       +0.00        12.00          12        1.00       0.0       4.57       12.3             5.00          yes\n"
-        "oracle             96.27       +4.97         4.50           9        2.25      61.3      0.234          -                -            -\n"
-        "max_prob 0.9           -           -         6.33       10.50        3.00      40.0     0.0123        500             0.00           NO\n";
+        "policy        accuracy %  Δ acc (pt)  mean stages  p90 stages  mean heads  saving %  ms/sample  p99 ms  samples/s  mJ/sample  deadline miss %  replay=live\n"
+        "------------  ----------  ----------  -----------  ----------  ----------  --------  ---------  ------  ---------  ---------  ---------------  -----------\n"
+        "full               91.30       +0.00        12.00          12        1.00       0.0       4.57    6.10        219       12.3             5.00          yes\n"
+        "oracle             96.27       +4.97         4.50           9        2.25      61.3      0.234   0.500       4274          -                -            -\n"
+        "max_prob 0.9           -           -         6.33       10.50        3.00      40.0     0.0123   0.000      0.000        500             0.00           NO\n";
     CHECK(format_table(rows, 0.913) == expected);
 }
 
@@ -71,10 +75,10 @@ TEST_CASE("format_table: without a final accuracy there is no delta column", "[r
     const auto all = sample_rows();
     const std::vector<policy_metrics> rows{all[0], all[1]};
     const std::string expected =
-        "policy  accuracy %  mean stages  p90 stages  mean heads  saving %  ms/sample  mJ/sample  deadline miss %  replay=live\n"
-        "------  ----------  -----------  ----------  ----------  --------  ---------  ---------  ---------------  -----------\n"
-        "full         91.30        12.00          12        1.00       0.0       4.57       12.3             5.00          yes\n"
-        "oracle       96.27         4.50           9        2.25      61.3      0.234          -                -            -\n";
+        "policy  accuracy %  mean stages  p90 stages  mean heads  saving %  ms/sample  p99 ms  samples/s  mJ/sample  deadline miss %  replay=live\n"
+        "------  ----------  -----------  ----------  ----------  --------  ---------  ------  ---------  ---------  ---------------  -----------\n"
+        "full         91.30        12.00          12        1.00       0.0       4.57    6.10        219       12.3             5.00          yes\n"
+        "oracle       96.27         4.50           9        2.25      61.3      0.234   0.500       4274          -                -            -\n";
     CHECK(format_table(rows) == expected);
 }
 
@@ -83,10 +87,10 @@ TEST_CASE("format_table: a reward column after the saving when a row has a mean 
     all[0].mean_reward = 0.5126;
     const std::vector<policy_metrics> rows{all[0], all[1]};
     const std::string expected =
-        "policy  accuracy %  mean stages  p90 stages  mean heads  saving %  reward  ms/sample  mJ/sample  deadline miss %  replay=live\n"
-        "------  ----------  -----------  ----------  ----------  --------  ------  ---------  ---------  ---------------  -----------\n"
-        "full         91.30        12.00          12        1.00       0.0   0.513       4.57       12.3             5.00          yes\n"
-        "oracle       96.27         4.50           9        2.25      61.3       -      0.234          -                -            -\n";
+        "policy  accuracy %  mean stages  p90 stages  mean heads  saving %  reward  ms/sample  p99 ms  samples/s  mJ/sample  deadline miss %  replay=live\n"
+        "------  ----------  -----------  ----------  ----------  --------  ------  ---------  ------  ---------  ---------  ---------------  -----------\n"
+        "full         91.30        12.00          12        1.00       0.0   0.513       4.57    6.10        219       12.3             5.00          yes\n"
+        "oracle       96.27         4.50           9        2.25      61.3       -      0.234   0.500       4274          -                -            -\n";
     CHECK(format_table(rows) == expected);
 }
 

@@ -80,6 +80,10 @@ struct exit_context {
     const network_info* network = nullptr;  ///< the network's shape (never null inside a runner)
     std::optional<double> deadline_seconds{};  ///< the sample's deadline (sample_info), when it has one
     std::size_t level = npos;           ///< frequency level in force while this head ran (npos: none known)
+    /// The sample this head ran on (never null inside a runner). A batch_runner interleaves the
+    /// hooks of the rows of a batch, so a policy that needs per-sample facts reads them here
+    /// (sample->index, sample->label) instead of keeping them from begin() in a member.
+    const sample_info* sample = nullptr;
 
     [[nodiscard]] bool is_final() const noexcept { return network != nullptr && head + 1 == network->heads; }
     /// deadline_seconds - elapsed_seconds (negative once missed), when the sample has a deadline.
@@ -106,6 +110,11 @@ struct frequency_context {
     std::size_t level = npos;           ///< the level in force now (npos: none known)
     const exit_context<Scalar>* at = nullptr;  ///< the head just evaluated (null at the sample's start)
     const network_info* network = nullptr;     ///< the network's shape (never null inside a runner)
+    const sample_info* sample = nullptr;       ///< the sample asked about (never null inside a runner)
+    /// Samples the work runs on together: 1 in basic_runner; in a batch_runner the rows still
+    /// running, which share one level (the batch's level is the highest any row asks for), so
+    /// the time to a head is about batch_rows times one sample's.
+    std::size_t batch_rows = 1;
 
     /// deadline_seconds - elapsed_seconds (negative once missed), when the sample has a deadline.
     [[nodiscard]] std::optional<double> time_left() const noexcept {

@@ -49,6 +49,127 @@ concept runnable_network = requires(const N& n, typename N::state_type& s, std::
     n.run_head(i, s, out, out);
 };
 
+namespace detail {
+
+/// Where one sample stands in a run: the per-sample half of the decision loop (the head checked
+/// next, patience streak, previous top-1, declared cost, recorded steps, last level asked for),
+/// shared by basic_runner (one sample) and batch_runner (one per row), so that the two make the
+/// same calls with the same contexts and cannot drift apart. The runners own the rest: stages,
+/// heads, the clock and the order in which they drive cursors.
+template <std::floating_point Scalar>
+struct sample_cursor {
+    const sample_info* sample = nullptr;
+    std::size_t next = 0;                  ///< the head evaluated next (the exit head once stopped)
+    std::size_t evaluated = 0;             ///< heads evaluated so far
+    std::size_t streak = 0;                ///< patience: evaluated heads in a row with this top-1
+    std::size_t previous_top1 = npos;
+    std::size_t steps = 0;                 ///< episode steps recorded
+    double macs = 0;                       ///< declared cost so far
+    std::optional<std::size_t> asked{};    ///< the last level the policy asked for
+    confidence<Scalar> measures{};         ///< of the head evaluated last
+
+    /// The sample starts: begin(), then first_check() (clamped to the final head).
+    template <class Policy>
+    void start(Policy& p, const sample_info& s, const network_info& info) noexcept {
+        *this = sample_cursor{};
+        sample = &s;
+        hooks::begin(p, s);
+        next = std::min(hooks::first_check(p, s), info.heads - 1);
+    }
+
+    /// Head `next` has written `logits` (probs: its softmax buffer, filled here): counts the
+    /// head, measures it, updates patience and returns the context decide() sees.
+    [[nodiscard]] exit_context<Scalar> evaluated_head(std::span<const Scalar> logits, std::span<Scalar> probs,
+                                                      double elapsed_seconds, std::size_t level,
+                                                      const network_info& info) noexcept {
+        macs += info.head_macs[next];
+        ++evaluated;
+        measures = measure(logits, probs);
+        streak = !measures.valid ? 0 : (measures.top1 == previous_top1 ? streak + 1 : 1);
+        previous_top1 = measures.valid ? measures.top1 : npos;
+        return exit_context<Scalar>{next,     info.head_positions[next], logits,
+                                    probs,    measures,                  streak,
+                                    evaluated, elapsed_seconds,          macs,
+                                    &info,    sample->deadline_seconds,  level,
+                                    sample};
+    }
+
+    /// decide() (the final head always stops, unasked), recorded as the next episode step.
+    template <class Policy>
+    decision decide(Policy& p, const exit_context<Scalar>& c, std::span<episode_step<Scalar>> step_buffer) noexcept {
+        const decision d = c.head + 1 == c.network->heads ? decision::stop : p.decide(c);
+        step_buffer[steps++] = episode_step<Scalar>{c.head, c.position, c.measures, c.elapsed_seconds, macs, d, c.level};
+        return d;
+    }
+
+    /// After a proceed: next_check(). A policy cannot go backwards or stay: anything <= the
+    /// head means the next head, anything past the end means the final head.
+    template <class Policy>
+    void advance(Policy& p, const exit_context<Scalar>& c) noexcept {
+        next = std::min(std::max(hooks::next_check(p, c), c.head + 1), c.network->heads - 1);
+    }
+
+    /// What frequency() sees before the stages from `stages_run` on (at: the head just
+    /// evaluated, null at the start).
+    [[nodiscard]] frequency_context<Scalar> frequency_at(std::size_t stages_run, double elapsed_seconds,
+                                                         std::size_t level, const exit_context<Scalar>* at,
+                                                         const network_info& info,
+                                                         std::size_t batch_rows = 1) const noexcept {
+        return frequency_context<Scalar>{next,  stages_run, elapsed_seconds, macs,   sample->deadline_seconds,
+                                         level, at,         &info,           sample, batch_rows};
+    }
+
+    /// frequency(); an answer is remembered as the level asked for.
+    template <class Policy>
+    std::optional<std::size_t> ask_frequency(Policy& p, const frequency_context<Scalar>& f) noexcept {
+        const auto l = hooks::frequency(p, f);
+        if (l) asked = l;
+        return l;
+    }
+
+    /// The result of the sample, stopped at head `next` (logits and probs: that head's).
+    [[nodiscard]] exit_result<Scalar> result(double seconds, std::span<const Scalar> logits,
+                                             std::span<const Scalar> probs, const network_info& info) const noexcept {
+        exit_result<Scalar> r;
+        r.predicted = measures.top1;
+        r.head = next;
+        r.position = info.head_positions[next];
+        r.positions_run = r.position + 1;
+        r.heads_evaluated = evaluated;
+        r.seconds = seconds;
+        r.macs = macs;
+        r.measures = measures;
+        r.logits = logits;
+        r.probs = probs;
+        r.frequency_level = asked;
+        return r;
+    }
+
+    /// The finished sample as update() and on_exit() see it (steps: the buffer decide() filled).
+    [[nodiscard]] episode<Scalar> episode_of(std::span<const episode_step<Scalar>> step_buffer,
+                                             const exit_result<Scalar>& r, const network_info& info) const noexcept {
+        return episode<Scalar>{step_buffer.first(steps), sample, &r, &info};
+    }
+};
+
+/// The argument checks run() makes on one sample (basic_runner and batch_runner share them).
+template <class Policy>
+void check_sample_args(const sample_info& sample, const network_info& info, const Policy& policy) {
+    if (sample.label && *sample.label >= info.classes)
+        earlyexit::fail("sample {}: label {} is out of range [0, {})", sample.index, *sample.label, info.classes);
+    if (!sample.label && hooks::needs_label(policy))
+        earlyexit::fail("sample {}: the policy needs a label (evaluation only) and none was given", sample.index);
+}
+
+/// Puts a clock that knows levels back to its default level (no-op when it is there already).
+template <class Clock>
+void restore_default_level(Clock& clock) noexcept {
+    if constexpr (clock_with_levels<Clock>)
+        if (clock.level() != clock.default_level()) clock_set_level(clock, clock.default_level());
+}
+
+}  // namespace detail
+
 /// Network: a runnable_network (not owned: it must outlive the runner).
 /// Policy: an exit_policy for the network's scalar (owned, a value; reach it with policy()).
 /// Clock: wall_clock (real time) or simulated_clock (deterministic), or any runner_clock.
@@ -101,90 +222,44 @@ public:
     /// run() without the argument checks; the caller guarantees them (a label < classes when
     /// given, and a label whenever the policy needs one). Never throws, never allocates.
     result_type run_unchecked(state_type& state, const sample_info& sample) noexcept {
-        const std::size_t last = info_.heads - 1;
-        hooks::begin(policy_, sample);
-        std::size_t k = std::min(hooks::first_check(policy_, sample), last);
-
+        detail::sample_cursor<scalar_type> c;
+        c.start(policy_, sample, info_);
         const double t0 = clock_.now();
         const double e0 = energy_now();
-        double macs = 0.0;
         std::size_t pos = 0;
-        std::size_t evaluated = 0;
-        std::size_t streak = 0;
-        std::size_t previous_top1 = npos;
-        std::size_t n_steps = 0;
-        std::optional<std::size_t> level;  // the last level the policy asked for
-        confidence<scalar_type> m;
 
         // The level for the stages up to the first head checked.
-        ask_frequency(frequency_context<scalar_type>{k, pos, clock_.now() - t0, macs, sample.deadline_seconds,
-                                                     level_in_force(level), nullptr, &info_},
-                      level);
+        ask_frequency(c, c.frequency_at(pos, clock_.now() - t0, level_in_force(c.asked), nullptr, info_));
         for (;;) {
-            const std::size_t target = info_.head_positions[k];
-            for (; pos <= target; ++pos) run_stage(pos, state, macs);
+            const std::size_t k = c.next;
+            for (const std::size_t target = info_.head_positions[k]; pos <= target; ++pos) run_stage(pos, state, c.macs);
 
             net_->run_head(k, state, std::span<scalar_type>(logits_), std::span<scalar_type>(workspace_));
-            macs += info_.head_macs[k];
             detail::clock_on_work(clock_, info_.head_macs[k]);
-            ++evaluated;
-
-            m = measure(logits_, probs_);
-            streak = !m.valid ? 0 : (m.top1 == previous_top1 ? streak + 1 : 1);
-            previous_top1 = m.valid ? m.top1 : npos;
-
-            const exit_context<scalar_type> ctx{k,         info_.head_positions[k], logits_, probs_, m, streak,
-                                                evaluated, clock_.now() - t0,     macs,    &info_,
-                                                sample.deadline_seconds, level_in_force(level)};
+            const exit_context<scalar_type> ctx =
+                c.evaluated_head(logits_, probs_, clock_.now() - t0, level_in_force(c.asked), info_);
             detail::observe_head(observer_, ctx);
-            const decision d = (k == last) ? decision::stop : policy_.decide(ctx);
-            steps_[n_steps++] =
-                episode_step<scalar_type>{k, ctx.position, m, ctx.elapsed_seconds, macs, d, ctx.level};
-            if (d == decision::stop) break;
+            if (c.decide(policy_, ctx, steps_) == decision::stop) break;
 
-            const std::size_t next = hooks::next_check(policy_, ctx);
-            // A policy cannot go backwards or stay: anything <= k means the next head, anything
-            // past the end means the final head.
-            k = std::min(std::max(next, k + 1), last);
+            c.advance(policy_, ctx);
             // The level for the stages up to that head, knowing which head it is.
-            ask_frequency(frequency_context<scalar_type>{k, pos, clock_.now() - t0, macs, sample.deadline_seconds,
-                                                         ctx.level, &ctx, &info_},
-                          level);
+            ask_frequency(c, c.frequency_at(pos, clock_.now() - t0, ctx.level, &ctx, info_));
         }
 
-        const std::size_t exit_pos = info_.head_positions[k];
-        result_type r;
-        r.predicted = m.top1;
-        r.head = k;
-        r.position = exit_pos;
-        r.positions_run = exit_pos + 1;
-        r.heads_evaluated = evaluated;
-        r.seconds = clock_.now() - t0;
-        r.macs = macs;
-        r.measures = m;
-        r.logits = logits_;
-        r.probs = probs_;
-        r.frequency_level = level;
+        result_type r = c.result(clock_.now() - t0, logits_, probs_, info_);
         // The sample is over: back to the clock's default level (the switch is not in the
         // sample's time, but its energy is in the sample's energy).
-        if constexpr (detail::clock_with_levels<Clock>)
-            if (clock_.level() != clock_.default_level()) detail::clock_set_level(clock_, clock_.default_level());
+        detail::restore_default_level(clock_);
         if constexpr (detail::clock_with_energy<Clock>) r.energy_joules = energy_now() - e0;
 
-        const episode<scalar_type> ep{std::span<const episode_step<scalar_type>>(steps_.data(), n_steps), &sample, &r,
-                                      &info_};
+        const episode<scalar_type> ep = c.episode_of(steps_, r, info_);
         hooks::update(policy_, ep);
         detail::observe_exit(observer_, r, ep);
         return r;
     }
 
     /// Validates a sample's arguments exactly as run() does (earlyexit::error on failure).
-    void check_sample(const sample_info& sample) const {
-        if (sample.label && *sample.label >= info_.classes)
-            earlyexit::fail("sample {}: label {} is out of range [0, {})", sample.index, *sample.label, info_.classes);
-        if (!sample.label && hooks::needs_label(policy_))
-            earlyexit::fail("sample {}: the policy needs a label (evaluation only) and none was given", sample.index);
-    }
+    void check_sample(const sample_info& sample) const { detail::check_sample_args(sample, info_, policy_); }
 
     [[nodiscard]] const Network& network() const noexcept { return *net_; }
     [[nodiscard]] const network_info& info() const noexcept { return info_; }
@@ -204,11 +279,8 @@ private:
         if constexpr (detail::clock_with_energy<Clock>) return static_cast<double>(clock_.energy_joules());
         else return 0.0;
     }
-    void ask_frequency(const frequency_context<scalar_type>& f, std::optional<std::size_t>& level) noexcept {
-        if (const auto l = hooks::frequency(policy_, f)) {
-            level = l;
-            detail::clock_set_level(clock_, *l);
-        }
+    void ask_frequency(detail::sample_cursor<scalar_type>& c, const frequency_context<scalar_type>& f) noexcept {
+        if (const auto l = c.ask_frequency(policy_, f)) detail::clock_set_level(clock_, *l);
     }
 
     void run_stage(std::size_t pos, state_type& state, double& macs) noexcept {

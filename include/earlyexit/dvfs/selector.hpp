@@ -23,7 +23,8 @@
 //              the deadline and can miss it.
 //
 // Time is the platform_model's (dvfs/clock.hpp), the one the model clock charges, switch
-// latency included. frequency() is O(levels), noexcept and allocation-free (the prefix sums
+// latency included. In a batch (frequency_context::batch_rows > 1) the work counts for every
+// row still running, so reserve 1 keeps its guarantee for the whole batch. frequency() is O(levels), noexcept and allocation-free (the prefix sums
 // are built in prepare()).
 
 #include <algorithm>
@@ -114,14 +115,17 @@ public:
         }
         const auto left = f.time_left();
         if (!left) return std::nullopt;
-        const double work = stage_prefix_[positions_[h] + 1] - stage_prefix_[from] + head_macs(h);
+        // A batch runs its rows together: its work is about batch_rows samples' (an upper
+        // bound, rows leave on the way), in as many calls as one sample's.
+        const double rows = static_cast<double>(std::max<std::size_t>(f.batch_rows, 1));
+        const double work = rows * (stage_prefix_[positions_[h] + 1] - stage_prefix_[from] + head_macs(h));
         const std::size_t calls = stages + 1;
         double rest = 0.0;
         if (h < last && o_.reserve > 0.0) {
             const std::size_t rest_calls = (positions_[last] - positions_[h]) + (last - h);
             const double rest_macs = stage_prefix_[positions_[last] + 1] - stage_prefix_[positions_[h] + 1] +
                                      head_prefix_[last + 1] - head_prefix_[h + 1];
-            rest = o_.reserve * model_.seconds(rest_macs, rest_calls, model_.max_level());
+            rest = o_.reserve * model_.seconds(rows * rest_macs, rest_calls, model_.max_level());
         }
         const std::size_t now = f.level == npos ? model_.max_level() : model_.clamp(f.level);
         const std::size_t top = model_.max_level();

@@ -15,7 +15,7 @@
 // on probes: with probe_rate p, a fraction p of the samples evaluate every head and run to the
 // final head (cost counted), which reveals every arm's agreement with the final head.
 // Draws (probes, epsilon) hash the seed and the sample index: replay and live runs draw alike.
-// decide() and begin() are O(heads), noexcept and allocation-free.
+// decide() is O(1), first_check() O(heads); both noexcept and allocation-free.
 
 #include <cmath>
 #include <concepts>
@@ -87,15 +87,20 @@ public:
             if (pending_.capacity() != opt_.feedback_capacity) pending_.reserve(opt_.feedback_capacity, heads_);
     }
 
-    void begin(const sample_info& s) noexcept {
-        probing_ = opt_.probe_rate > 0.0 && detail::uniform01(opt_.seed, s.index, 0) < opt_.probe_rate;
-        arm_ = heads_ == 0 || probing_ ? 0 : choose(s.index);
+    /// Whether the sample runs to the final head as a probe (a hash of the seed and its index).
+    [[nodiscard]] bool probing(const sample_info& s) const noexcept {
+        return opt_.probe_rate > 0.0 && detail::uniform01(opt_.seed, s.index, 0) < opt_.probe_rate;
     }
-    [[nodiscard]] std::size_t first_check(const sample_info&) const noexcept { return arm_; }
+    /// The arm pulled: the only head evaluated (0 for a probe, which evaluates every head).
+    [[nodiscard]] std::size_t first_check(const sample_info& s) const noexcept {
+        return heads_ == 0 || probing(s) ? 0 : choose(s.index);
+    }
 
+    /// Stops at the arm's head (the first one evaluated) unless the sample is a probe. Reads
+    /// the sample from the context, so rows of a batch can interleave.
     template <std::floating_point Scalar>
     [[nodiscard]] decision decide(const exit_context<Scalar>& c) const noexcept {
-        return !probing_ && c.head >= arm_ ? decision::stop : decision::proceed;
+        return c.sample != nullptr && probing(*c.sample) ? decision::proceed : decision::stop;
     }
 
     template <std::floating_point Scalar>
@@ -132,8 +137,6 @@ public:
 
     [[nodiscard]] const learned_table& table() const noexcept { return arms_; }
     [[nodiscard]] const running_mean& arm_stats(std::size_t k) const noexcept { return arms_[k]; }
-    /// The arm the current sample pulls (after begin()).
-    [[nodiscard]] std::size_t arm() const noexcept { return arm_; }
 
     void restore(std::size_t heads, std::vector<running_mean> cells, std::vector<running_mean> base) {
         if (heads == 0) fail("{} state: heads must be >= 1", name());
@@ -185,8 +188,6 @@ private:
     std::size_t heads_ = 0;
     learned_table arms_;
     std::vector<double> arm_cost_;
-    std::size_t arm_ = 0;
-    bool probing_ = false;
     std::vector<step_record> records_;
     pending_feedback pending_;
 };

@@ -150,13 +150,14 @@ public:
             if (pending_.capacity() != opt_.feedback_capacity) pending_.reserve(opt_.feedback_capacity, heads_);
     }
 
-    void begin(const sample_info& s) noexcept {
-        probing_ = opt_.probe_rate > 0.0 && detail::uniform01(opt_.seed, s.index, 0) < opt_.probe_rate;
+    /// Whether the sample runs to the final head as a probe (a hash of the seed and its index).
+    [[nodiscard]] bool probing(const sample_info& s) const noexcept {
+        return opt_.probe_rate > 0.0 && detail::uniform01(opt_.seed, s.index, 0) < opt_.probe_rate;
     }
 
     template <std::floating_point Scalar>
     [[nodiscard]] decision decide(const exit_context<Scalar>& c) const noexcept {
-        if (probing_ || heads_ == 0) return decision::proceed;
+        if ((c.sample != nullptr && probing(*c.sample)) || heads_ == 0) return decision::proceed;
         if (c.head + 1 >= heads_) return decision::stop;
         const double cost = c.cost_fraction();
         const std::size_t cell = cell_of(c.head, measure_value(opt_.measure, c.measures), cost);
@@ -322,7 +323,6 @@ private:
     std::size_t heads_ = 0;
     std::vector<double> edges_;     // (heads - 1) x (confidence_bins - 1)
     learned_table table_;           // [continue cells][stop cells][visits per exit]
-    bool probing_ = false;          // this sample runs to the final head
     std::vector<step_record> records_;  // scratch for update(), sized in prepare()
     pending_feedback pending_;
 };

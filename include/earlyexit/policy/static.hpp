@@ -152,21 +152,18 @@ public:
     }
 };
 
-/// Evaluation only: exits at the first head whose top-1 equals the label (read in begin()),
-/// else at the final head. Running it without a label is an error (the runner checks).
+/// Evaluation only: exits at the first head whose top-1 equals the label (the context's
+/// sample's), else at the final head. Running it without a label is an error (the runner checks).
 class oracle {
 public:
     [[nodiscard]] static constexpr std::string_view name() noexcept { return "oracle"; }
     [[nodiscard]] bool needs_label() const noexcept { return true; }
-    void begin(const sample_info& s) noexcept { label_ = s.label.value_or(npos); }
 
     template <std::floating_point Scalar>
     [[nodiscard]] decision decide(const exit_context<Scalar>& c) const noexcept {
-        return c.measures.valid && c.measures.top1 == label_ ? decision::stop : decision::proceed;
+        const bool right = c.sample != nullptr && c.sample->label && c.measures.valid && c.measures.top1 == *c.sample->label;
+        return right ? decision::stop : decision::proceed;
     }
-
-private:
-    std::size_t label_ = npos;
 };
 
 }  // namespace policy

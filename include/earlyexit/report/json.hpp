@@ -44,6 +44,9 @@ template <class T>
         {"mean_macs", m.mean_macs},
         {"compute_saving", m.compute_saving},
         {"wall_ms_per_sample", m.mean_seconds * 1e3},
+        {"latency_p50_ms", m.p50_seconds * 1e3},
+        {"latency_p99_ms", m.p99_seconds * 1e3},
+        {"throughput_samples_per_s", m.throughput_samples_per_s},
         {"energy_mj_per_sample", m.energy_joules ? nlohmann::json(*m.energy_joules * 1e3) : nlohmann::json(nullptr)},
         {"deadline_miss_rate", detail::json_or_null(m.deadline_miss_rate)},
         {"replay_matches_live", detail::json_or_null(m.replay_matches_live)},
@@ -56,6 +59,7 @@ template <class T>
 ///   {"dataset", "model", "samples", "final_accuracy",
 ///    "policies": [{"name", "accuracy", "mean_stages", "p50_stages", "p90_stages", "p99_stages",
 ///                  "mean_heads", "mean_macs", "compute_saving", "wall_ms_per_sample",
+///                  "latency_p50_ms", "latency_p99_ms", "throughput_samples_per_s",
 ///                  "energy_mj_per_sample", "deadline_miss_rate", "replay_matches_live", "mean_reward",
 ///                  "exit_histogram"}, ...]}
 /// Fractions stay in [0, 1] (accuracy, compute_saving, deadline_miss_rate, final_accuracy);

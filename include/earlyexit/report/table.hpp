@@ -82,7 +82,8 @@ namespace detail {
     const bool rewards = std::any_of(rows.begin(), rows.end(), [](const policy_metrics& m) { return m.mean_reward.has_value(); });
     for (const char* h : {"mean stages", "p90 stages", "mean heads", "saving %"}) header.emplace_back(h);
     if (rewards) header.emplace_back("reward");
-    for (const char* h : {"ms/sample", "mJ/sample", "deadline miss %", "replay=live"}) header.emplace_back(h);
+    for (const char* h : {"ms/sample", "p99 ms", "samples/s", "mJ/sample", "deadline miss %", "replay=live"})
+        header.emplace_back(h);
 
     std::vector<std::vector<std::string>> cells;
     cells.reserve(rows.size());
@@ -99,6 +100,8 @@ namespace detail {
         c.push_back(fmt::format("{:.1f}", m.compute_saving * 100.0));
         if (rewards) c.push_back(m.mean_reward ? fmt::format("{:.3f}", *m.mean_reward) : std::string("-"));
         c.push_back(detail::format_significant(m.mean_seconds * 1e3));
+        c.push_back(detail::format_significant(m.p99_seconds * 1e3));
+        c.push_back(detail::format_significant(m.throughput_samples_per_s));
         c.push_back(m.energy_joules ? detail::format_significant(*m.energy_joules * 1e3) : std::string("-"));
         c.push_back(percent(m.deadline_miss_rate));
         c.push_back(m.replay_matches_live ? std::string(*m.replay_matches_live ? "yes" : "NO") : std::string("-"));

@@ -37,6 +37,10 @@ struct policy_metrics {
     double mean_macs = 0;                    ///< declared MACs, heads included
     double compute_saving = 0;               ///< 1 - mean_macs / plain network's MACs
     double mean_seconds = 0;                 ///< time per sample (measured live, or recorded for replay)
+    double p50_seconds = 0, p99_seconds = 0; ///< latency percentiles (nearest rank) of the samples' times
+    /// Samples per second: by default 1 / mean_seconds (one sample after another, the input's
+    /// preparation not counted); a batched or threaded run sets it from its wall time.
+    double throughput_samples_per_s = 0;
     std::optional<double> energy_joules{};   ///< energy per sample, when a meter or model gave it
     std::optional<double> deadline_miss_rate{};  ///< fraction over the deadline, when one was set
     std::vector<std::size_t> exit_histogram;  ///< samples exiting at each head
@@ -70,8 +74,9 @@ template <class LabelFn>
     if (outcomes.empty()) return m;
     std::size_t labelled = 0, correct = 0, missed = 0, metered = 0;
     double joules = 0;
-    std::vector<double> stages;
+    std::vector<double> stages, seconds;
     stages.reserve(outcomes.size());
+    seconds.reserve(outcomes.size());
     for (std::size_t i = 0; i < outcomes.size(); ++i) {
         const auto& o = outcomes[i];
         if (o.head >= net.heads) earlyexit::fail("summarize: sample {} exited at head {}, but the network has {} heads", i, o.head, net.heads);
@@ -90,6 +95,7 @@ template <class LabelFn>
             joules += *o.energy_joules;
         }
         stages.push_back(static_cast<double>(o.positions_run));
+        seconds.push_back(o.seconds);
     }
     const auto n = static_cast<double>(outcomes.size());
     m.mean_stages /= n;
@@ -105,6 +111,10 @@ template <class LabelFn>
     m.p50_stages = detail::nearest_rank(stages, 0.50);
     m.p90_stages = detail::nearest_rank(stages, 0.90);
     m.p99_stages = detail::nearest_rank(stages, 0.99);
+    std::sort(seconds.begin(), seconds.end());
+    m.p50_seconds = detail::nearest_rank(seconds, 0.50);
+    m.p99_seconds = detail::nearest_rank(seconds, 0.99);
+    m.throughput_samples_per_s = m.mean_seconds > 0 ? 1.0 / m.mean_seconds : 0.0;
     return m;
 }
 

@@ -25,3 +25,9 @@ export CTEST_PARALLEL_LEVEL="${CTEST_PARALLEL_LEVEL:-$jobs}"
 
 cmake --workflow --preset dev
 cmake --workflow --preset release
+
+# The threaded runner under ThreadSanitizer (parallel_runner's workers over one network): any
+# data race fails the run. Only its tests are built there, to keep CI short.
+cmake --preset tsan -DEARLYEXIT_BUILD_EXAMPLES=OFF >/dev/null
+cmake --build --preset tsan --target test_parallel_runner
+ctest --preset tsan -R '^test_parallel_runner/'

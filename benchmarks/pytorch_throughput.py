@@ -19,7 +19,16 @@ tests/test_common_cifar_net.cpp checks cifar_net against the same file): the fin
 of the timed module (in every layout, at batch 8 and batch 1) and every early head's logits must
 match within --tolerance, or the script stops with exit status 1.
 
-Run (Debian 12: apt-get install python3-torch; about 1 minute on 2 cores):
+BLAS: Debian's torch calls whatever libblas.so.3 the alternatives system selects, for nn.Linear
+and for the convolutions PyTorch keeps on its native im2col + GEMM path instead of oneDNN (at
+batch 1, the 3x3 convs on maps of at most 20480 values). With the reference BLAS (libblas3, what
+`apt-get install --no-install-recommends python3-torch` gives) batch 1 runs ~15x slower; install
+libopenblas0 (a Recommends of libtorch1.13). OpenBLAS gets --blas-threads (default 1): its own
+pthread pool would compete with PyTorch's OpenMP threads for the cores. The report names the BLAS.
+The "other" column is the number of cores other processes kept busy while a row was timed
+(/proc/stat minus this process): above ~0.1 the row is not a clean measurement.
+
+Run (Debian 12: apt-get install python3-torch libopenblas0; about 1 minute on 2 cores):
 
     /usr/bin/python3 benchmarks/pytorch_throughput.py --model models/cifar10_multiexit.safetensors \\
         --batch 1 8 64 --threads 1 2 --json /tmp/torch.json
@@ -462,7 +471,7 @@ def print_table(rep, out=sys.stdout):
     p = lambda s="": print(s, file=out)
     p(f"PyTorch {rep['torch_version']} eager, fp32, mkldnn available {rep['mkldnn']} (enabled), "
       f"interop threads {rep['threads_interop']}, full network (final head only)")
-    p(f"BLAS: {rep['blas']}")
+    p(f"BLAS: {rep['blas']}, threads {rep['blas_threads'] if rep['blas_threads'] is not None else 'not set'}")
     p(f"model {rep['model']}: {rep['macs_per_sample'] / 1e6:.1f} MMAC per sample; inputs: {rep['input']}")
     pr = rep["parity"]
     p(f"parity vs {pr['reference']}: {pr['images']} images, max |diff| {pr['max_abs_diff']:.2e} "
@@ -512,6 +521,12 @@ def positive_float(flag):
     return parse
 
 
+def blas_threads_arg(s):
+    if s == "match" or (s.isdigit() and int(s) >= 1):
+        return s
+    raise argparse.ArgumentTypeError(f"{s!r} is neither a positive integer nor 'match'")
+
+
 def parse_args(argv):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -532,6 +547,10 @@ def parse_args(argv):
     ap.add_argument("--reference", default=str(DEFAULT_REFERENCE), help="parity fixture (default: %(default)s)")
     ap.add_argument("--tolerance", type=positive_float("--tolerance"), default=1e-4,
                     help="max |logit difference| allowed by the parity check (default: %(default)g)")
+    ap.add_argument("--blas-threads", default="1", type=blas_threads_arg, metavar="N|match",
+                    help="OpenBLAS threads (PyTorch's native conv path and nn.Linear): 1 (default; OpenBLAS's "
+                         "own pthread pool would compete with PyTorch's OpenMP threads for the cores) or "
+                         "'match' (= --threads)")
     ap.add_argument("--json", metavar="FILE", help="write the report here")
     ap.add_argument("--check", action="store_true",
                     help="self-check: parity, batch 2, 1 thread, 0.2 s, JSON shape (overrides --batch, "
@@ -562,9 +581,6 @@ def run(a):
         print(f"warning: PyTorch uses {blas}: batch-1 convolutions that PyTorch routes to its native "
               "(im2col + GEMM) path instead of oneDNN will be very slow", file=sys.stderr)
     load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    if load_start is not None and load_start > 0.5:
-        print(f"warning: 1-minute load average {load_start:.2f} before the run: other work on the machine "
-              "will slow the timings (most of all with as many threads as cores)", file=sys.stderr)
     nmax = max(a.batch)
     pixels = cifar_images(a.data, min(nmax, 256)) if a.data else random_images(nmax)
     what = f"CIFAR-10 test images from {a.data}" if a.data else "random uint8 pixels (seed 0), normalized"
@@ -577,7 +593,7 @@ def run(a):
     for t in a.threads:
         torch.set_num_threads(t)
         if blas_threads is not None:
-            blas_threads(t)
+            blas_threads(t if a.blas_threads == "match" else int(a.blas_threads))
         for b in a.batch:
             xb = pool[torch.arange(b) % pool.shape[0]]
             for layout in a.layouts:
@@ -604,6 +620,8 @@ def run(a):
            "dtype": "float32", "input": what, "layouts": a.layouts,
            "seconds_per_config": a.seconds, "warmup_seconds": a.warmup,
            "cpu": platform.processor() or platform.machine(), "cpu_count": cores, "blas": blas,
+           "blas_threads": (a.blas_threads if a.blas_threads == "match" else int(a.blas_threads))
+           if blas_threads is not None else None,
            "python": platform.python_version(), "loadavg_1min_start": load_start,
            "loadavg_1min_end": os.getloadavg()[0] if load_start is not None else None,
            "parity": parity, "rows": rows}

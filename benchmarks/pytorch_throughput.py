@@ -70,6 +70,9 @@ except ImportError as e:  # reported in main(), so that --check can skip
     torch = None
     TORCH_IMPORT_ERROR = e
 
+    class nn:  # so that the module's classes can still be defined
+        Module = object
+
 
 class UsageError(Exception):
     """Bad arguments or input files: reported as one line, exit status 2."""

@@ -141,3 +141,87 @@ TEST_CASE("avg_pool averages k x k windows with stride k and drops the remainder
     CHECK(o == shape3{1, 2, 2});
     CHECK(out == std::vector<float>{2.5f, 4.5f, 10.5f, 12.5f});
 }
+
+TEST_CASE("conv2d::run_batch gives every row the per-sample conv, with spare capacity") {
+    // Rows 0..2 of a batch laid out for 5, for every kind of layer: 3x3 stride 1 and 2 with
+    // padding, 5x5, 1x1 (one GEMM on the map itself) and 1x1 stride 2 (im2col), depthwise.
+    // Each output is the same dot product as the per-sample conv's; only the GEMM's summation
+    // order may differ, so a float rounding of the terms' size (1e-5 relative, margin 1e-5).
+    std::mt19937 rng(11);
+    std::normal_distribution<float> n;
+    struct cfg {
+        int cin, cout, h, w, k, stride, pad;
+        bool depthwise;
+        activation act;
+    };
+    const cfg cases[] = {{3, 5, 7, 6, 3, 1, 1, false, activation::relu}, {4, 6, 8, 8, 3, 2, 1, false, activation::none},
+                         {5, 3, 6, 5, 1, 1, 0, false, activation::relu6}, {5, 3, 7, 7, 1, 2, 0, false, activation::none},
+                         {2, 2, 5, 9, 5, 1, 2, false, activation::none},  {6, 6, 7, 7, 3, 1, 1, true, activation::relu6},
+                         {6, 6, 8, 7, 3, 2, 1, true, activation::none},   {32, 16, 4, 4, 3, 1, 1, false, activation::none}};
+    const std::size_t rows = 3, capacity = 5;
+    for (const auto& c : cases) {
+        const int cols = (c.depthwise ? 1 : c.cin) * c.k * c.k;
+        nn::rmatrix w(c.cout, cols);
+        for (auto& v : w.reshaped()) v = n(rng);
+        Eigen::VectorXf b(c.cout);
+        for (auto& v : b) v = n(rng);
+        const shape3 in{c.cin, c.h, c.w};
+        const nn::conv2d conv(w, b, c.cin, c.k, c.stride, c.pad, c.depthwise ? c.cin : 1, c.act);
+        const shape3 o = conv.output_shape(in);
+        std::vector<float> x(capacity * in.size(), std::nanf("")), y(capacity * o.size(), -7.f);
+        std::vector<std::vector<float>> want;
+        for (std::size_t r = 0; r < rows; ++r) {
+            std::vector<float> xr(in.size());
+            for (auto& v : xr) v = n(rng);
+            nn::batch_put_row(xr.data(), in, capacity, r, x.data());
+            want.push_back(run(conv, xr, in));
+        }
+        std::vector<float> ws(conv.batch_workspace_size(in, rows));
+        CHECK(ws.size() == rows * conv.workspace_size(in));
+        conv.run_batch(x.data(), in, {rows, capacity}, y.data(), ws);  // rows 3, 4 are NaN: never read
+        INFO("cin " << c.cin << " k " << c.k << " stride " << c.stride << " pad " << c.pad << " dw " << c.depthwise);
+        for (std::size_t r = 0; r < rows; ++r) {
+            const auto got = nn::batch_row(y.data(), o, capacity, r);
+            const auto ref = nn::pooled(want[r].data(), o);
+            for (Eigen::Index i = 0; i < ref.rows(); ++i)
+                for (Eigen::Index j = 0; j < ref.cols(); ++j)
+                    REQUIRE(got(i, j) == Approx(ref(i, j)).epsilon(1e-5).margin(1e-5));
+        }
+        // The rows past `rows` are not written.
+        for (std::size_t ch = 0; ch < static_cast<std::size_t>(o.c); ++ch)
+            for (std::size_t i = rows * o.positions(); i < capacity * o.positions(); ++i)
+                REQUIRE(y[ch * capacity * o.positions() + i] == -7.f);
+    }
+}
+
+TEST_CASE("batch layout: put, row, gather, compact and add_act move whole rows") {
+    // 2 channels of 1x2 per row, capacity 4; row r channel c = {10r + c, 10r + c + 0.5}.
+    const shape3 s{2, 1, 2};
+    const std::size_t capacity = 4;
+    std::vector<float> x(capacity * s.size(), -1.f);
+    for (std::size_t r = 0; r < capacity; ++r) {
+        const float v = 10.f * static_cast<float>(r);
+        const std::vector<float> chw{v, v + 0.5f, v + 1.f, v + 1.5f};
+        nn::batch_put_row(chw.data(), s, capacity, r, x.data());
+    }
+    // Channel 0 of every row, then channel 1 of every row.
+    CHECK(x == std::vector<float>{0, 0.5, 10, 10.5, 20, 20.5, 30, 30.5, 1, 1.5, 11, 11.5, 21, 21.5, 31, 31.5});
+    CHECK(nn::batch_row(x.data(), s, capacity, 2)(1, 1) == 21.5f);
+    const auto m = nn::batch_matrix(x.data(), s, {3, capacity});
+    CHECK(m.rows() == 2);
+    CHECK(m.cols() == 6);
+    CHECK(m(1, 4) == 21.f);
+
+    const std::vector<std::size_t> list{1, 3};
+    std::vector<float> g(list.size() * s.size());
+    nn::batch_gather(x.data(), s, capacity, list, g.data());
+    CHECK(g == std::vector<float>{10, 10.5, 30, 30.5, 11, 11.5, 31, 31.5});
+
+    nn::batch_compact(x.data(), s, capacity, list);  // rows 1, 3 become rows 0, 1
+    CHECK(nn::batch_row(x.data(), s, capacity, 0)(0, 0) == 10.f);
+    CHECK(nn::batch_row(x.data(), s, capacity, 1)(1, 1) == 31.5f);
+
+    std::vector<float> out(x.size(), 99.f);
+    nn::batch_add_act(x.data(), x.data(), out.data(), s, {2, capacity}, activation::relu6);
+    CHECK(out == std::vector<float>{6, 6, 6, 6, 99, 99, 99, 99, 6, 6, 6, 6, 99, 99, 99, 99});
+}

@@ -15,7 +15,8 @@
 //                                                mixed with max by max_weight), then linear
 //
 // Stage 0 is the stem, stage i+1 is block i; head k sits after the stage its metadata names.
-// Every stage and head is one callable of an earlyexit::dynamic_network over feature_state.
+// Every stage and head is one callable of an earlyexit::dynamic_network over feature_state;
+// batched_model runs them on a batch_feature_state (run_batch), many samples at once.
 
 #include <algorithm>
 #include <cstddef>
@@ -28,6 +29,8 @@
 #include <earlyexit/earlyexit.hpp>
 #include <nlohmann/json.hpp>
 
+#include "batch_feature_state.hpp"
+#include "batched_model.hpp"
 #include "feature_state.hpp"
 #include "nn.hpp"
 #include "safetensors.hpp"
@@ -61,6 +64,27 @@ struct cifar_block {
         }
         s.advance(out);
     }
+
+    /// The same on rows 0..rows-1 of a batch: each convolution is one GEMM over every row.
+    void run_batch(batch_feature_state& s, std::size_t rows) const noexcept {
+        const nn::batch_extent e = s.extent(rows);
+        const float* x = s.data();
+        float* y = s.next();
+        if (!conv2) {
+            conv1.run_batch(x, in, e, y, s.ws);
+        } else {
+            float* t = s.scratch(0);
+            conv1.run_batch(x, in, e, t, s.ws);
+            conv2->run_batch(t, mid, e, y, s.ws);
+            const float* sc = x;
+            if (shortcut) {
+                shortcut->run_batch(x, in, e, s.scratch(1), s.ws);
+                sc = s.scratch(1);
+            }
+            nn::batch_add_act(y, sc, y, out, e, nn::activation::relu);
+        }
+        s.advance(out);
+    }
 };
 
 /// A cifar_net exit: the grid-pooled linear head on the state's current map.
@@ -73,6 +97,15 @@ struct cifar_head {
     [[nodiscard]] std::size_t input_size() const noexcept { return pooled.input_size(); }
     void operator()(const feature_state& s, std::span<float> logits, std::span<float> ws) const noexcept {
         pooled(s.map(), logits, ws);
+    }
+
+    /// Scratch floats of run_batch: one row at a time, so one sample's.
+    [[nodiscard]] std::size_t batch_workspace_size(std::size_t /*capacity*/) const noexcept { return workspace_size(); }
+    /// The head on the listed rows of a batch, row by row (it is tiny): logits row j is row list[j]'s.
+    void run_batch(const batch_feature_state& s, std::span<const std::size_t> list, std::span<float> logits,
+                   std::span<float> ws) const noexcept {
+        const std::size_t c = num_classes();
+        for (std::size_t j = 0; j < list.size(); ++j) pooled(s.row_map(list[j]), logits.subspan(j * c, c), ws);
     }
 };
 
@@ -94,19 +127,29 @@ public:
     /// Writes a 32x32 RGB image (uint8, HWC, row-major) into the state as the normalized CHW input:
     /// (x / 255 - mean[c]) / std[c], as the training script does.
     void set_input(feature_state& s, std::span<const std::uint8_t> hwc) const noexcept {
+        normalize(hwc, s.input());
+        s.begin(input_shape());
+    }
+
+    /// The same into row r of a batch (r < s.capacity()); once its rows are written,
+    /// s.begin(input_shape(), rows) starts the batch.
+    void set_input_row(batch_feature_state& s, std::size_t r, std::span<const std::uint8_t> hwc) const noexcept {
+        normalize(hwc, s.input_row(r));
+    }
+
+private:
+    /// hwc (32x32 RGB, uint8) as the normalized CHW input into x.
+    void normalize(std::span<const std::uint8_t> hwc, float* x) const noexcept {
         const nn::shape3 input = input_shape();
         EARLYEXIT_ASSERT(hwc.size() == input.size());
-        float* x = s.input();
         const std::size_t plane = input.positions();
         const auto& m = mean();
         const auto& sd = stddev();
         for (std::size_t p = 0; p < plane; ++p)
             for (std::size_t c = 0; c < 3; ++c)
                 x[c * plane + p] = (static_cast<float>(hwc[p * 3 + c]) / 255.f - m[c]) / sd[c];
-        s.begin(input);
     }
 
-private:
     static nn::conv2d conv(const safetensors_file& f, const std::string& name, int cin, int cout, int k, int stride,
                            nn::activation act) {
         const auto w = f.matrix(name + ".weight", {std::size_t(cout), std::size_t(cin), std::size_t(k), std::size_t(k)},
@@ -181,5 +224,9 @@ private:
         }
     }
 };
+
+/// The batched network of a cifar_net: batched_model(model).
+using batched_cifar_net = batched_model<detail::cifar_block, detail::cifar_head>;
+static_assert(earlyexit::batched_network<batched_cifar_net>);
 
 }  // namespace earlyexit::demo

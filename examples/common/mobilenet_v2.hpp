@@ -19,7 +19,8 @@
 // channel; optional int32 "<name>.weight_zero_point"): w = (q - zp) * scale, computed in float32
 // as torchvision's dequantize() does, so the float network is exactly the float32 model.
 // Biases and the heads are float32. Stage 0 is the stem, stage i+1 is block i, the last stage
-// is last_conv; each stage is one callable of an earlyexit::dynamic_network over feature_state.
+// is last_conv; each stage is one callable of an earlyexit::dynamic_network over feature_state,
+// and batched_model runs them on a batch_feature_state (run_batch), many samples at once.
 
 #include <array>
 #include <cstddef>
@@ -35,6 +36,8 @@
 #include <earlyexit/earlyexit.hpp>
 #include <nlohmann/json.hpp>
 
+#include "batch_feature_state.hpp"
+#include "batched_model.hpp"
 #include "feature_state.hpp"
 #include "image.hpp"
 #include "nn.hpp"
@@ -68,6 +71,27 @@ struct mobilenet_stage {
             main(e, hidden, s.scratch(1), s.ws);
             (*project)(s.scratch(1), mid, y, s.ws);
             if (residual) nn::add_act(y, x, y, out.size(), nn::activation::none);
+        }
+        s.advance(out);
+    }
+
+    /// The same on rows 0..rows-1 of a batch: each 1x1 / 3x3 conv is one GEMM over every row,
+    /// the depthwise conv runs per channel and row.
+    void run_batch(batch_feature_state& s, std::size_t rows) const noexcept {
+        const nn::batch_extent e = s.extent(rows);
+        const float* x = s.data();
+        float* y = s.next();
+        if (!project) {
+            main.run_batch(x, in, e, y, s.ws);
+        } else {
+            const float* ex = x;
+            if (expand) {
+                expand->run_batch(x, in, e, s.scratch(0), s.ws);
+                ex = s.scratch(0);
+            }
+            main.run_batch(ex, hidden, e, s.scratch(1), s.ws);
+            project->run_batch(s.scratch(1), mid, e, y, s.ws);
+            if (residual) nn::batch_add_act(y, x, y, out, e, nn::activation::none);
         }
         s.advance(out);
     }
@@ -113,6 +137,74 @@ struct mobilenet_head {
         nn::apply(nn::activation::relu6, z.data(), z.size());
         (*classifier)(Eigen::Map<const Eigen::VectorXf>(z.data(), static_cast<Eigen::Index>(z.size())), logits);
     }
+
+    /// Scratch floats of run_batch for up to `capacity` rows: the gathered maps, the
+    /// per-sample workspace and the logits (transposed) of every row.
+    [[nodiscard]] std::size_t batch_workspace_size(std::size_t capacity) const noexcept {
+        return capacity * (in.size() + workspace + num_classes());
+    }
+
+    /// The head on the listed rows of a batch at once: the listed maps gathered into a dense
+    /// batch (unless they are rows 0..m-1 already), the 1x1 conv as one GEMM over them, the
+    /// pooled features of all of them as a C x m matrix through fc and the classifier as
+    /// GEMMs. Logits row j is row list[j]'s.
+    void run_batch(const batch_feature_state& s, std::span<const std::size_t> list, std::span<float> logits,
+                   std::span<float> ws) const noexcept {
+        const std::size_t m = list.size();
+        if (m == 0) return;
+        nn::shape3 shape = s.shape;
+        const float* x = s.data();
+        nn::batch_extent e = s.extent(m);
+        if (list.back() + 1 != m) {  // increasing and not 0..m-1: gather them
+            nn::batch_gather(x, shape, s.capacity(), list, ws.data());
+            x = ws.data();
+            e = {m, m};
+            ws = ws.subspan(m * shape.size());
+        }
+        if (pool > 1) {
+            // avg_pool treats its input as planes: the rows' channel planes, when they are dense.
+            if (e.capacity != m) {
+                nn::batch_gather(x, shape, e.capacity, list, ws.data());  // list is 0..m-1 here
+                x = ws.data();
+                ws = ws.subspan(m * shape.size());
+            }
+            const nn::shape3 p = nn::avg_pool(x, {static_cast<int>(static_cast<std::size_t>(shape.c) * m), shape.h, shape.w},
+                                              pool, ws.data());
+            shape = {shape.c, p.h, p.w};
+            x = ws.data();
+            e = {m, m};
+            ws = ws.subspan(m * shape.size());
+        }
+        if (conv) {  // its output in the layout of its input
+            conv->run_batch(x, shape, e, ws.data(), {});
+            shape = {conv->out_channels(), shape.h, shape.w};
+            x = ws.data();
+            ws = ws.subspan(e.capacity * shape.size());
+        }
+        // Global average pooling: column j of the C x m matrix is row j's features. Every
+        // matrix here is row-major, as the weights are: products of that one layout only.
+        const auto c = static_cast<Eigen::Index>(shape.c), rows = static_cast<Eigen::Index>(m);
+        nn::mmap pooled(ws.data(), c, rows);
+        for (Eigen::Index ch = 0; ch < c; ++ch)
+            for (Eigen::Index j = 0; j < rows; ++j)
+                pooled(ch, j) = nn::batch_row(x, shape, e.capacity, static_cast<std::size_t>(j)).row(ch).mean();
+        ws = ws.subspan(m * static_cast<std::size_t>(shape.c));
+        const auto classes = static_cast<Eigen::Index>(num_classes());
+        nn::mmap out(ws.data(), classes, rows);  // column j: row j's logits
+        if (!classifier) {
+            nn::product_by_row_panels(out, fc->weight(), pooled);
+        } else {
+            nn::mmap z(ws.data() + m * num_classes(), static_cast<Eigen::Index>(fc->num_classes()), rows);
+            nn::product_by_row_panels(z, fc->weight(), pooled);
+            z.colwise() += fc->bias();
+            nn::apply(nn::activation::relu6, z.data(), static_cast<std::size_t>(z.size()));
+            nn::product_by_row_panels(out, classifier->weight(), z);
+        }
+        // logits is m x classes, row-major: out transposed, plus the bias.
+        const auto& bias = classifier ? classifier->bias() : fc->bias();
+        Eigen::Map<nn::rmatrix>(logits.data(), rows, classes) = out.transpose();
+        Eigen::Map<nn::rmatrix>(logits.data(), rows, classes).rowwise() += bias.transpose();
+    }
 };
 
 }  // namespace detail
@@ -138,6 +230,15 @@ public:
     void set_cropped_input(feature_state& s, const image_u8& square) const {
         transform_.normalize(square, std::span<float>(s.input(), input_shape().size()));
         s.begin(input_shape());
+    }
+
+    /// set_input and set_cropped_input into row r of a batch (r < s.capacity()); once its rows
+    /// are written, s.begin(input_shape(), rows) starts the batch.
+    void set_input_row(batch_feature_state& s, std::size_t r, const image_u8& image) const {
+        transform_(image, std::span<float>(s.input_row(r), input_shape().size()));
+    }
+    void set_cropped_input_row(batch_feature_state& s, std::size_t r, const image_u8& square) const {
+        transform_.normalize(square, std::span<float>(s.input_row(r), input_shape().size()));
     }
 
 private:
@@ -314,5 +415,9 @@ private:
 
     imagenet_eval_transform transform_{};
 };
+
+/// The batched network of a mobilenet_v2: batched_model(model).
+using batched_mobilenet_v2 = batched_model<detail::mobilenet_stage, detail::mobilenet_head>;
+static_assert(earlyexit::batched_network<batched_mobilenet_v2>);
 
 }  // namespace earlyexit::demo

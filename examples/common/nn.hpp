@@ -9,7 +9,16 @@
 //   pooled      a feature map as the C x (H*W) matrix earlyexit::pooled_head reads
 //
 // A feature map is `float*` + shape3, channel planes back to back (CHW, row-major), i.e. a
-// row-major C x (H*W) matrix. Layers write into caller-provided buffers and take an explicit
+// row-major C x (H*W) matrix.
+//
+// Batches (conv2d::run_batch and the batch_* functions): the maps of many samples ("rows") of
+// one shape in the batch layout, channel-major ("CNHW"): the H*W plane of channel c of row r
+// starts at (c * capacity + r) * H*W, where capacity is the rows the buffer is laid out for.
+// The maps of rows 0..rows-1 are then one C x (rows*H*W) matrix with outer stride
+// capacity*H*W, so a convolution of every row is one GEMM (a 1x1 conv: W times that matrix; a
+// k x k conv: W times the im2col columns of all rows), and dropping rows never changes the
+// layout of the others. Per-sample and batched layers compute the same sums; only the GEMM's
+// summation order may differ (floating-point rounding). Layers write into caller-provided buffers and take an explicit
 // workspace, so a forward pass allocates nothing once its state exists. Eigen's matrix product
 // packs its operands into buffers (several hundred KB for many of these convolutions) taken
 // from the stack only below EIGEN_STACK_ALLOCATION_LIMIT (128 KB unless defined): the demo
@@ -30,6 +39,9 @@ namespace earlyexit::demo::nn {
 using rmatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using cmap = Eigen::Map<const rmatrix>;
 using mmap = Eigen::Map<rmatrix>;
+/// A row-major matrix with an outer stride: the maps of a batch (see the header comment).
+using cbmap = Eigen::Map<const rmatrix, 0, Eigen::OuterStride<>>;
+using mbmap = Eigen::Map<rmatrix, 0, Eigen::OuterStride<>>;
 
 /// Shape of a CHW feature map.
 struct shape3 {
@@ -41,6 +53,12 @@ struct shape3 {
 
 enum class activation { none, relu, relu6 };
 
+/// Where the rows of a batch lie (see the header comment): rows 0..rows-1 of a buffer laid out
+/// for capacity rows (rows <= capacity).
+struct batch_extent {
+    std::size_t rows = 0, capacity = 0;
+};
+
 /// The feature map `x` of shape `s` as a C x (H*W) matrix (what pooled_head reads).
 [[nodiscard]] inline cmap pooled(const float* x, shape3 s) noexcept { return {x, s.c, static_cast<Eigen::Index>(s.positions())}; }
 
@@ -50,11 +68,79 @@ inline void apply(activation a, float* x, std::size_t n) noexcept {
     if (a == activation::relu6) v = v.max(0.f).min(6.f);
 }
 
+/// Rows of the left operand per product in product_by_row_panels (see there).
+inline constexpr Eigen::Index product_panel_rows = 256;
+
+/// dst = lhs * rhs, as products of panels of product_panel_rows rows of lhs. Eigen packs a kc x
+/// rows block of lhs, and when it blocks a long inner dimension while rhs is narrow (a head's
+/// 1280 x 960 layer on a few rows) it packs every row at once: ~2.5 MB, over
+/// EIGEN_STACK_ALLOCATION_LIMIT, so a malloc. 256-row panels keep the block under 1 MB.
+template <class Dst, class Lhs, class Rhs>
+void product_by_row_panels(Eigen::MatrixBase<Dst>& dst, const Eigen::MatrixBase<Lhs>& lhs,
+                           const Eigen::MatrixBase<Rhs>& rhs) noexcept {
+    for (Eigen::Index i = 0; i < lhs.rows(); i += product_panel_rows) {
+        const Eigen::Index n = std::min(product_panel_rows, lhs.rows() - i);
+        dst.middleRows(i, n).noalias() = lhs.middleRows(i, n) * rhs;
+    }
+}
+
+/// The maps of rows 0..rows-1 of the batch `x` of shape `s` as one C x (rows*H*W) matrix.
+[[nodiscard]] inline cbmap batch_matrix(const float* x, shape3 s, batch_extent e) noexcept {
+    return {x, s.c, static_cast<Eigen::Index>(e.rows * s.positions()),
+            Eigen::OuterStride<>(static_cast<Eigen::Index>(e.capacity * s.positions()))};
+}
+[[nodiscard]] inline mbmap batch_matrix(float* x, shape3 s, batch_extent e) noexcept {
+    return {x, s.c, static_cast<Eigen::Index>(e.rows * s.positions()),
+            Eigen::OuterStride<>(static_cast<Eigen::Index>(e.capacity * s.positions()))};
+}
+
+/// Row r's map in the batch `x` (laid out for `capacity` rows) as the C x (H*W) matrix pooled
+/// heads read, like pooled() of a single map.
+[[nodiscard]] inline cbmap batch_row(const float* x, shape3 s, std::size_t capacity, std::size_t r) noexcept {
+    return {x + r * s.positions(), s.c, static_cast<Eigen::Index>(s.positions()),
+            Eigen::OuterStride<>(static_cast<Eigen::Index>(capacity * s.positions()))};
+}
+
+/// Writes the single CHW map `chw` of shape s as row r of the batch `out` (laid out for capacity rows).
+inline void batch_put_row(const float* chw, shape3 s, std::size_t capacity, std::size_t r, float* out) noexcept {
+    const std::size_t plane = s.positions();
+    for (std::size_t c = 0; c < static_cast<std::size_t>(s.c); ++c)
+        std::copy_n(chw + c * plane, plane, out + (c * capacity + r) * plane);
+}
+
+/// Copies the listed rows of the batch `x` (laid out for capacity rows) into `out` as a dense
+/// batch of list.size() rows (row list[j] becomes row j, out laid out for list.size() rows).
+inline void batch_gather(const float* x, shape3 s, std::size_t capacity, std::span<const std::size_t> list,
+                         float* out) noexcept {
+    const std::size_t plane = s.positions(), m = list.size();
+    for (std::size_t c = 0; c < static_cast<std::size_t>(s.c); ++c)
+        for (std::size_t j = 0; j < m; ++j) std::copy_n(x + (c * capacity + list[j]) * plane, plane, out + (c * m + j) * plane);
+}
+
+/// Keeps the listed rows (strictly increasing) of the batch `x` in place: row keep[j] becomes
+/// row j; the layout (capacity) stays, the dropped rows' values are overwritten or left.
+inline void batch_compact(float* x, shape3 s, std::size_t capacity, std::span<const std::size_t> keep) noexcept {
+    const std::size_t plane = s.positions();
+    // keep[j] >= j, and a kept row j moved at step j' <= j: writing plane j never loses a kept row.
+    for (std::size_t c = 0; c < static_cast<std::size_t>(s.c); ++c) {
+        float* xc = x + c * capacity * plane;
+        for (std::size_t j = 0; j < keep.size(); ++j)
+            if (keep[j] != j) std::copy_n(xc + keep[j] * plane, plane, xc + j * plane);
+    }
+}
+
 /// out = act(a + b), elementwise over n values (out may alias a or b).
 inline void add_act(const float* a, const float* b, float* out, std::size_t n, activation act) noexcept {
     const auto len = static_cast<Eigen::Index>(n);
     Eigen::Map<Eigen::ArrayXf>(out, len) = Eigen::Map<const Eigen::ArrayXf>(a, len) + Eigen::Map<const Eigen::ArrayXf>(b, len);
     apply(act, out, n);
+}
+
+/// out = act(a + b) on rows 0..rows-1 of three batches of shape s (out may alias a or b).
+inline void batch_add_act(const float* a, const float* b, float* out, shape3 s, batch_extent e, activation act) noexcept {
+    const std::size_t run = e.rows * s.positions(), stride = e.capacity * s.positions();
+    for (std::size_t c = 0; c < static_cast<std::size_t>(s.c); ++c)
+        add_act(a + c * stride, b + c * stride, out + c * stride, run, act);
 }
 
 /// Average pooling with a k x k window and stride k, no padding (PyTorch's avg_pool2d(x, k)):
@@ -132,16 +218,49 @@ public:
         const auto positions = static_cast<Eigen::Index>(oh) * ow;
         mmap y(out, w_.rows(), positions);
         if (depthwise()) {
-            depthwise_conv(x, in, out, oh, ow);
+            for (int c = 0; c < in.c; ++c) {
+                const auto ch = static_cast<std::size_t>(c);
+                depthwise_plane(x + ch * in.positions(), in, c, out + ch * static_cast<std::size_t>(positions), oh, ow);
+            }
         } else if (is_pointwise()) {
             y.noalias() = w_ * cmap(x, in_, positions);
         } else {
             EARLYEXIT_ASSERT(ws.size() >= static_cast<std::size_t>(w_.cols() * positions));
-            im2col(x, in, ws.data(), oh, ow);
+            im2col(x, in, {1, 1}, ws.data(), oh, ow);
             y.noalias() = w_ * cmap(ws.data(), w_.cols(), positions);
         }
         y.colwise() += b_;
         apply(act_, out, static_cast<std::size_t>(y.size()));
+    }
+
+    /// Workspace floats run_batch needs for `rows` rows of this input shape (the im2col columns
+    /// of every row; 0 when not needed).
+    [[nodiscard]] std::size_t batch_workspace_size(shape3 in, std::size_t rows) const { return workspace_size(in) * rows; }
+
+    /// The layer on rows 0..e.rows-1 of the batch x (input shape `in`; see the header comment)
+    /// into the batch out (output_shape(in), laid out for the same e.capacity): one GEMM over
+    /// every row (the im2col columns of all rows for a k x k conv), per channel and row for a
+    /// depthwise one. ws has batch_workspace_size(in, e.rows) floats; out must not alias x.
+    void run_batch(const float* x, shape3 in, batch_extent e, float* out, std::span<float> ws) const noexcept {
+        const int oh = (in.h + 2 * pad_ - k_) / stride_ + 1, ow = (in.w + 2 * pad_ - k_) / stride_ + 1;
+        const shape3 o{out_channels(), oh, ow};
+        const std::size_t plane = o.positions();
+        mbmap y = batch_matrix(out, o, e);
+        if (depthwise()) {
+            for (std::size_t c = 0; c < static_cast<std::size_t>(in.c); ++c)
+                for (std::size_t r = 0; r < e.rows; ++r)
+                    depthwise_plane(x + (c * e.capacity + r) * in.positions(), in, static_cast<int>(c),
+                                    out + (c * e.capacity + r) * plane, oh, ow);
+        } else if (is_pointwise()) {
+            y.noalias() = w_ * batch_matrix(x, in, e);
+        } else {
+            const auto cols = static_cast<Eigen::Index>(e.rows * plane);
+            EARLYEXIT_ASSERT(ws.size() >= static_cast<std::size_t>(w_.cols() * cols));
+            im2col(x, in, e, ws.data(), oh, ow);
+            y.noalias() = w_ * cmap(ws.data(), w_.cols(), cols);
+        }
+        y.colwise() += b_;
+        for (std::size_t c = 0; c < static_cast<std::size_t>(o.c); ++c) apply(act_, out + c * e.capacity * plane, e.rows * plane);
     }
 
 private:
@@ -157,55 +276,62 @@ private:
         return {first, last};
     }
 
-    void im2col(const float* x, shape3 in, float* cols, int oh, int ow) const noexcept {
+    /// im2col of rows 0..e.rows-1 of the batch x (a single map: e = {1, 1}): column block r of
+    /// row (c*k + ky)*k + kx holds tap (ky, kx) of channel c of row r, so the columns are
+    /// (in*k*k) x (rows*oh*ow) and row r's output positions are columns [r*oh*ow, (r+1)*oh*ow).
+    void im2col(const float* x, shape3 in, batch_extent e, float* cols, int oh, int ow) const noexcept {
         const std::size_t plane = static_cast<std::size_t>(oh) * static_cast<std::size_t>(ow);
         float* row = cols;
         for (int c = 0; c < in.c; ++c) {
-            const float* xc = x + static_cast<std::size_t>(c) * in.positions();
             for (int ky = 0; ky < k_; ++ky) {
-                for (int kx = 0; kx < k_; ++kx, row += plane) {
+                for (int kx = 0; kx < k_; ++kx) {
                     const auto [x0, x1] = valid_range(kx, in.w, ow);
-                    for (int oy = 0; oy < oh; ++oy) {
-                        float* dst = row + static_cast<std::size_t>(oy) * static_cast<std::size_t>(ow);
-                        const int iy = oy * stride_ + ky - pad_;
-                        if (iy < 0 || iy >= in.h) {
-                            std::fill(dst, dst + ow, 0.f);
-                            continue;
-                        }
-                        const float* src = xc + static_cast<std::size_t>(iy) * static_cast<std::size_t>(in.w) + (kx - pad_);
-                        std::fill(dst, dst + x0, 0.f);
-                        if (stride_ == 1) {
-                            std::copy(src + x0, src + x1, dst + x0);
-                        } else {
-                            for (int ox = x0; ox < x1; ++ox) dst[ox] = src[ox * stride_];
-                        }
-                        std::fill(dst + x1, dst + ow, 0.f);
+                    for (std::size_t r = 0; r < e.rows; ++r, row += plane) {
+                        const float* xc = x + (static_cast<std::size_t>(c) * e.capacity + r) * in.positions();
+                        im2col_plane(xc, in, ky, kx, x0, x1, row, oh, ow);
                     }
                 }
             }
         }
     }
 
-    void depthwise_conv(const float* x, shape3 in, float* out, int oh, int ow) const noexcept {
+    /// One im2col row block: tap (ky, kx) of the channel plane xc at every output position.
+    void im2col_plane(const float* xc, shape3 in, int ky, int kx, int x0, int x1, float* out, int oh, int ow) const noexcept {
+        for (int oy = 0; oy < oh; ++oy) {
+            float* dst = out + static_cast<std::size_t>(oy) * static_cast<std::size_t>(ow);
+            const int iy = oy * stride_ + ky - pad_;
+            if (iy < 0 || iy >= in.h) {
+                std::fill(dst, dst + ow, 0.f);
+                continue;
+            }
+            const float* src = xc + static_cast<std::size_t>(iy) * static_cast<std::size_t>(in.w) + (kx - pad_);
+            std::fill(dst, dst + x0, 0.f);
+            if (stride_ == 1) {
+                std::copy(src + x0, src + x1, dst + x0);
+            } else {
+                for (int ox = x0; ox < x1; ++ox) dst[ox] = src[ox * stride_];
+            }
+            std::fill(dst + x1, dst + ow, 0.f);
+        }
+    }
+
+    /// Depthwise conv of channel c's plane xc into the output plane yc (no bias).
+    void depthwise_plane(const float* xc, shape3 in, int c, float* yc, int oh, int ow) const noexcept {
         const std::size_t plane = static_cast<std::size_t>(oh) * static_cast<std::size_t>(ow);
-        for (int c = 0; c < in.c; ++c) {
-            const float* xc = x + static_cast<std::size_t>(c) * in.positions();
-            float* yc = out + static_cast<std::size_t>(c) * plane;
-            std::fill(yc, yc + plane, 0.f);
-            for (int ky = 0; ky < k_; ++ky) {
-                for (int kx = 0; kx < k_; ++kx) {
-                    const float wv = w_(c, ky * k_ + kx);
-                    const auto [x0, x1] = valid_range(kx, in.w, ow);
-                    for (int oy = 0; oy < oh; ++oy) {
-                        const int iy = oy * stride_ + ky - pad_;
-                        if (iy < 0 || iy >= in.h) continue;
-                        const float* src = xc + static_cast<std::size_t>(iy) * static_cast<std::size_t>(in.w) + (kx - pad_);
-                        float* dst = yc + static_cast<std::size_t>(oy) * static_cast<std::size_t>(ow);
-                        if (stride_ == 1) {
-                            for (int ox = x0; ox < x1; ++ox) dst[ox] += wv * src[ox];
-                        } else {
-                            for (int ox = x0; ox < x1; ++ox) dst[ox] += wv * src[ox * stride_];
-                        }
+        std::fill(yc, yc + plane, 0.f);
+        for (int ky = 0; ky < k_; ++ky) {
+            for (int kx = 0; kx < k_; ++kx) {
+                const float wv = w_(c, ky * k_ + kx);
+                const auto [x0, x1] = valid_range(kx, in.w, ow);
+                for (int oy = 0; oy < oh; ++oy) {
+                    const int iy = oy * stride_ + ky - pad_;
+                    if (iy < 0 || iy >= in.h) continue;
+                    const float* src = xc + static_cast<std::size_t>(iy) * static_cast<std::size_t>(in.w) + (kx - pad_);
+                    float* dst = yc + static_cast<std::size_t>(oy) * static_cast<std::size_t>(ow);
+                    if (stride_ == 1) {
+                        for (int ox = x0; ox < x1; ++ox) dst[ox] += wv * src[ox];
+                    } else {
+                        for (int ox = x0; ox < x1; ++ox) dst[ox] += wv * src[ox * stride_];
                     }
                 }
             }

@@ -168,6 +168,10 @@ public:
 
     /// A state for this network (allocates; make one and reuse it).
     [[nodiscard]] feature_state make_state() const { return feature_state(max_size_, workspace_); }
+    /// Floats of the largest map a stage reads, leaves or writes (a feature_state buffer's size).
+    [[nodiscard]] std::size_t max_map_size() const noexcept { return max_size_; }
+    /// Workspace floats of the hungriest stage (feature_state::ws; im2col columns).
+    [[nodiscard]] std::size_t stage_workspace_size() const noexcept { return workspace_; }
 
     /// The multi-exit network: one stage per stage entry, each head after the stage it follows.
     /// The network shares the layers (it stays valid after this object is gone).

@@ -1,0 +1,83 @@
+#pragma once
+// The batch state of the demo CNNs (batched_model.hpp): what feature_state is for one sample,
+// for up to `capacity` samples ("rows") at once, in nn.hpp's batch layout (channel c of row r
+// is the H*W plane at (c * capacity + r) * H*W), so that a layer of every row is one GEMM.
+// Every buffer is allocated once, at construction: capacity times the per-sample sizes.
+
+#include <array>
+#include <cstddef>
+#include <span>
+#include <vector>
+
+#include <earlyexit/error.hpp>
+
+#include "nn.hpp"
+
+namespace earlyexit::demo {
+
+/// capacity rows of feature maps: the current map, the next one and two scratch maps, each
+/// capacity * max_size floats, plus a workspace (im2col columns of every row, head scratch).
+/// Rows are filled through input_row(r) and begin(); stages then run on rows 0..rows-1 in
+/// place, and compact() drops rows. Make it once (batched_model::make_state) and reuse it.
+class batch_feature_state {
+public:
+    /// Buffers for `capacity` rows of maps of up to `max_size` floats and a workspace of
+    /// `workspace` floats. Throws earlyexit::error when capacity is 0.
+    batch_feature_state(std::size_t capacity, std::size_t max_size, std::size_t workspace)
+        : ws(workspace), capacity_(capacity), max_size_(max_size) {
+        if (capacity_ == 0) fail("batch_feature_state: capacity 0; a batch state holds at least one row");
+        for (auto& b : bufs) b.resize(capacity_ * max_size_);
+    }
+
+    /// Rows the state holds at most.
+    [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+    /// Floats of the largest map of one row.
+    [[nodiscard]] std::size_t max_size() const noexcept { return max_size_; }
+    /// Rows 0..rows-1 of a map of this state.
+    [[nodiscard]] nn::batch_extent extent(std::size_t rows) const noexcept { return {rows, capacity_}; }
+
+    /// Where to write row r's network input, a CHW map (r < capacity()) as feature_state::input()
+    /// takes it; after the rows are written, begin() makes them the current map.
+    [[nodiscard]] float* input_row(std::size_t r) noexcept { return bufs[2].data() + r * max_size_; }
+
+    /// Makes the inputs written to input_row(0..rows-1), of shape s, the current map. Throws
+    /// earlyexit::error naming the value when rows exceeds the capacity or s does not fit a row.
+    void begin(nn::shape3 s, std::size_t rows) {
+        if (rows > capacity_) fail("batch_feature_state: begin with {} rows, the capacity is {}", rows, capacity_);
+        if (s.size() > max_size_)
+            fail("batch_feature_state: input of {}x{}x{} = {} floats, a row holds {}", s.c, s.h, s.w, s.size(), max_size_);
+        for (std::size_t r = 0; r < rows; ++r) nn::batch_put_row(input_row(r), s, capacity_, r, bufs[0].data());
+        cur = 0;
+        shape = s;
+    }
+
+    /// The current map of every row (the input after begin(), then each stage's output).
+    [[nodiscard]] const float* data() const noexcept { return bufs[static_cast<std::size_t>(cur)].data(); }
+    /// Where the next stage writes its output (never the current map).
+    [[nodiscard]] float* next() noexcept { return bufs[static_cast<std::size_t>(1 - cur)].data(); }
+    /// Scratch maps a stage may use for intermediate maps (i = 0 or 1).
+    [[nodiscard]] float* scratch(int i) noexcept { return bufs[static_cast<std::size_t>(2 + i)].data(); }
+    /// Makes next() the current map, of shape s.
+    void advance(nn::shape3 s) noexcept {
+        cur = 1 - cur;
+        shape = s;
+    }
+    /// Row r's current map as the C x (H*W) matrix pooled heads read (feature_state::map()).
+    [[nodiscard]] nn::cbmap row_map(std::size_t r) const noexcept { return nn::batch_row(data(), shape, capacity_, r); }
+
+    /// Keeps the listed rows (strictly increasing, each < the rows in use): row keep[j] becomes
+    /// row j. Only the current map moves: the other buffers hold nothing between stages.
+    void compact(std::span<const std::size_t> keep) noexcept {
+        nn::batch_compact(bufs[static_cast<std::size_t>(cur)].data(), shape, capacity_, keep);
+    }
+
+    std::array<std::vector<float>, 4> bufs;  // 0/1: stage input/output, 2/3: scratch (2: the inputs before begin())
+    std::vector<float> ws;                   // im2col columns of every row, head scratch
+    int cur = 0;
+    nn::shape3 shape{};
+
+private:
+    std::size_t capacity_, max_size_;
+};
+
+}  // namespace earlyexit::demo

@@ -12,9 +12,20 @@
 //                                       the pool before timing, still learning (update()) while timed;
 //                                       they exit elsewhere than max_prob, so compare time per stage
 //                                       run as well as per sample (the counters)
+//   batched_max_prob/B/T                the max_prob runs through parallel_runner in batches of B on
+//                                       T threads, over rowwise_network (the same per-sample stages,
+//                                       row by row): the batch bookkeeping's cost against
+//                                       runner_max_prob at T = 1 (a GEMM network gains from the
+//                                       batch itself: batched_model_bench). Items are samples, the
+//                                       time is wall time. --batch N / --threads N pick one case;
+//                                       the default runs B in {1, 8, 64} x T in {1, 2}.
 // Counters: stages/sample and heads/sample confirm that each pair did the same work.
 #include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include <benchmark/benchmark.h>
@@ -211,6 +222,59 @@ void replay_max_prob(benchmark::State& st) {
     report(st, stages, heads);
 }
 
+// ---- batched and threaded --------------------------------------------------------------------
+
+void batched_max_prob(benchmark::State& st) {
+    const auto& m = the_model();
+    const auto net = static_network();
+    using rows_t = earlyexit::rowwise_network<decltype(net)>;
+    const rows_t rows(net);
+    const auto batch = static_cast<std::size_t>(st.range(0)), threads = static_cast<std::size_t>(st.range(1));
+    earlyexit::parallel_runner<rows_t, earlyexit::policy::max_prob> runner(
+        rows, earlyexit::policy::max_prob{threshold}, {.threads = threads, .batch = batch},
+        [&] { return earlyexit::rowwise_state<state>(batch, [] { return state{}; }); });
+    std::vector<earlyexit::sample_info> samples(4 * pool);
+    for (std::size_t i = 0; i < samples.size(); ++i) samples[i].index = i;
+    std::vector<earlyexit::sample_outcome> out(samples.size());
+    const auto fill = [&](earlyexit::rowwise_state<state>& s, std::size_t first, std::size_t n) noexcept {
+        for (std::size_t r = 0; r < n; ++r) s.row(r).x = m.inputs[(first + r) % pool];
+    };
+    double stages = 0, heads = 0;
+    for (auto _ : st) {
+        runner.run(samples, fill, out);
+        for (const auto& o : out) {
+            stages += static_cast<double>(o.positions_run);
+            heads += static_cast<double>(o.heads_evaluated);
+        }
+    }
+    const auto n = static_cast<double>(st.iterations() * samples.size());
+    st.counters["stages/sample"] = stages / n;
+    st.counters["heads/sample"] = heads / n;
+    st.SetItemsProcessed(static_cast<std::int64_t>(st.iterations()) * static_cast<std::int64_t>(samples.size()));
+}
+
+/// Takes "--batch N" / "--threads N" (or =N) out of argv: the batched cases to register.
+std::vector<long> take_flag(int& argc, char** argv, const char* name, std::vector<long> fallback) {
+    const std::size_t len = std::strlen(name);
+    for (int i = 1; i < argc; ++i) {
+        const char* value = nullptr;
+        int used = 0;
+        if (std::strcmp(argv[i], name) == 0 && i + 1 < argc) value = argv[i + 1], used = 2;
+        else if (std::strncmp(argv[i], name, len) == 0 && argv[i][len] == '=') value = argv[i] + len + 1, used = 1;
+        if (!value) continue;
+        char* end = nullptr;
+        const long v = std::strtol(value, &end, 10);
+        if (end == value || *end != '\0' || v < 1) {
+            std::fprintf(stderr, "runner_bench: %s %s: must be a positive integer\n", name, value);
+            std::exit(2);
+        }
+        for (int j = i; j + used < argc; ++j) argv[j] = argv[j + used];
+        argc -= used;
+        return {v};
+    }
+    return fallback;
+}
+
 }  // namespace
 
 BENCHMARK(hand_full);
@@ -223,4 +287,14 @@ BENCHMARK(runner_dee);
 BENCHMARK(runner_ucb_exit);
 BENCHMARK(replay_max_prob);
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+    const auto batches = take_flag(argc, argv, "--batch", {1, 8, 64});
+    const auto threads = take_flag(argc, argv, "--threads", {1, 2});
+    for (const long t : threads)
+        for (const long b : batches) benchmark::RegisterBenchmark("batched_max_prob", batched_max_prob)->Args({b, t})->UseRealTime();
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}

@@ -131,7 +131,17 @@ int main(int argc, char** argv) {
             model.set_input(s, i < n ? images[i].pixels : corrupted[i - n].pixels);
             return std::optional<std::size_t>(labels[i % n]);
         };
-        return run_demo(net, state, drift ? 2 * n : n, prepare, opt);
+        // The batched network for --batch and the throughput grid: rows filled from the same images.
+        const auto pixels = [&](std::size_t i) { return std::span<const std::uint8_t>(i < n ? images[i].pixels : corrupted[i - n].pixels); };
+        std::size_t capacity = opt.batch.value_or(1);
+        for (const std::size_t b : opt.throughput_batches) capacity = std::max(capacity, b);
+        const batched_cifar_net batched(model, capacity);
+        const batched_demo rows{&batched, [&](std::size_t r) { return batched.make_state(r); },
+                                [&](batch_feature_state& s, std::size_t first, std::size_t count) {
+                                    for (std::size_t r = 0; r < count; ++r) model.set_input_row(s, r, pixels(first + r));
+                                    s.begin(model.input_shape(), count);
+                                }};
+        return run_demo(net, state, drift ? 2 * n : n, prepare, rows, opt);
     } catch (const std::exception& e) {
         fmt::print(stderr, "earlyexit-cifar10: {}\n", e.what());
         return 1;

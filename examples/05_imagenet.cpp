@@ -102,7 +102,24 @@ int main(int argc, char** argv) {
             }
             return std::optional<std::size_t>(static_cast<std::size_t>(dataset.label(i)));
         };
-        return run_demo(net, state, n, prepare, opt);
+        // The batched network for --batch and the throughput grid. The workers fill rows at once:
+        // they read the crops (every one is made by the recording that runs first) and never
+        // write them.
+        std::size_t capacity = opt.batch.value_or(1);
+        for (const std::size_t b : opt.throughput_batches) capacity = std::max(capacity, b);
+        const batched_mobilenet_v2 batched(model, capacity);
+        const batched_demo rows{&batched, [&](std::size_t r) { return batched.make_state(r); },
+                                [&](batch_feature_state& s, std::size_t first, std::size_t count) {
+                                    for (std::size_t r = 0; r < count; ++r) {
+                                        const std::size_t i = first + r;
+                                        if (cached && !squares[i].pixels.empty())
+                                            model.set_cropped_input_row(s, r, squares[i]);
+                                        else
+                                            model.set_input_row(s, r, dataset.load(i));
+                                    }
+                                    s.begin(model.input_shape(), count);
+                                }};
+        return run_demo(net, state, n, prepare, rows, opt);
     } catch (const std::exception& e) {
         fmt::print(stderr, "earlyexit-imagenet: {}\n", e.what());
         return 1;

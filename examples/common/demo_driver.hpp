@@ -40,6 +40,7 @@
 #include <fmt/core.h>
 #include <fmt/ranges.h>
 
+#include "demo_batch.hpp"
 #include "demo_dvfs.hpp"
 #include "live_rows.hpp"
 #include "resources.hpp"
@@ -74,7 +75,17 @@ struct demo_options {
 
     /// The loss the policies are calibrated to on the validation trace.
     [[nodiscard]] double calibration_points() const noexcept { return points - margin; }
-    std::optional<int> batch, threads;        ///< rejected until batched execution exists
+    /// --batch / --threads: the main table's rows run batched on this many worker threads
+    /// (parallel_runner over the batched network); one sample at a time on one thread when
+    /// neither is given.
+    std::optional<std::size_t> batch, threads;
+    /// The throughput grid: full and the headline at each batch size and thread count, over
+    /// the first throughput_samples images (0: no grid); torch_json: the PyTorch baseline's
+    /// result (benchmarks/pytorch_throughput.py --json), printed beside when given.
+    std::size_t throughput_samples = 2000;
+    std::vector<std::size_t> throughput_batches{1, 8, 64};
+    std::vector<std::size_t> throughput_threads{1, 2};
+    std::filesystem::path torch_json;
 
     /// DVFS rows: the frequency table (--dvfs-table; the demo's default when empty), the
     /// deadline (--deadline-ms; derived on validation when not given) and the backend (--dvfs:
@@ -136,20 +147,31 @@ inline void add_demo_flags(CLI::App& app, demo_options& o) {
                    "userspace governor, energy from RAPL, the model's figures printed beside)")
         ->check(CLI::IsMember({"model", "cpufreq"}))
         ->capture_default_str();
-    app.add_option("--batch", o.batch, "batch size (not available yet)");
-    app.add_option("--threads", o.threads, "worker threads (not available yet)");
+    app.add_option("--batch", o.batch,
+                   "run the table's policies in batches of N (per-sample exits, results in input order; default: one "
+                   "sample at a time)")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--threads", o.threads, "run the table's policies on N worker threads (default 1)")
+        ->check(CLI::PositiveNumber);
+    app.add_option("--throughput-samples", o.throughput_samples,
+                   "images the throughput grid runs on (the first N evaluated; 0: no grid)")
+        ->capture_default_str();
+    app.add_option("--throughput-batches", o.throughput_batches, "batch sizes of the throughput grid")
+        ->delimiter(',')
+        ->check(CLI::PositiveNumber);
+    app.add_option("--throughput-threads", o.throughput_threads, "thread counts of the throughput grid")
+        ->delimiter(',')
+        ->check(CLI::PositiveNumber);
+    app.add_option("--torch-json", o.torch_json,
+                   "PyTorch eager's throughput (benchmarks/pytorch_throughput.py --json FILE), printed beside the grid");
 }
 
 /// Checks the flags CLI11 cannot: throws earlyexit::error naming the bad value.
 inline void check_demo_flags(const demo_options& o) {
-    if (o.batch)
-        earlyexit::fail("--batch {}: batched execution is not implemented yet (planned with the batched-execution step); "
-                     "run without --batch: samples are evaluated one at a time",
-                     *o.batch);
-    if (o.threads)
-        earlyexit::fail("--threads {}: multi-threaded evaluation is not implemented yet (planned with the batched-execution "
-                     "step); run without --threads: one thread evaluates every sample, so wall times are comparable",
-                     *o.threads);
+    if (o.batch && *o.batch == 0) earlyexit::fail("--batch 0: a batch holds at least one sample");
+    if (o.threads && *o.threads == 0) earlyexit::fail("--threads 0: at least one thread runs");
+    if (o.throughput_samples > 0 && (o.throughput_batches.empty() || o.throughput_threads.empty()))
+        earlyexit::fail("--throughput-batches and --throughput-threads need at least one value each");
     if (o.record_only && o.record_trace.empty()) earlyexit::fail("--record-only needs --record-trace DIR");
     if (o.margin > o.points)
         earlyexit::fail("--calibration-margin {} is larger than --max-loss {}: nothing left to calibrate to", o.margin,
@@ -194,9 +216,9 @@ inline void check_demo_flags(const demo_options& o) {
 /// Runs the whole evaluation (see the file comment). prepare(i, state) writes sample i into the
 /// state and returns its label. Returns the process exit code: 0, or 1 when a live run made other
 /// decisions than its replay.
-template <class Network, class Prepare>
+template <class Network, class Prepare, class Batched>
 int run_demo(const Network& net, typename Network::state_type& state, std::size_t n, Prepare&& prepare,
-             const demo_options& o) {
+             const Batched& batched, const demo_options& o) {
     const auto info = net.info();
     const auto wanted = [&](std::string_view name) {
         return o.policies.empty() || std::find(o.policies.begin(), o.policies.end(), name) != o.policies.end();
@@ -219,6 +241,9 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
         dvfs::cpufreq_backend backend;
         hardware.emplace(dvfs::cpufreq_backend(std::move(backend)), dvfs::rapl_meter{});
     }
+    // PyTorch's throughput result, read now so that a bad file fails before the long runs.
+    std::optional<nlohmann::json> torch;
+    if (!o.torch_json.empty()) torch = read_result_json(o.torch_json);
     // The frequency table, read now so that a bad file fails before the long runs.
     std::optional<dvfs::frequency_domain> domain;
     if (wanted("dvfs")) {
@@ -374,7 +399,10 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
 
     // 3. Replay, then live with real skipped work; the rows are the live measurements.
     std::vector<std::vector<sample_outcome>> live;
-    std::vector<policy_metrics> rows = run_live_and_replayed(net, state, test, policies, prepare, &live);
+    const bool batched_rows = o.batch || o.threads;
+    const std::size_t batch = o.batch.value_or(1), threads = o.threads.value_or(1);
+    std::vector<policy_metrics> rows = batched_rows ? run_batched_rows(batched, test, policies, batch, threads, &live)
+                                                    : run_live_and_replayed(net, state, test, policies, prepare, &live);
 
     // Every row on DEE's reward (max-prob - lambda * cost), and DEE's regret against the best
     // rule of its class in hindsight on these images.
@@ -408,7 +436,12 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
     }
 
     const double final_accuracy = *rows.front().accuracy;
-    fmt::print("\n{} on {} images, live (wall time measured per sample, one thread):\n", o.model, n);
+    if (batched_rows)
+        fmt::print("\n{} on {} images, live in batches of {} on {} thread{} (latency from a batch's start to the "
+                   "sample's exit; samples/s from the wall time):\n",
+                   o.model, n, batch, threads, threads == 1 ? "" : "s");
+    else
+        fmt::print("\n{} on {} images, live (wall time measured per sample, one thread):\n", o.model, n);
     print_table(stdout, rows, final_accuracy);
     if (dee_lambda)
         fmt::print("(reward: DEE's objective, max-prob at the exit - {:.3g} x the cost fraction, for every row)\n",
@@ -561,8 +594,20 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
                    fig["speedup_vs_full"].get<double>(), rows[1].compute_saving * 100);
     }
 
+    // Throughput: full and the headline batched and threaded, against each other (and PyTorch).
+    std::optional<throughput_section> throughput;
+    if (head_line != npos && o.throughput_samples > 0) {
+        const std::string head_name = calibrations[head_line].name();
+        throughput = run_throughput(batched, test, named_policy<float>{"full", policy::full{}},
+                                    named_policy<float>{head_name, calibrations[head_line].make()},
+                                    {&live[index_of("full")], &live[index_of(head_name)]}, o.throughput_samples,
+                                    o.throughput_batches, o.throughput_threads, torch);
+    }
+
     if (!o.json.empty()) {
         auto j = result_json(o.dataset, o.model, rows, final_accuracy);
+        j["execution"] = {{"batch", batch}, {"threads", threads}, {"batched", batched_rows}};
+        j["throughput"] = throughput ? throughput->json : nlohmann::json(nullptr);
         j["headline"] = head_json ? *head_json : nlohmann::json(nullptr);
         j["calibration"] = calibration_json(calibrations, val.size(), target);
         j["learning"] = learning_json;
@@ -587,8 +632,14 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
                        fmt::format("{}: energy per sample against the deadline (model of {})", o.dataset,
                                    dvfs_rows->json["table"].get<std::string>()),
                        dvfs_rows->energy_curves, {"deadline (ms)", "energy per sample (mJ)", false});
-        fmt::print("wrote {}/tradeoff.png, exits.png{}{}\n", display_path(o.plots).string(),
-                   regret_curves.empty() ? "" : ", regret.png", dvfs_rows ? ", energy_deadline.png" : "");
+        if (throughput)
+            plot_lines(o.plots, "throughput",
+                       fmt::format("{}: throughput against the batch size ({} images)", o.dataset,
+                                   throughput->json["samples"].get<std::size_t>()),
+                       throughput->curves, {"batch size", "samples per second", true});
+        fmt::print("wrote {}/tradeoff.png, exits.png{}{}{}\n", display_path(o.plots).string(),
+                   regret_curves.empty() ? "" : ", regret.png", dvfs_rows ? ", energy_deadline.png" : "",
+                   throughput ? ", throughput.png" : "");
     }
     bool ok = true;
     if (dvfs_rows) rows.insert(rows.end(), dvfs_rows->rows.begin(), dvfs_rows->rows.end());

@@ -3,6 +3,7 @@
 // whose stages and heads count their calls, so tests can assert exactly what a runner ran.
 
 #include <cstddef>
+#include <optional>
 #include <random>
 #include <span>
 #include <vector>
@@ -89,6 +90,31 @@ inline std::vector<std::size_t> random_head_positions(std::mt19937& rng, std::si
     positions.push_back(stages - 1);
     return positions;
 }
+
+/// A random scripted network for the property tests: 1-8 stages with random costs (1-1000
+/// MACs), heads at random_head_positions, 2-10 classes, and a random_table of `samples` rows
+/// (seeded with table_seed); heads declare head_macs. The draws come from rng in this order:
+/// stages, head positions, classes, the stage costs. Not movable: the network's stages and
+/// heads refer to its table and counters.
+struct random_scripted {
+    random_scripted(std::mt19937& rng, std::size_t samples, unsigned table_seed, double head_macs)
+        : stages(1 + rng() % 8), positions(random_head_positions(rng, stages)), classes(2 + rng() % 9),
+          stage_macs(stages) {
+        for (auto& m : stage_macs) m = static_cast<double>(1 + rng() % 1000);
+        table = random_table(samples, positions.size(), classes, table_seed);
+        net.emplace(scripted_network(stages, positions, table, count, stage_macs, head_macs));
+    }
+    random_scripted(const random_scripted&) = delete;
+    random_scripted& operator=(const random_scripted&) = delete;
+
+    std::size_t stages;
+    std::vector<std::size_t> positions;
+    std::size_t classes;
+    std::vector<double> stage_macs;
+    logit_table table;
+    counters count;
+    std::optional<earlyexit::dynamic_network<scripted_state>> net;
+};
 
 /// A context for policy unit tests, with the given measures and patience.
 inline earlyexit::exit_context<float> context_with(float max_prob, float margin, float entropy, std::size_t top1,

@@ -103,15 +103,10 @@ TEST_CASE("batched runs equal one-by-one runs sample for sample, every policy, b
     const std::vector<std::size_t> batch_sizes{1, 2, 3, 5, 8, 13, 31, 64};
     for (unsigned seed = 1; seed <= 8; ++seed) {
         std::mt19937 rng(seed);
-        const std::size_t stages = 1 + rng() % 8;
-        const std::vector<std::size_t> positions = random_head_positions(rng, stages);
-        const std::size_t classes = 2 + rng() % 9;
         const std::size_t samples = 200;
-        std::vector<double> stage_macs(stages);
-        for (auto& m : stage_macs) m = static_cast<double>(1 + rng() % 1000);
-        counters count;
-        const auto table = random_table(samples, positions.size(), classes, seed * 7919);
-        const auto net = scripted_network(stages, positions, table, count, stage_macs, 3.0);
+        const random_scripted c(rng, samples, seed * 7919, 3.0);
+        const auto& [stages, positions, classes, stage_macs, table, count, net_] = c;
+        const auto& net = *net_;
         const scripted_rows rows(net);
         std::vector<sample_info> info(samples);
         for (std::size_t i = 0; i < samples; ++i)

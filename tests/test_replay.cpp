@@ -20,15 +20,10 @@ using namespace earlyexit_test;
 TEST_CASE("replay makes the live decisions bit for bit, for every policy, on random networks", "[replay][property]") {
     for (unsigned seed = 1; seed <= 12; ++seed) {
         std::mt19937 rng(seed);
-        const std::size_t stages = 1 + rng() % 8;
-        const std::vector<std::size_t> positions = random_head_positions(rng, stages);
-        const std::size_t classes = 2 + rng() % 9;
         const std::size_t samples = 150;
-        std::vector<double> stage_macs(stages);
-        for (auto& m : stage_macs) m = static_cast<double>(1 + rng() % 1000);
-        counters count;
-        const auto table = random_table(samples, positions.size(), classes, seed * 7919);
-        const auto net = scripted_network(stages, positions, table, count, stage_macs, 3.0);
+        const random_scripted c(rng, samples, seed * 7919, 3.0);
+        const auto& [stages, positions, classes, stage_macs, table, count, net_] = c;
+        const auto& net = *net_;
         const auto labels = [&](std::size_t i) { return top1(table[i][rng() % positions.size()]); };
         std::vector<std::size_t> y(samples);
         for (auto& v : y) v = labels(static_cast<std::size_t>(&v - y.data()));

@@ -340,10 +340,11 @@ TEST_CASE("a capacity of 0 and a state of another model are refused, naming the 
     CHECK(what_of([&] { net.check(small); }) ==
           fmt::format("batched_model: the state's rows hold maps of 3072 floats, this model's need {}", need));
     batch_feature_state no_ws(2, need, 0);
+    CHECK(net.state_workspace_size(2) > 0);
     CHECK(what_of([&] { net.check(no_ws); }) ==
           fmt::format("batched_model: the state's workspace has 0 floats, this model needs {} for 2 rows",
-                      2 * cifar().stage_workspace_size()));
-    batch_feature_state wide(6, need, 6 * cifar().stage_workspace_size());
+                      net.state_workspace_size(2)));
+    batch_feature_state wide(6, need, net.state_workspace_size(6));
     CHECK(what_of([&] { net.check(wide); }) ==
           "batched_model: the state holds 6 rows, more than the capacity 4 the heads' workspace is sized for");
     const batched_model big(mobilenet(), 4);

@@ -1,4 +1,5 @@
 // examples/common/nn.hpp: convolutions against hand-computed answers and a naive reference.
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -144,7 +145,8 @@ TEST_CASE("avg_pool averages k x k windows with stride k and drops the remainder
 
 TEST_CASE("conv2d::run_batch gives every row the per-sample conv, with spare capacity") {
     // Rows 0..2 of a batch laid out for 5, for every kind of layer: 3x3 stride 1 and 2 with
-    // padding, 5x5, 1x1 (one GEMM on the map itself) and 1x1 stride 2 (im2col), depthwise.
+    // padding, 5x5, 1x1 (one GEMM on the map itself) and 1x1 stride 2 (im2col), depthwise, and
+    // a map large enough that the im2col runs in groups of rows.
     // Each output is the same dot product as the per-sample conv's; only the GEMM's summation
     // order may differ, so a float rounding of the terms' size (1e-5 relative, margin 1e-5).
     std::mt19937 rng(11);
@@ -157,7 +159,8 @@ TEST_CASE("conv2d::run_batch gives every row the per-sample conv, with spare cap
     const cfg cases[] = {{3, 5, 7, 6, 3, 1, 1, false, activation::relu}, {4, 6, 8, 8, 3, 2, 1, false, activation::none},
                          {5, 3, 6, 5, 1, 1, 0, false, activation::relu6}, {5, 3, 7, 7, 1, 2, 0, false, activation::none},
                          {2, 2, 5, 9, 5, 1, 2, false, activation::none},  {6, 6, 7, 7, 3, 1, 1, true, activation::relu6},
-                         {6, 6, 8, 7, 3, 2, 1, true, activation::none},   {32, 16, 4, 4, 3, 1, 1, false, activation::none}};
+                         {6, 6, 8, 7, 3, 2, 1, true, activation::none},   {32, 16, 4, 4, 3, 1, 1, false, activation::none},
+                         {2, 3, 20, 20, 3, 1, 1, false, activation::relu}};  // 400 positions: groups of 2 rows, then 1
     const std::size_t rows = 3, capacity = 5;
     for (const auto& c : cases) {
         const int cols = (c.depthwise ? 1 : c.cin) * c.k * c.k;
@@ -177,7 +180,9 @@ TEST_CASE("conv2d::run_batch gives every row the per-sample conv, with spare cap
             want.push_back(run(conv, xr, in));
         }
         std::vector<float> ws(conv.batch_workspace_size(in, rows));
-        CHECK(ws.size() == rows * conv.workspace_size(in));
+        // im2col columns of nn::batch_gemm_columns positions' worth of rows at a time.
+        const std::size_t group = std::min<std::size_t>(rows, std::max<std::size_t>(1, nn::batch_gemm_columns / o.positions()));
+        CHECK(ws.size() == group * conv.workspace_size(in));
         conv.run_batch(x.data(), in, {rows, capacity}, y.data(), ws);  // rows 3, 4 are NaN: never read
         INFO("cin " << c.cin << " k " << c.k << " stride " << c.stride << " pad " << c.pad << " dw " << c.depthwise);
         for (std::size_t r = 0; r < rows; ++r) {

@@ -2,10 +2,11 @@
 // batched_model: a staged_model (cifar_net, mobilenet_v2) as an earlyexit::batched_network, so
 // a batch_runner runs many samples through it at once, each still exiting on its own.
 //
-// A stage runs on every row of a batch_feature_state at once (Stage::run_batch: one GEMM per
-// convolution over all rows, nn.hpp's batch layout), which is where the speed comes from: the
-// per-sample network multiplies small matrices, a batch of 64 CIFAR-10 samples at 8x8 has
-// 4096 columns instead of 64. A head runs on the listed rows (Head::run_batch). The costs and
+// A stage runs on every row of a batch_feature_state at once (Stage::run_batch: GEMMs over
+// many rows, nn.hpp's batch layout), which pays where a sample's products are small (maps of
+// 8x8 or 7x7, a head's layers on one pooled vector); where a sample's map is already wide
+// (32x32: 1024 columns) a GEMM per sample is as fast. A head runs on the listed rows
+// (Head::run_batch). The costs and
 // head positions (info()) are those of the per-sample network, model.network(), and every row's
 // logits equal the per-sample network's up to float rounding (the GEMMs sum in another order).
 //
@@ -38,6 +39,7 @@ namespace earlyexit::demo {
 template <class Stage>
 concept batched_stage = requires(const Stage& st, batch_feature_state& s, std::size_t rows) {
     { st.run_batch(s, rows) } noexcept;
+    { st.batch_workspace_size(rows) } -> std::convertible_to<std::size_t>;
 };
 
 /// A head that also runs on the listed rows of a batch, with batch_workspace_size(capacity)
@@ -63,8 +65,7 @@ public:
     /// The batched form of `model`, for batches of up to `capacity` rows (the heads' workspace
     /// is sized for it; a state may hold fewer). Throws earlyexit::error when capacity is 0.
     batched_model(const staged_model<Stage, Head>& model, std::size_t capacity)
-        : net_(model.network()), capacity_(capacity), max_size_(model.max_map_size()),
-          stage_ws_(model.stage_workspace_size()), input_(model.input_shape()) {
+        : net_(model.network()), capacity_(capacity), max_size_(model.max_map_size()), input_(model.input_shape()) {
         if (capacity_ == 0) fail("batched_model: capacity 0; a batch holds at least one row");
         for (std::size_t i = 0; i < model.num_stages(); ++i) stages_.push_back(model.stage(i).stage);
         for (std::size_t k = 0; k < model.num_heads(); ++k) {
@@ -92,7 +93,14 @@ public:
         if (rows > capacity_)
             fail("batched_model: a state of {} rows exceeds the capacity {} the heads' workspace is sized for", rows,
                  capacity_);
-        return batch_feature_state(rows, max_size_, rows * stage_ws_);
+        return batch_feature_state(rows, max_size_, state_workspace_size(rows));
+    }
+    /// Workspace floats a state of `rows` rows needs (batch_feature_state::ws: the stages'
+    /// im2col columns).
+    [[nodiscard]] std::size_t state_workspace_size(std::size_t rows) const {
+        std::size_t ws = 0;
+        for (const auto& st : stages_) ws = std::max(ws, static_cast<std::size_t>(st->batch_workspace_size(rows)));
+        return ws;
     }
 
     /// Throws earlyexit::error naming the value unless `s` fits this model: rows of its largest
@@ -104,9 +112,9 @@ public:
                  s.capacity(), capacity_);
         if (s.max_size() < max_size_)
             fail("batched_model: the state's rows hold maps of {} floats, this model's need {}", s.max_size(), max_size_);
-        if (s.ws.size() < s.capacity() * stage_ws_)
-            fail("batched_model: the state's workspace has {} floats, this model needs {} for {} rows", s.ws.size(),
-                 s.capacity() * stage_ws_, s.capacity());
+        if (const std::size_t need = state_workspace_size(s.capacity()); s.ws.size() < need)
+            fail("batched_model: the state's workspace has {} floats, this model needs {} for {} rows", s.ws.size(), need,
+                 s.capacity());
     }
 
     /// Stage p on rows 0..rows-1 (rows <= s.capacity()).
@@ -126,7 +134,7 @@ private:
     dynamic_network<feature_state> net_;
     std::vector<std::shared_ptr<const Stage>> stages_;
     std::vector<std::shared_ptr<const Head>> heads_;
-    std::size_t capacity_, max_size_, stage_ws_, head_ws_ = 0;
+    std::size_t capacity_, max_size_, head_ws_ = 0;
     nn::shape3 input_;
 };
 

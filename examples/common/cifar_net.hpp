@@ -65,7 +65,7 @@ struct cifar_block {
         s.advance(out);
     }
 
-    /// The same on rows 0..rows-1 of a batch: each convolution is one GEMM over every row.
+    /// The same on rows 0..rows-1 of a batch (conv2d::run_batch: GEMMs over many rows).
     void run_batch(batch_feature_state& s, std::size_t rows) const noexcept {
         const nn::batch_extent e = s.extent(rows);
         const float* x = s.data();
@@ -84,6 +84,11 @@ struct cifar_block {
             nn::batch_add_act(y, sc, y, out, e, nn::activation::relu);
         }
         s.advance(out);
+    }
+    /// Workspace floats run_batch needs for `rows` rows.
+    [[nodiscard]] std::size_t batch_workspace_size(std::size_t rows) const {
+        return std::max({conv1.batch_workspace_size(in, rows), conv2 ? conv2->batch_workspace_size(mid, rows) : 0,
+                         shortcut ? shortcut->batch_workspace_size(in, rows) : 0});
     }
 };
 

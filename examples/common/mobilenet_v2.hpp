@@ -22,6 +22,7 @@
 // is last_conv; each stage is one callable of an earlyexit::dynamic_network over feature_state,
 // and batched_model runs them on a batch_feature_state (run_batch), many samples at once.
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -75,8 +76,8 @@ struct mobilenet_stage {
         s.advance(out);
     }
 
-    /// The same on rows 0..rows-1 of a batch: each 1x1 / 3x3 conv is one GEMM over every row,
-    /// the depthwise conv runs per channel and row.
+    /// The same on rows 0..rows-1 of a batch (conv2d::run_batch: a 1x1 conv is one GEMM over
+    /// every row, the depthwise conv runs per channel and row).
     void run_batch(batch_feature_state& s, std::size_t rows) const noexcept {
         const nn::batch_extent e = s.extent(rows);
         const float* x = s.data();
@@ -94,6 +95,12 @@ struct mobilenet_stage {
             if (residual) nn::batch_add_act(y, x, y, out, e, nn::activation::none);
         }
         s.advance(out);
+    }
+    /// Workspace floats run_batch needs for `rows` rows.
+    [[nodiscard]] std::size_t batch_workspace_size(std::size_t rows) const {
+        if (!project) return main.batch_workspace_size(in, rows);
+        return std::max({expand ? expand->batch_workspace_size(in, rows) : 0, main.batch_workspace_size(hidden, rows),
+                         project->batch_workspace_size(mid, rows)});
     }
 };
 

@@ -76,23 +76,32 @@ struct mobilenet_stage {
         s.advance(out);
     }
 
-    /// The same on rows 0..rows-1 of a batch (conv2d::run_batch: a 1x1 conv is one GEMM over
-    /// every row, the depthwise conv runs per channel and row).
+    /// The same on rows 0..rows-1 of a batch, a group of rows at a time through the whole
+    /// block (nn::batch_group_rows of its output positions: one row at 28x28 and above, 20 at
+    /// 7x7), so that its expanded maps stay in cache as one sample's do, while the 1x1 convs of
+    /// the small late maps become GEMMs over many rows (conv2d::run_batch).
     void run_batch(batch_feature_state& s, std::size_t rows) const noexcept {
-        const nn::batch_extent e = s.extent(rows);
         const float* x = s.data();
         float* y = s.next();
-        if (!project) {
-            main.run_batch(x, in, e, y, s.ws);
-        } else {
-            const float* ex = x;
-            if (expand) {
-                expand->run_batch(x, in, e, s.scratch(0), s.ws);
-                ex = s.scratch(0);
+        const std::size_t g = nn::batch_group_rows(out.positions(), rows);
+        for (std::size_t r0 = 0; r0 < rows; r0 += g) {
+            const nn::batch_extent e{std::min(g, rows - r0), s.capacity()};
+            const float* xg = x + r0 * in.positions();
+            float* yg = y + r0 * out.positions();
+            if (!project) {
+                main.run_batch(xg, in, e, yg, s.ws);
+                continue;
             }
-            main.run_batch(ex, hidden, e, s.scratch(1), s.ws);
-            project->run_batch(s.scratch(1), mid, e, y, s.ws);
-            if (residual) nn::batch_add_act(y, x, y, out, e, nn::activation::none);
+            const float* ex = xg;
+            if (expand) {
+                float* eg = s.scratch(0) + r0 * hidden.positions();
+                expand->run_batch(xg, in, e, eg, s.ws);
+                ex = eg;
+            }
+            float* dg = s.scratch(1) + r0 * mid.positions();
+            main.run_batch(ex, hidden, e, dg, s.ws);
+            project->run_batch(dg, mid, e, yg, s.ws);
+            if (residual) nn::batch_add_act(yg, xg, yg, out, e, nn::activation::none);
         }
         s.advance(out);
     }

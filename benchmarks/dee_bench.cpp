@@ -9,8 +9,9 @@
 //
 //   max_prob_decide/C        policy::max_prob's decide(): the baseline of every decide figure
 //   dee_decide/C             DEE's decide() (goal: <= 50 ns)
-//   dee_begin_decide/C       begin() + decide(), as the runner calls them on a 1-head sample
-//   ucb_exit_begin_decide/C  ucb_exit's begin() (its arm choice, O(heads)) + decide()
+//   dee_begin_decide/C       first_check() + decide() on a context naming a new sample (its
+//                            probe draw), as the runner calls them on a 1-head sample
+//   ucb_exit_begin_decide/C  ucb_exit's first_check() (its arm choice, O(heads)) + decide()
 //   ucb_exit_update/S        ucb_exit's update() of an S-step episode: the baseline of
 //   dee_update/S             DEE's update() of an S-step episode (S = 4: exit at head 3;
 //                            S = 8: a run to the final head)
@@ -207,7 +208,6 @@ void dee_decide(benchmark::State& st) {
         st.SkipWithError("a context lands in an unvisited DEE cell: decide() would not take the table path");
         return;
     }
-    p.begin(sample_info{});
     time_decide(st, p, f);
 }
 
@@ -219,8 +219,11 @@ void time_begin_decide(benchmark::State& st, Policy& p, const fixture& f) {
     double stops = 0;
     const long before = g_allocations.load();
     for (auto _ : st) {
-        p.begin(sample_info{index++, std::nullopt});
-        const decision d = p.decide(ctx[i]);
+        const sample_info s{index++, std::nullopt};
+        exit_context<float> c = ctx[i];
+        c.sample = &s;
+        benchmark::DoNotOptimize(hooks::first_check(p, s));
+        const decision d = p.decide(c);
         benchmark::DoNotOptimize(d);
         stops += d == decision::stop ? 1.0 : 0.0;
         if (++i == n) i = 0;

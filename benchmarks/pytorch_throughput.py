@@ -370,12 +370,13 @@ def loaded_blas():
         try:
             fn = ctypes.CDLL(openblas[0]).openblas_set_num_threads
             fn.argtypes = [ctypes.c_int]
-            return f"OpenBLAS ({openblas[0]})", fn
+            return f"OpenBLAS ({os.path.basename(openblas[0])})", fn
         except (OSError, AttributeError):
-            return f"OpenBLAS ({openblas[0]}), thread count not settable", None
+            return f"OpenBLAS ({os.path.basename(openblas[0])}), thread count not settable", None
     if any("/blas/" in f or os.path.basename(f).startswith("libblas.so") for f in real):
-        return f"reference BLAS, unoptimized ({', '.join(real)}); apt-get install libopenblas0 for a fair baseline", None
-    return ", ".join(real) or "none loaded", None
+        return f"reference BLAS, unoptimized ({', '.join(map(os.path.basename, real))}); apt-get install libopenblas0 for a fair baseline", None
+    # library names only: the output carries no path of the machine it ran on
+    return ", ".join(map(os.path.basename, real)) or "none loaded", None
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,15 +13,7 @@
 //
 // This translation unit builds Eigen with EIGEN_RUNTIME_NO_MALLOC, as
 // test_common_forward_alloc.cpp does, so the allocation check sees Eigen's own mallocs too.
-#include <atomic>
-
-namespace earlyexit_test {
-/// Failed Eigen assertions so far; with malloc forbidden, each Eigen heap allocation is one.
-inline std::atomic<long> eigen_failed_checks{0};
-}  // namespace earlyexit_test
-
-#define EIGEN_RUNTIME_NO_MALLOC
-#define eigen_assert(x) ((x) ? void(0) : void(++earlyexit_test::eigen_failed_checks))
+#include "eigen_malloc_counter.hpp"  // first: before any Eigen header
 
 #include <algorithm>
 #include <cmath>

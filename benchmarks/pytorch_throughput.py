@@ -364,19 +364,21 @@ def loaded_blas():
     except OSError:
         return "unknown", None
     real = sorted({os.path.realpath(f) for f in libs})
+    # library names only: the output carries no path of the machine it ran on
+    names = ", ".join(os.path.basename(f) for f in real)
     openblas = [f for f in real if "openblas" in os.path.basename(f)]
     if openblas:
         import ctypes
+        name = os.path.basename(openblas[0])
         try:
             fn = ctypes.CDLL(openblas[0]).openblas_set_num_threads
             fn.argtypes = [ctypes.c_int]
-            return f"OpenBLAS ({os.path.basename(openblas[0])})", fn
+            return f"OpenBLAS ({name})", fn
         except (OSError, AttributeError):
-            return f"OpenBLAS ({os.path.basename(openblas[0])}), thread count not settable", None
+            return f"OpenBLAS ({name}), thread count not settable", None
     if any("/blas/" in f or os.path.basename(f).startswith("libblas.so") for f in real):
-        return f"reference BLAS, unoptimized ({', '.join(map(os.path.basename, real))}); apt-get install libopenblas0 for a fair baseline", None
-    # library names only: the output carries no path of the machine it ran on
-    return ", ".join(map(os.path.basename, real)) or "none loaded", None
+        return f"reference BLAS, unoptimized ({names}); apt-get install libopenblas0 for a fair baseline", None
+    return names or "none loaded", None
 
 
 # --------------------------------------------------------------------------------------------

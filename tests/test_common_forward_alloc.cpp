@@ -2,8 +2,9 @@
 // stage and every head without a heap allocation once their state exists: neither through
 // operator new (counted by counting_new.hpp) nor inside Eigen. Eigen allocates with malloc, which
 // operator new never sees, so this translation unit builds Eigen with EIGEN_RUNTIME_NO_MALLOC:
-// Eigen then checks every heap allocation it makes with eigen_assert, and the assert
-// eigen_malloc_counter.hpp defines counts the failed checks instead of aborting, while allocation is forbidden.
+// Eigen then checks every heap allocation it makes with eigen_assert, and the assert that
+// eigen_malloc_counter.hpp defines counts the failed checks instead of aborting, while
+// allocation is forbidden.
 #include "eigen_malloc_counter.hpp"  // first: before any Eigen header
 
 #include <cstddef>

@@ -119,7 +119,8 @@ TEST_CASE("dee on 3 heads: backward induction and Monte-Carlo targets, by hand",
     }
 }
 
-TEST_CASE("dee with the agreement reward learns stop values only from deeper heads, by hand", "[policy][dee]") {
+TEST_CASE("dee with the agreement reward learns stop values only from samples that reached the final head, by hand",
+          "[policy][dee]") {
     // Costs as above (0.5, 1.0, 1.5). Top-1: head 0 says class 0, heads 1 and 2 say class 1.
     const logit_table table{{{ln15, 0}, {0, ln9}, {0, ln3}}};
     counters count;
@@ -137,16 +138,147 @@ TEST_CASE("dee with the agreement reward learns stop values only from deeper hea
     CHECK(p.continue_stats(c1).mean() == Approx(0.85).margin(eps));
     CHECK(p.continue_stats(c0).mean() == Approx(0.9).margin(eps));
     // Second: head 0 stop estimate 0 - 0.05 < 0.9, continue; head 1: 1 - 0.1 = 0.9 > 0.85, stop.
-    // Head 1 is now the deepest head and not the final one: its own quality is not revealed
-    // (S(1) keeps one sample), head 0's is (it disagrees with head 1: 0). The exit's reward is
-    // the estimate 1 - 0.1 = 0.9, so V(0) = (0.9 + 0.9) / 2.
+    // The sample stopped before the final head: no head's agreement with it is revealed (head
+    // 0 disagrees with head 1 here, but head 1 is not the reference), so both stop estimates
+    // keep their one sample. The exit's reward is head 1's estimate 1 - 0.1 = 0.9, so
+    // V(0) = (0.9 + 0.9) / 2.
     CHECK(run(r, {0}) == std::vector<std::size_t>{1});
-    CHECK(p.stop_stats(c0).count == 2);
-    CHECK(p.stop_stats(c0).mean() == Approx(0.0).margin(eps));
+    CHECK(p.stop_stats(c0).count == 1);
     CHECK(p.stop_stats(c1).count == 1);
     CHECK(p.continue_stats(c0).count == 2);
     CHECK(p.continue_stats(c0).mean() == Approx(0.9).margin(eps));
     CHECK(p.continue_stats(c1).count == 1);
+}
+
+TEST_CASE("dee agreement stop values compare with the final head, not the deepest head reached, by hand",
+          "[policy][dee]") {
+    // Head 0 says class 0, head 1 says class 0, the final head says class 1. A sample that stops
+    // at head 1 must not teach that head 0 "agrees" (it agrees with head 1 only).
+    const logit_table table{{{ln9, 0}, {ln9, 0}, {0, ln3}}};
+    counters count;
+    const auto net = scripted_network(3, {0, 1, 2}, table, count, {1, 1, 1}, 1.0);
+    policy::dee<reward::agreement_reward> d(dee_options{.lambda = 0.0, .alpha = 0.0, .confidence_bins = 1});
+    auto r = make_runner(net, d);
+    const auto& p = r.policy();
+    // Sample 0 runs to the final head: head 0 and head 1 disagree with it (S = 0 for both).
+    CHECK(run(r, {0}) == std::vector<std::size_t>{2});
+    CHECK(p.stop_stats(p.cell_of(0, 0.9, 0.5)).mean() == Approx(0.0).margin(eps));
+    CHECK(p.stop_stats(p.cell_of(0, 0.9, 0.5)).count == 1);
+    // Every later sample continues (stop 0 < continue 1 at lambda 0): counts only grow on
+    // samples that reach the final head, and the means stay 0.
+    CHECK(run(r, {0, 0}) == std::vector<std::size_t>{2, 2});
+    CHECK(p.stop_stats(p.cell_of(0, 0.9, 0.5)).count == 3);
+    CHECK(p.stop_stats(p.cell_of(0, 0.9, 0.5)).mean() == Approx(0.0).margin(eps));
+}
+
+TEST_CASE("dee streak bins: whether the top-1 agrees with the previous head's changes the decision, by hand",
+          "[policy][dee]") {
+    // Three heads, costs 0.5 / 1.0 / 1.5 of full (stages 1, heads 1), 3 classes. Sample A
+    // (label 0): every head says class 0 (streak 2 at head 1, correct). Sample B (label 1): head
+    // 0 says class 2, head 1 class 0 (streak 1 at head 1, wrong), the final head class 1. One
+    // confidence bin, so only the streak can tell them apart.
+    // What training teaches (lambda 0.2, correctness): the final head is right on both, r2 =
+    // 1 - 0.3 = 0.7, so V(1) = 0.7; head 0 is right on A only, S(0) = 0.5, stop value 0.4,
+    // V(0) = mean of max(r1, V(1)) = (0.8 + 0.7) / 2 = 0.75: both always continue at head 0.
+    const float ln9f = ln9;
+    const logit_table table{{{ln9f, 0, 0}, {ln9f, 0, 0}, {ln9f, 0, 0}}, {{0, 0, ln9f}, {ln9f, 0, 0}, {0, ln9f, 0}}};
+    counters count;
+    const auto net = scripted_network(3, {0, 1, 2}, table, count, {1, 1, 1}, 1.0);
+    const auto train = [&](std::size_t streak_bins) {
+        policy::dee<reward::correctness_reward> d(
+            dee_options{.lambda = 0.2, .alpha = 0.0, .confidence_bins = 1, .streak_bins = streak_bins});
+        auto r = make_runner(net, d);
+        // Both samples run to the final head while their cells are new, which teaches:
+        // head 1 stop quality: A 1 (correct), B 0 (wrong); continue value at head 1: 1 - 0.3 = 0.7.
+        for (int rep = 0; rep < 3; ++rep) {
+            scripted_state a{0, 0}, b{1, 0};
+            (void)r.run(a, sample_info{0, 0});
+            (void)r.run(b, sample_info{1, 1});
+        }
+        return r.policy();
+    };
+    const auto decide_at_head1 = [&](const policy::dee<reward::correctness_reward>& p, std::size_t sample) {
+        auto r = make_runner(net, policy::frozen(p));
+        scripted_state s{sample, 0};
+        return r.run(s, sample_info{sample}).head;
+    };
+    // One streak bin: head 1's stop estimate mixes A and B, (1 + 0) / 2 - 0.2 = 0.3 < 0.7: both
+    // continue to the final head.
+    const auto one = train(1);
+    CHECK(decide_at_head1(one, 0) == 2);
+    CHECK(decide_at_head1(one, 1) == 2);
+    // Two streak bins: A's cell (agrees with head 0) has S = 1: 1 - 0.2 = 0.8 > V = 0.7, stop at
+    // head 1; B's cell (changed its mind) has S = 0: continue.
+    const auto two = train(2);
+    CHECK(two.cell_of(1, 0.9, 1.0, 2) != two.cell_of(1, 0.9, 1.0, 1));
+    CHECK(two.stop_stats(two.cell_of(1, 0.9, 1.0, 2)).mean() == Approx(1.0).margin(eps));
+    CHECK(two.stop_stats(two.cell_of(1, 0.9, 1.0, 1)).mean() == Approx(0.0).margin(eps));
+    CHECK(decide_at_head1(two, 0) == 1);
+    CHECK(decide_at_head1(two, 1) == 2);
+    // Streaks past the last bin share it; patience 0 (invalid logits) counts as 1.
+    policy::dee<> three(dee_options{.confidence_bins = 1, .streak_bins = 3});
+    three.prepare(net.info());
+    CHECK(three.cell_of(0, 0.5, 0.0, 3) == three.cell_of(0, 0.5, 0.0, 7));
+    CHECK(three.cell_of(0, 0.5, 0.0, 0) == three.cell_of(0, 0.5, 0.0, 1));
+    CHECK(three.cell_of(1, 0.5, 0.0, 2) == 3 + 1);
+}
+
+TEST_CASE("dee budget cost bins: the time used against the deadline selects the cell, by hand", "[policy][dee]") {
+    // Two cost bins over [0, 1] of the budget. The same head and confidence: a sample at 30% of
+    // its deadline and one at 70% fall in different cells; without a deadline the declared cost
+    // fraction is used.
+    const logit_table table{{{ln9, 0}, {ln9, 0}}};
+    counters count;
+    const auto net = scripted_network(2, {0, 1}, table, count, {1, 1}, 1.0);
+    policy::dee<> d(dee_options{.alpha = 0.0, .confidence_bins = 1, .cost_bins = 2, .cost = cost_context::budget});
+    d.prepare(net.info());
+    CHECK(d.cell_of(0, 0.9, 0.3) == 0);
+    CHECK(d.cell_of(0, 0.9, 0.7) == 1);
+    // Learn: with a deadline of 10 s on a simulated clock of 1 MAC/s, head 0 is reached at 2 s
+    // (20%, bin 0); with a deadline of 2.5 s at 80% (bin 1).
+    auto r = make_runner(net, d, simulated_clock{1.0});
+    scripted_state s{0, 0};
+    (void)r.run(s, sample_info{0, std::nullopt, 10.0});
+    CHECK(r.policy().continue_stats(0).count == 1);
+    CHECK(r.policy().continue_stats(1).count == 0);
+    s = {0, 0};
+    (void)r.run(s, sample_info{0, std::nullopt, 2.5});
+    CHECK(r.policy().continue_stats(1).count == 1);
+    // No deadline: the declared cost fraction at head 0, (1 + 1) / 3 = 0.67, bin 1.
+    auto fresh = make_runner(net, d, simulated_clock{1.0});
+    s = {0, 0};
+    (void)fresh.run(s, sample_info{0});
+    CHECK(fresh.policy().continue_stats(0).count == 0);
+    CHECK(fresh.policy().continue_stats(1).count == 1);
+    CHECK_THROWS_WITH(policy::dee<>(dee_options{.streak_bins = 0}), Contains("streak_bins 0"));
+    CHECK_THROWS_WITH(policy::dee<>(dee_options{.streak_bins = 65}), Contains("streak_bins 65"));
+}
+
+TEST_CASE("dee serving copies keep the learned state with another alpha and probe rate; with_reward carries it over",
+          "[policy][dee]") {
+    const logit_table table{{{ln9, 0}, {ln9, 0}, {0, ln3}}};
+    counters count;
+    const auto net = scripted_network(3, {0, 1, 2}, table, count, {1, 1, 1}, 1.0);
+    auto r = make_runner(net, policy::dee<reward::correctness_reward>(dee_options{.lambda = 0.1, .confidence_bins = 2}));
+    run(r, {0, 0, 0}, std::size_t{1});
+    const auto& trained = r.policy();
+    const auto served = trained.serving(0.0, 0.05);
+    CHECK(served.options().alpha == 0.0);
+    CHECK(served.options().probe_rate == 0.05);
+    CHECK(served.table() == trained.table());
+    CHECK_THROWS_WITH(trained.serving(-1.0), Contains("alpha -1"));
+    CHECK_THROWS_WITH(trained.serving(0.0, 2.0), Contains("probe_rate 2"));
+    const auto agreeing = served.with_reward<reward::agreement_reward>();
+    CHECK(agreeing.table() == served.table());
+    CHECK(agreeing.heads() == 3);
+    CHECK(agreeing.options() == served.options());
+    // Merging what the carried-over learner learns later counts the shared start once.
+    auto later = agreeing;
+    auto rl = make_runner(net, later);
+    run(rl, {0});
+    auto merged = agreeing;
+    merged.merge(rl.policy());
+    CHECK(merged.table() == rl.policy().table());
 }
 
 TEST_CASE("dee with the correctness reward: a label fed back later teaches what it would have with the sample",

@@ -435,7 +435,7 @@ TEST_CASE("max_prob_reward: the head's max-prob, 0 for invalid logits", "[policy
     CHECK(reward::max_prob_reward::revealed(s, 2, std::size_t{0}, 2) == 0.8);  // the label plays no part
 }
 
-TEST_CASE("agreement_reward: agreement with the deepest head, revealed only by a deeper or the final head",
+TEST_CASE("agreement_reward: agreement with the final head, revealed only when the sample reached it",
           "[policy][learning]") {
     using R = reward::agreement_reward;
     confidence<float> m;
@@ -452,9 +452,11 @@ TEST_CASE("agreement_reward: agreement with the deepest head, revealed only by a
         CHECK(R::revealed(s, 0, std::size_t{3}, 2) == 0.0);  // label-free: a label changes nothing
     }
     SECTION("the sample stopped at a non-final head") {
+        // Head 0 agrees with head 1, but head 1 is not the final head: nothing is revealed (the
+        // first build compared with the deepest head reached, and credited head 0 with 1 here).
         const std::vector<step_record> s{step(0, 1, 0.5), step(1, 1, 0.6)};
-        CHECK(R::revealed(s, 0, std::nullopt, 2) == 1.0);    // agrees with head 1
-        CHECK(R::revealed(s, 1, std::nullopt, 2) == std::nullopt);  // the deepest non-final head: unknown
+        CHECK(R::revealed(s, 0, std::nullopt, 2) == std::nullopt);
+        CHECK(R::revealed(s, 1, std::nullopt, 2) == std::nullopt);
         const std::vector<step_record> one{step(1, 1, 0.6)};  // a bandit's single pull
         CHECK(R::revealed(one, 0, std::nullopt, 2) == std::nullopt);
         const std::vector<step_record> final_only{step(2, 0, 0.6)};

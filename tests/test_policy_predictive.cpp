@@ -66,7 +66,17 @@ struct ref_options {
     bool predict = true;
     std::optional<double> deep{};
     std::size_t deep_from = 0;
+    bool soft = false;  ///< the log_softmax test: max-prob >= beta, rounds on max log-softmax
 };
+
+/// max log-softmax of v, in double, from the definition.
+double max_log_softmax(const std::vector<double>& v) {
+    double hi = v[0];
+    for (double x : v) hi = std::max(hi, x);
+    double sum = 0;
+    for (double x : v) sum += std::exp(x - hi);
+    return -std::log(sum);
+}
 
 /// The heads a sample visits, in order, given its logits z[k][c] (all finite).
 std::vector<std::size_t> reference_heads(const std::vector<std::vector<float>>& z, const std::vector<double>& T,
@@ -80,7 +90,8 @@ std::vector<std::size_t> reference_heads(const std::vector<std::vector<float>>& 
         float hi = z[k][0], lo = z[k][0];
         for (float v : z[k]) hi = std::max(hi, v), lo = std::min(lo, v);
         const double ext = std::max(std::abs(hi), std::abs(lo));
-        bool stop = ext > o.beta * T[k];
+        bool stop = o.soft ? max_log_softmax(std::vector<double>(z[k].begin(), z[k].end())) >= std::log(o.beta) - 1e-6
+                           : ext > o.beta * T[k];
         if (stop && o.deep && k >= o.deep_from) {
             double sum = 0;
             for (float v : z[k]) sum += std::exp(double(v) - double(hi));
@@ -100,7 +111,7 @@ std::vector<std::size_t> reference_heads(const std::vector<std::vector<float>>& 
                 m = std::max(m, std::abs(w[c]));
             }
             v = w;
-            if (m > o.beta * T[std::min(k + r, last)]) {
+            if (o.soft ? max_log_softmax(w) >= std::log(o.beta) : m > o.beta * T[std::min(k + r, last)]) {
                 jump = r;
                 break;
             }
@@ -138,6 +149,7 @@ predictive_options to_options(const ref_options& r) {
     o.predict = r.predict;
     o.deep_max_prob = r.deep;
     o.deep_from = r.deep_from;
+    o.test = r.soft ? exit_test::log_softmax : exit_test::logit_extremum;
     return o;
 }
 
@@ -253,6 +265,40 @@ TEST_CASE("the exit test: logit extremum above beta * T, and the deep max-prob t
     CHECK(policy::predictive({.beta = 1e-9}, T).decide(bad.c) == decision::proceed);
 }
 
+TEST_CASE("the log_softmax exit test and predictor on hand-made log-softmax vectors", "[policy][predictive]") {
+    const shape s(4, 3);
+    // Logits (ln 8, 0, 0): max-prob 8 / 10 = 0.8, max log-softmax ln 0.8. A shift by +100 (a
+    // head with a constant offset) changes nothing in this form, everything in the logit form.
+    const float l8 = std::log(8.0f);
+    for (const float shift : {0.0f, 100.0f}) {
+        ctx_of c(0, {l8 + shift, shift, shift}, s);
+        auto at = [&](double beta) {
+            return prepared({.beta = beta, .test = exit_test::log_softmax}, {1, 1, 1, 1}, s).decide(c.c);
+        };
+        CHECK(at(0.79) == decision::stop);
+        CHECK(at(0.8) == decision::stop);  // >= : max-prob 0.8 (float) meets beta 0.8 within rounding
+        CHECK(at(0.81) == decision::proceed);
+    }
+    CHECK(prepared({.beta = 2.5}, {1, 1, 1, 1}, s).decide(ctx_of(0, {l8 + 100, 100, 100}, s).c) == decision::stop);
+    CHECK(prepared({.beta = 2.5}, {1, 1, 1, 1}, s).decide(ctx_of(0, {l8, 0, 0}, s).c) == decision::proceed);
+    // The predictor's rounds on (a, 0, 0) with a = ln 8: round 1 gives (a, a, 0): max-prob
+    // 8 / 17 = 0.47; round 2 (2a, 2a, a): 1 / (2 + 1/8) = 0.47; round 3 (4a, 5a, 3a): 1 / (1 +
+    // 8^-1 + 8^-2) = 0.877. At beta 0.85 the jump is 3; at 0.45 it is 1; at 0.95 no round of
+    // 3 fires (0.877; round 4 would compare the final head's) and the horizon 2 sends it on 2.
+    const auto jump = [&](double beta, std::size_t rounds, std::size_t horizon) {
+        auto p = prepared({.beta = beta, .rounds = rounds, .horizon = horizon, .test = exit_test::log_softmax},
+                          {1, 1, 1, 1, 1, 1, 1, 1}, shape(8, 3));
+        const std::vector<float> z{l8, 0, 0};
+        return p.forecast(0, std::span<const float>(z));
+    };
+    CHECK(jump(0.85, 8, 8) == 3);
+    CHECK(jump(0.45, 8, 8) == 1);
+    CHECK(jump(0.95, 3, 2) == 2);
+    // beta must be in (0, 1] for this test.
+    CHECK_THROWS_WITH(policy::predictive({.beta = 1.5, .test = exit_test::log_softmax}, {1.0}),
+                      Contains("beta 1.5 must be in (0, 1] for the log_softmax exit test"));
+}
+
 TEST_CASE("options and thresholds out of range are errors naming the value", "[policy][predictive][error]") {
     const std::vector<double> T{1, 2, 3};
     CHECK_THROWS_WITH(policy::predictive({.beta = 0.0}, T), Contains("predictive: beta 0 must be finite and > 0"));
@@ -351,11 +397,16 @@ TEST_CASE("a plain-loop reimplementation agrees with replay, head sequence by he
         {.beta = 1.3, .start = 3, .predict = false},
         {.beta = 1.2, .deep = 0.9, .deep_from = 4},
         {.beta = 2.0, .rounds = 5, .deep = 0.8, .deep_from = 2},
+        {.beta = 0.6, .soft = true},
+        {.beta = 0.9, .soft = true},
+        {.beta = 0.99, .rounds = 4, .horizon = 3, .soft = true},
+        {.beta = 0.8, .start = 2, .soft = true},
+        {.beta = 0.8, .predict = false, .soft = true},
     };
     std::size_t skipped_total = 0;
     for (const auto& r : configs) {
         INFO("beta " << r.beta << " rounds " << r.rounds << " horizon " << r.horizon << " start " << r.start
-                     << " predict " << r.predict);
+                     << " predict " << r.predict << " soft " << r.soft);
         const policy::predictive p(to_options(r), mean);
         const auto out = replay(t, policy::predictive(p));
         // The same policy on the replay network with a tap on every evaluated head.
@@ -390,7 +441,7 @@ TEST_CASE("skipped heads are never run", "[policy][predictive]") {
     counters count;
     const auto net = scripted_network(heads, {0, 1, 2, 3, 4, 5, 6, 7}, table, count);
     const auto T = mean_logit_extremum(trace_of(table));
-    for (const ref_options r : {ref_options{.beta = 2.5}, ref_options{.beta = 4.0, .start = 1},
+    for (const ref_options& r : {ref_options{.beta = 2.5}, ref_options{.beta = 4.0, .start = 1},
                                 ref_options{.beta = 1.5, .predict = false}}) {
         auto runner = make_runner(net, policy::predictive(to_options(r), T), simulated_clock{});
         std::size_t heads_run = 0, heads_passed = 0;

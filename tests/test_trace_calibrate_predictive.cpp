@@ -376,12 +376,71 @@ TEST_CASE("predictive_calibrated: errors name the value", "[calibrate][predictiv
     CHECK_THROWS_WITH(predictive_calibrated(t, accuracy_target{-1}), Contains("accuracy drop -1 points"));
     CHECK_THROWS_WITH(predictive_calibrated(t, accuracy_target{1, 0.3}), Contains("confidence 0.3"));
     CHECK_THROWS_WITH(predictive_calibrated(t, accuracy_target{}, {}, predictive_search{{}}),
-                      Contains("the beta grid is empty"));
+                      Contains("the beta grid of the logit_extremum test is empty"));
     CHECK_THROWS_WITH(predictive_calibrated(t, accuracy_target{}, {}, predictive_search{{1.0, -3.0}}),
-                      Contains("beta -3 (grid entry 1) must be finite and > 0"));
+                      Contains("beta -3 (entry 1 of the logit_extremum grid) must be finite and > 0"));
     CHECK_THROWS_WITH(predictive_calibrated(t, accuracy_target{}, {.start_head = 5}),
                       Contains("start_head 5 does not exist; the network has 3 heads"));
     CHECK_THROWS_WITH(predictive_calibrated(t, accuracy_target{}, {.rounds = 0}), Contains("rounds 0"));
     // choose_start_head overrides options.start_head, so a bad one is not an error there.
     CHECK_NOTHROW(predictive_calibrated(t, accuracy_target{}, {.start_head = 5}, predictive_search{{1.0}, true}));
+}
+
+TEST_CASE("predictor_error scores every forecast against the next head whose test passes, by hand",
+          "[calibrate][predictive]") {
+    // 4 heads, 2 classes, log_softmax test at max-prob 0.8: a head with logits (a, 0) passes when
+    // a >= ln 4. Sample 0: a = 0, 0, 2, 2 (first passes at head 2); sample 1: never passes;
+    // sample 2: passes at head 0 (no forecast).
+    trace t(trace_layout{2, {0, 1, 2, 3}, {10, 10, 10, 10}, {1, 1, 1, 1}});
+    for (const std::vector<float>& a : {std::vector<float>{0, 0, 2, 2}, {0, 0, 0, 0}, {3, 3, 3, 3}}) {
+        std::vector<float> z;
+        for (const float x : a) z.insert(z.end(), {x, 0.0f});
+        t.add(z, std::vector<double>(4, 0.0), std::vector<double>(4, 0.0), std::size_t{0});
+    }
+    const std::vector<double> T(4, 1.0);
+    // check_every_head forecasts head + 1: sample 0 at head 0 (1 for 2: early by 1), at head 1
+    // (2: exact); sample 1 at heads 0, 1, 2 (1, 2, 3 for the final head 3: early by 2, 1, exact).
+    const auto every = predictor_error(
+        t, policy::predictive({.beta = 0.8, .predict = false, .test = exit_test::log_softmax}, T));
+    CHECK(every.forecasts == 5);
+    CHECK(every.exact_rate == Approx(0.4));
+    CHECK(every.mean_abs_error == Approx(0.8));
+    CHECK(every.early_rate == Approx(0.6));
+    CHECK(every.late_rate == 0.0);
+    // The predictor on (0, 0): no round ever fires, the horizon sends it to the final head:
+    // sample 0 late by 1 (the test passes at head 2), sample 1 exact.
+    const auto pred = predictor_error(t, policy::predictive({.beta = 0.8, .test = exit_test::log_softmax}, T));
+    CHECK(pred.forecasts == 2);
+    CHECK(pred.exact_rate == Approx(0.5));
+    CHECK(pred.mean_abs_error == Approx(0.5));
+    CHECK(pred.late_rate == Approx(0.5));
+}
+
+TEST_CASE("predictive_calibrated searches the listed exit tests and keeps the one chosen", "[calibrate][predictive]") {
+    // The trace of the predictor_error case plus shifted copies: a constant +5 on every logit
+    // of head 1 makes the logit test pass there on wrong answers; the softmax test ignores it.
+    trace t(trace_layout{2, {0, 1, 2}, {10, 10, 10}, {1, 1, 1}});
+    for (int i = 0; i < 40; ++i) {
+        const std::size_t label = i % 2;
+        const float sure = (i % 4 < 2) ? 3.0f : 0.2f;  // half the samples are clear at head 1
+        std::vector<float> z{0.1f, 0.0f};  // head 0 always says class 0, unsure
+        std::vector<float> h1(2, 5.0f), h2(2, 0.0f);
+        h1[label] += sure;
+        h2[label] += 4.0f;
+        z.insert(z.end(), h1.begin(), h1.end());
+        z.insert(z.end(), h2.begin(), h2.end());
+        t.add(z, std::vector<double>(3, 0.0), std::vector<double>(3, 0.0), label);
+    }
+    predictive_search search;
+    search.tests = {exit_test::logit_extremum, exit_test::log_softmax};
+    const auto c = predictive_calibrated(t, accuracy_target{0.0}, {.predict = false}, search);
+    REQUIRE_FALSE(c.falls_back_to_full);
+    CHECK(c.options.test == exit_test::log_softmax);
+    CHECK(c.make().options().test == exit_test::log_softmax);
+    CHECK(c.parameter_text().find("max-prob") == 0);
+    CHECK(c.candidates == search.betas.size() + search.softmax_betas.size());
+    CHECK_THROWS_WITH(predictive_calibrated(t, accuracy_target{}, {},
+                                            predictive_search{.softmax_betas = {0.5, 1.5},
+                                                              .tests = {exit_test::log_softmax}}),
+                      Contains("beta 1.5 (entry 1 of the log_softmax grid) must be finite and in (0, 1]"));
 }

@@ -132,7 +132,8 @@ TEST_CASE("average_regret and log_checkpoints", "[trace][hindsight]") {
     CHECK(log_checkpoints(1200) == std::vector<std::size_t>{100, 200, 500, 1000, 1200});
 }
 
-TEST_CASE("calibrate_lambda picks the cheapest lambda meeting the goal on the validation run", "[trace][calibrate]") {
+TEST_CASE("calibrate_lambda, online scoring: the cheapest lambda meeting the goal on the validation run",
+          "[trace][calibrate]") {
     const auto table = random_table(1500, 4, 5, 8);
     counters count;
     const auto net = scripted_network(5, {1, 2, 3, 4}, table, count);
@@ -145,8 +146,10 @@ TEST_CASE("calibrate_lambda picks the cheapest lambda meeting the goal on the va
         return policy::dee<>(dee_options{.lambda = lambda, .alpha = 0.5, .confidence_bins = 8});
     };
     const accuracy_target target{10.0, 0.0};  // random heads: even lambda 0 loses 6.3 points here
-    const auto c = calibrate_lambda(t, make, target);
+    const lambda_search online{.score = lambda_score::online};
+    const auto c = calibrate_lambda(t, make, target, online);
     REQUIRE(c.met);
+    REQUIRE_FALSE(c.falls_back_to_full);
     // By brute force over the same grid.
     double cheapest = 1e300;
     for (const double l : default_lambda_grid) {
@@ -158,9 +161,98 @@ TEST_CASE("calibrate_lambda picks the cheapest lambda meeting the goal on the va
     CHECK(c.on_calibration.mean_macs == cheapest);
     CHECK(c.drop_bound_points <= 10.0);
     CHECK(c.learned.visit_stats(0).count == 1500);  // the warm start saw the whole validation run
-    // A goal no lambda meets: the most accurate, with met = false and a note.
-    const auto none = calibrate_lambda(t, make, accuracy_target{0.0, 0.999}, std::vector<double>{5.0, 10.0});
-    CHECK_FALSE(none.met);
+    // A goal no lambda meets: falls back to full, with a note naming the closest lambda.
+    const auto none = calibrate_lambda(t, make, accuracy_target{0.0, 0.999},
+                                       lambda_search{.grid = {5.0, 10.0}, .score = lambda_score::online});
+    CHECK(none.met);
+    CHECK(none.falls_back_to_full);
+    CHECK(none.on_calibration.compute_saving == 0.0);
     CHECK_THAT(none.note, Contains("no lambda"));
-    CHECK_THROWS_WITH(calibrate_lambda(t, make, target, std::vector<double>{}), Contains("grid is empty"));
+    CHECK_THROWS_WITH(calibrate_lambda(t, make, target, lambda_search{.grid = {}}), Contains("grid is empty"));
+    CHECK_THROWS_WITH(calibrate_lambda(t, make, target, lambda_search{.grid = {0.1, -1.0}}),
+                      Contains("lambda -1 (grid entry 1)"));
+    CHECK_THROWS_WITH(calibrate_lambda(t, make, target, lambda_search{.passes = 0}), Contains("passes 0"));
+    CHECK_THROWS_WITH(calibrate_lambda(t, make, target, lambda_search{.folds = 1}), Contains("folds 1"));
+}
+
+TEST_CASE("calibrate_lambda, frozen scoring: each fold's rule is trained on the others and replayed frozen",
+          "[trace][calibrate]") {
+    const auto table = random_table(900, 4, 5, 31);
+    counters count;
+    const auto net = scripted_network(5, {1, 2, 3, 4}, table, count);
+    scripted_state s;
+    const trace t = record_trace(net, s, table.size(), [&](std::size_t i, scripted_state& st) {
+        st = {i, 0};
+        return std::optional<std::size_t>(top1(table[i][3]));
+    });
+    using learner = policy::dee<reward::correctness_reward>;
+    const auto make = [](double lambda) {
+        return learner(dee_options{.lambda = lambda, .alpha = 0.3, .confidence_bins = 4, .streak_bins = 2});
+    };
+    const auto serve = [](const learner& d) { return d.serving(0.0); };
+    const lambda_search search{.grid = {0.2, 0.5, 0.8, 1.2}, .passes = 2, .folds = 3};
+    const auto c = calibrate_lambda(t, make, accuracy_target{10.0, 0.0}, search, serve);
+    // An independent computation of every lambda's score: folds i % 3, two training passes on
+    // the other folds, then the served rule (alpha 0) replayed with learning off.
+    const double full_macs = summarize({}, replay(t, policy::full{}), t).mean_macs;
+    double cheapest = 1e300, chosen = -1;
+    for (const double l : search.grid) {
+        std::vector<sample_outcome> out(t.size());
+        for (std::size_t f = 0; f < 3; ++f) {
+            auto p = make(l);
+            const trace tr = t.select_if([&](std::size_t i) { return i % 3 != f; });
+            (void)replay(tr, p);
+            (void)replay(tr, p);
+            const trace held = t.select_if([&](std::size_t i) { return i % 3 == f; });
+            auto frozen = p.serving(0.0);
+            const auto before = frozen.table();
+            std::size_t j = 0;
+            for (std::size_t i = f; i < t.size(); i += 3) {
+                replayer<float, learner> r(held, frozen);  // a fresh copy per sample: nothing learned
+                out[i] = outcome_of(r.run(j++));
+            }
+            CHECK(frozen.table() == before);
+        }
+        const auto m = summarize({}, out, t);
+        if (accuracy_drop_bound(t, out, 0.0) <= 10.0 + 1e-12 && m.mean_macs < std::min(cheapest, full_macs)) {
+            cheapest = m.mean_macs;
+            chosen = l;
+        }
+    }
+    REQUIRE(chosen >= 0);  // some lambda saves within the goal: no fallback
+    REQUIRE_FALSE(c.falls_back_to_full);
+    CHECK(c.lambda == chosen);
+    CHECK(c.on_calibration.mean_macs == Approx(cheapest).epsilon(1e-12));
+    // The returned learner is trained on the whole trace, twice.
+    CHECK(c.learned.visit_stats(0).count == 2 * 900);
+}
+
+TEST_CASE("apply_rule on the trace the rule was fitted on gives the hindsight rule's exits; on another split it "
+          "earns no more than that split's own hindsight rule",
+          "[trace][hindsight]") {
+    const auto table = random_table(1200, 4, 5, 44);
+    counters count;
+    const auto net = scripted_network(5, {1, 2, 3, 4}, table, count);
+    scripted_state s;
+    const trace all = record_trace(net, s, table.size(), [&](std::size_t i, scripted_state& st) {
+        st = {i, 0};
+        return std::optional<std::size_t>(top1(table[i][3]));
+    });
+    const trace a = all.slice(0, 600), b = all.slice(600, 600);
+    const dee_options o{.lambda = 0.4, .confidence_bins = 4, .streak_bins = 2};
+    const auto check = [&](auto reward) {
+        using R = decltype(reward);
+        const auto fit = hindsight_best<R>(a, o);
+        const auto same = apply_rule<R>(fit, a, o);
+        CHECK(same.exit_head == fit.exit_head);
+        CHECK(same.reward == fit.reward);
+        // The rule fitted on a is one rule of the class on b: b's own best does at least as well
+        // in expectation; on 600 samples it does here.
+        CHECK(apply_rule<R>(fit, b, o).mean_reward() <= hindsight_best<R>(b, o).mean_reward() + 1e-12);
+    };
+    check(reward::max_prob_reward{});
+    check(reward::correctness_reward{});
+    CHECK_THROWS_WITH(apply_rule<reward::max_prob_reward>(hindsight_best<reward::max_prob_reward>(a, o), b,
+                                                          dee_options{.lambda = 0.4, .confidence_bins = 3}),
+                      Contains("apply_rule: the rule has"));
 }

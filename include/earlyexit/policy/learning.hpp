@@ -7,10 +7,12 @@
 // plain network's (exit_context::cost_fraction()), lambda the cost weight (quality units per
 // plain network). Reward models:
 //   max_prob_reward      q = the head's max-prob. Label-free, known when deciding (the default).
-//   agreement_reward     q = 1 when the head's top-1 equals that of the deepest head this sample
-//                        reached, else 0. Label-free, known only later: only a sample that went
-//                        past head k reveals q_k (the deepest head itself is revealed only when
-//                        it is the final head, which agrees with itself).
+//   agreement_reward     q = 1 when the head's top-1 equals the final head's, else 0. Label-free,
+//                        known only later: only a sample that ran to the final head (a probe, or
+//                        one that never stopped) reveals q at the heads it visited. A sample
+//                        that stopped early reveals nothing: comparing with the deepest head it
+//                        reached instead would credit early heads for agreeing with another
+//                        early head, and bias the stop values upwards.
 //   correctness_reward   q = 1 when the head's top-1 equals the label. Supervised: the label can
 //                        come with the sample (sample_info::label) or be fed back after serving.
 // A reward model is a type with `static constexpr std::string_view name`, `static constexpr bool
@@ -48,6 +50,8 @@ struct step_record {
     double max_prob = 0;
     bool valid = false;       ///< the head's logits were valid (confidence.hpp)
     double cost = 0;          ///< elapsed declared cost fraction at that head
+    std::size_t patience = 0; ///< evaluated heads in a row with this top-1, this one included (0: invalid)
+    double budget = -1;       ///< elapsed time / the sample's deadline at that head (< 0: no deadline)
 };
 
 namespace reward {
@@ -67,8 +71,8 @@ struct max_prob_reward {
     }
 };
 
-/// q = 1 when the head's top-1 agrees with the deepest head the sample reached. Label-free;
-/// revealed only by a deeper head (see the file comment).
+/// q = 1 when the head's top-1 agrees with the final head's. Label-free; revealed only when the
+/// sample ran to the final head (see the file comment).
 struct agreement_reward {
     static constexpr std::string_view name = "agreement";
     static constexpr bool known_at_decision = false;
@@ -80,10 +84,9 @@ struct agreement_reward {
     /// final_head: the network's last head index.
     [[nodiscard]] static std::optional<double> revealed(std::span<const step_record> steps, std::size_t i,
                                                         std::optional<std::size_t>, std::size_t final_head) noexcept {
-        const step_record& deepest = steps.back();
-        if (i + 1 == steps.size() && deepest.head != final_head) return std::nullopt;
-        if (!deepest.valid) return std::nullopt;  // no reference answer
-        return steps[i].valid && steps[i].top1 == deepest.top1 ? 1.0 : 0.0;
+        const step_record& last = steps.back();
+        if (last.head != final_head || !last.valid) return std::nullopt;  // no reference answer
+        return steps[i].valid && steps[i].top1 == last.top1 ? 1.0 : 0.0;
     }
 };
 
@@ -243,7 +246,7 @@ inline double checked_nonnegative(double v, std::string_view who, std::string_vi
 template <std::floating_point Scalar>
 [[nodiscard]] step_record record_of(const episode_step<Scalar>& s, double full_macs) noexcept {
     return {s.head, npos, s.measures.top1, static_cast<double>(s.measures.max_prob), s.measures.valid,
-            full_macs > 0 ? s.elapsed_macs / full_macs : 0.0};
+            full_macs > 0 ? s.elapsed_macs / full_macs : 0.0, 0, -1.0};
 }
 
 }  // namespace detail
@@ -312,8 +315,14 @@ void learn_or_hold(const episode<Scalar>& e, std::vector<step_record>& records, 
                    Learn&& learn) noexcept {
     if (e.steps.empty() || e.steps.size() > records.size()) return;
     const double full = e.network != nullptr ? e.network->full_macs : 0.0;
+    const std::optional<double> deadline = e.sample != nullptr ? e.sample->deadline_seconds : std::nullopt;
+    std::size_t streak = 0, previous = npos;  // the runner's patience (runner.hpp, sample_cursor)
     for (std::size_t i = 0; i < e.steps.size(); ++i) {
         records[i] = record_of(e.steps[i], full);
+        streak = !records[i].valid ? 0 : (records[i].top1 == previous ? streak + 1 : 1);
+        previous = records[i].valid ? records[i].top1 : npos;
+        records[i].patience = streak;
+        if (deadline && *deadline > 0) records[i].budget = e.steps[i].elapsed_seconds / *deadline;
         cell(records[i], e.steps[i]);
     }
     const std::span<const step_record> steps(records.data(), e.steps.size());

@@ -3,15 +3,22 @@
 // predictor forecasts, from one head's logits, how many heads to skip before the next one worth
 // evaluating, so heads run only where the forecast points instead of at every position.
 //
-// Exit test at head k: the logits are valid and logit_extremum > beta * T_k, T_k the mean logit
-// extremum of head k over a calibration set (trace/calibrate_predictive.hpp computes it and
-// calibrates beta); optionally also max-prob >= deep_max_prob at heads k >= deep_from.
+// Exit test at head k, two forms (predictive_options::test; let validation choose,
+// trace/calibrate_predictive.hpp does):
+//   logit_extremum  (the authors' public code) the logits are valid and logit_extremum >
+//                   beta * T_k, T_k the mean logit extremum of head k over a calibration set.
+//                   The raw logit is not shift-invariant: a head whose logits carry a constant
+//                   offset passes or fails whatever its softmax says.
+//   log_softmax     max log-softmax >= log beta, beta in (0, 1]: max-prob >= beta, the same at
+//                   every head (shift-invariant; T_k is not used).
+// Optionally also max-prob >= deep_max_prob at heads k >= deep_from.
 //
 // Predictor, after a proceed at head i (next_check), in heads: every head is a potential exit,
 // so a jump of r means "evaluate head i + r next" (clamped to the final head). v = the head's
 // logits (in double); for r = 1..R: v <- v convolved with [1, 1, 1] along the class axis (zero
 // padded, same length: v'_c = v_{c-1} + v_c + v_{c+1}); if max_c |v'_c| > beta * T_{min(i+r,
-// last)}, the jump is r. The threshold a round is compared with is the one of the head that
+// last)}, the jump is r (log_softmax form: if max log-softmax(v') >= log beta, the same
+// quantity the exit test compares). The threshold a round is compared with is the one of the head that
 // round would send the sample to. algorithms.md writes T_{i+r-1}; we read it as the reference's
 // loop counting positions from the one after i, so that it names the same head as our
 // T_{i+r} (the one the jump lands on). No round fires: the jump is `horizon` (default R).
@@ -48,8 +55,19 @@
 
 namespace earlyexit {
 
+/// The exit test of policy::predictive (see the file comment).
+enum class exit_test : unsigned char {
+    logit_extremum,  ///< logit extremum > beta * T_k: the authors' form
+    log_softmax,     ///< max log-softmax >= log beta (max-prob >= beta): shift-invariant
+};
+
+[[nodiscard]] constexpr std::string_view name_of(exit_test t) noexcept {
+    return t == exit_test::log_softmax ? "log_softmax" : "logit_extremum";
+}
+
 /// Options of policy::predictive; the defaults follow the reference (R = 8, no deep test).
-/// Ranges (checked by the policy's constructor, errors naming the value): beta finite and > 0;
+/// Ranges (checked by the policy's constructor, errors naming the value): beta finite and > 0
+/// (and <= 1 for the log_softmax test);
 /// rounds >= 1; horizon, when given, >= 1; deep_max_prob, when given, in [0, 1]. start_head and
 /// deep_from are head indices, checked against the network by prepare().
 struct predictive_options {
@@ -60,6 +78,7 @@ struct predictive_options {
     std::optional<double> deep_max_prob{};   ///< at heads >= deep_from, also require max-prob >= this
     std::size_t deep_from = 0;               ///< first head the deep max-prob test applies to
     bool predict = true;                     ///< false: check every head (the check_every_head baseline)
+    exit_test test = exit_test::logit_extremum;  ///< the exit test and the predictor's quantity
 
     /// The jump predicted when no round fires.
     [[nodiscard]] std::size_t effective_horizon() const noexcept { return horizon.value_or(rounds); }
@@ -77,14 +96,17 @@ struct predictive_options {
 namespace policy {
 
 /// Predictive Exit (see the file comment). Built from options and one threshold T_k per head
-/// (finite, > 0; usually mean_logit_extremum() of a calibration trace). Bind it to a network
-/// with prepare() (the runner does) before next_check(); decide() needs no binding.
+/// (finite, > 0; usually mean_logit_extremum() of a calibration trace; the log_softmax test
+/// does not use them, but still needs one per head to know the network's size). Bind it to a
+/// network with prepare() (the runner does) before next_check(); decide() needs no binding.
 class predictive {
 public:
     predictive(predictive_options options, std::vector<double> thresholds)
         : o_(std::move(options)), t_(std::move(thresholds)) {
         const std::string_view who = o_.predict ? "predictive" : "check_every_head";
         if (!(o_.beta > 0.0) || !std::isfinite(o_.beta)) fail("{}: beta {} must be finite and > 0", who, o_.beta);
+        if (o_.test == exit_test::log_softmax && !(o_.beta <= 1.0))
+            fail("{}: beta {} must be in (0, 1] for the log_softmax exit test (max-prob >= beta)", who, o_.beta);
         if (o_.rounds == 0) fail("{}: rounds {} must be >= 1", who, o_.rounds);
         if (o_.horizon && *o_.horizon == 0) fail("{}: horizon {} must be >= 1", who, *o_.horizon);
         if (o_.deep_max_prob && !(*o_.deep_max_prob >= 0.0 && *o_.deep_max_prob <= 1.0))
@@ -94,7 +116,8 @@ public:
             if (!(t_[k] > 0.0) || !std::isfinite(t_[k]))
                 fail("{}: threshold {} of head {} must be finite and > 0", who, t_[k], k);
         scaled_.resize(t_.size());
-        for (std::size_t k = 0; k < t_.size(); ++k) scaled_[k] = o_.beta * t_[k];
+        soft_ = o_.test == exit_test::log_softmax;
+        for (std::size_t k = 0; k < t_.size(); ++k) scaled_[k] = soft_ ? std::log(o_.beta) : o_.beta * t_[k];
         deep_ = o_.deep_max_prob.value_or(0.0);
         deep_from_ = o_.deep_max_prob ? o_.deep_from : npos;
         horizon_ = o_.effective_horizon();
@@ -131,11 +154,18 @@ public:
 
     template <std::floating_point Scalar>
     [[nodiscard]] decision decide(const exit_context<Scalar>& c) const noexcept {
-        const std::size_t k = std::min(c.head, last_);
+        return passes(c.head, c.measures) ? decision::stop : decision::proceed;
+    }
+
+    /// The exit test at head k on a head's measures (what decide() asks).
+    template <std::floating_point Scalar>
+    [[nodiscard]] bool passes(std::size_t head, const confidence<Scalar>& m) const noexcept {
+        const std::size_t k = std::min(head, last_);
         // & and |, not && and ||: one branch instead of three (the outcome varies per sample).
-        const bool deep_ok = (c.head < deep_from_) | (static_cast<double>(c.measures.max_prob) >= deep_);
-        const bool sure = c.measures.valid & (static_cast<double>(c.measures.logit_extremum) > scaled_[k]) & deep_ok;
-        return sure ? decision::stop : decision::proceed;
+        const bool deep_ok = (head < deep_from_) | (static_cast<double>(m.max_prob) >= deep_);
+        const double q = soft_ ? std::log(static_cast<double>(m.max_prob)) : static_cast<double>(m.logit_extremum);
+        const bool over = soft_ ? q >= scaled_[k] : q > scaled_[k];
+        return m.valid & over & deep_ok;
     }
 
     /// The next head to evaluate after a proceed at c.head: the predictor's forecast (see the
@@ -172,8 +202,14 @@ public:
             for (std::size_t c = 1; c <= n; ++c) out[c] = in[c - 1] + in[c] + in[c + 1];
             // Eigen's max: a plain loop's running max is one long dependency chain (a
             // floating-point max reduction is not vectorized without -ffast-math); Eigen's is.
-            const double m = Eigen::Map<const Eigen::ArrayXd>(out + 1, len).abs().maxCoeff();
-            if (m > scaled_[std::min(i + r, last)]) return std::min(i + r, last);
+            const auto v = Eigen::Map<const Eigen::ArrayXd>(out + 1, len);
+            if (soft_) {
+                // max log-softmax = -log(sum exp(v - max v)).
+                const double top = v.maxCoeff();
+                if (-std::log((v - top).exp().sum()) >= scaled_[std::min(i + r, last)]) return std::min(i + r, last);
+            } else if (v.abs().maxCoeff() > scaled_[std::min(i + r, last)]) {
+                return std::min(i + r, last);
+            }
             std::swap(in, out);
         }
         return std::min(i + horizon_, last);
@@ -182,7 +218,8 @@ public:
 private:
     predictive_options o_;
     std::vector<double> t_;       // T_k
-    std::vector<double> scaled_;  // beta * T_k
+    std::vector<double> scaled_;  // beta * T_k (logit_extremum) or log beta (log_softmax)
+    bool soft_ = false;           // the log_softmax test
     double deep_ = 0.0;
     std::size_t deep_from_ = npos;  // npos: no deep test
     std::size_t horizon_ = 8;

@@ -35,7 +35,9 @@
 namespace earlyexit {
 
 inline constexpr std::string_view policy_state_format = "earlyexit.policy_state";
-inline constexpr int policy_state_version = 1;
+/// Version 2 added DEE's options cost (what its cost bins measure) and streak_bins; version 1
+/// files are still read (those options then take their defaults, which is what they were).
+inline constexpr int policy_state_version = 2;
 
 namespace detail {
 
@@ -150,6 +152,8 @@ template <class P>
                         {"confidence_bins", o.confidence_bins},
                         {"cost_bins", o.cost_bins},
                         {"max_cost_fraction", o.max_cost_fraction},
+                        {"cost", name_of(o.cost)},
+                        {"streak_bins", o.streak_bins},
                         {"target", name_of(o.target)},
                         {"probe_rate", o.probe_rate},
                         {"seed", o.seed},
@@ -173,8 +177,9 @@ template <class P>
     const detail::state_reader r(j, what);
     if (const auto f = r.string(j, "format"); f != policy_state_format)
         fail("{}: field 'format' is '{}', not '{}'", what, f, policy_state_format);
-    if (const auto v = r.unsigned_int(j, "version"); v != static_cast<std::uint64_t>(policy_state_version))
-        fail("{}: field 'version' is {}; this build reads version {}", what, v, policy_state_version);
+    const auto version = r.unsigned_int(j, "version");
+    if (version < 1 || version > static_cast<std::uint64_t>(policy_state_version))
+        fail("{}: field 'version' is {}; this build reads versions 1 to {}", what, version, policy_state_version);
     if (const auto n = r.string(j, "policy"); n != P::name())
         fail("{}: field 'policy' is '{}', expected '{}'", what, n, P::name());
     if (const auto n = r.string(j, "reward"); n != P::reward_type::name)
@@ -211,6 +216,13 @@ template <class P>
         d.confidence_bins = r.unsigned_int(o, "confidence_bins", "options");
         d.cost_bins = r.unsigned_int(o, "cost_bins", "options");
         d.max_cost_fraction = r.number(o, "max_cost_fraction", "options");
+        if (version >= 2) {
+            const auto c = r.string(o, "cost", "options");
+            if (c == "declared") d.cost = cost_context::declared;
+            else if (c == "budget") d.cost = cost_context::budget;
+            else fail("{}: field 'options.cost' is '{}'; expected declared or budget", what, c);
+            d.streak_bins = r.unsigned_int(o, "streak_bins", "options");
+        }
         const auto t = r.string(o, "target", "options");
         if (t == "backward_induction") d.target = value_target::backward_induction;
         else if (t == "monte_carlo") d.target = value_target::monte_carlo;

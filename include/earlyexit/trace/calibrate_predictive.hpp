@@ -20,10 +20,22 @@
 //                                   None qualifies: the plain network (falls_back_to_full, met,
 //                                   a note saying why; make() then starts at the final head,
 //                                   which runs exactly as policy::full).
-// options.predict = false calibrates the check_every_head baseline the same way.
+//                                   search.tests lists the exit tests to search (each with its
+//                                   own beta grid: betas for logit_extremum, softmax_betas for
+//                                   log_softmax); the rule above chooses among all of them.
+// options.predict = false calibrates the check_every_head baseline the same way: give it the
+// same search (start heads, tests), or the comparison is uneven.
+//
+//   predictor_error(t, policy)      how well the predictor forecasts: every forecast a replay
+//                                   makes (after a proceed at head i, the head it sends the
+//                                   sample to) against the head where the exit test first passes
+//                                   after i (the final head when none does), with exact-hit rate,
+//                                   mean absolute error in heads, and the shares too early / late.
 //
 // The default beta grid is 2^(j/32) for j = -160..160: 321 values from 1/32 to 32, each 2.2%
-// above the previous (a log grid: beta scales thresholds, so equal ratios are equal steps).
+// above the previous (a log grid: beta scales thresholds, so equal ratios are equal steps). The
+// log_softmax grid is max-prob thresholds 1 - 2^(-j/16) for j = 4..320: 317 values from 0.16 to
+// 1 - 2^-20, equal steps in log(1 - beta), dense where confident heads differ.
 
 #include <algorithm>
 #include <cmath>
@@ -91,12 +103,22 @@ template <std::floating_point Scalar>
 /// The default grid (see the file comment): log_beta_grid(1/32, 32, 32), 321 values.
 [[nodiscard]] inline std::vector<double> default_beta_grid() { return log_beta_grid(1.0 / 32.0, 32.0, 32); }
 
+/// The default grid of the log_softmax test (see the file comment): 1 - 2^(-j/16), j = 4..320.
+[[nodiscard]] inline std::vector<double> default_softmax_beta_grid() {
+    std::vector<double> g;
+    for (int j = 4; j <= 320; ++j) g.push_back(1.0 - std::exp2(-static_cast<double>(j) / 16.0));
+    return g;
+}
+
 /// What predictive_calibrated() searches.
 struct predictive_search {
-    std::vector<double> betas = default_beta_grid();  ///< candidates, each finite and > 0
+    std::vector<double> betas = default_beta_grid();  ///< logit_extremum candidates, each finite and > 0
     /// false: start at options.start_head. true: choose it jointly with beta among 0..heads-2
     /// (starting at the final head is the plain network, the fallback anyway).
     bool choose_start_head = false;
+    std::vector<double> softmax_betas = default_softmax_beta_grid();  ///< log_softmax candidates, in (0, 1]
+    /// The exit tests searched, each on its own grid (empty: options.test alone).
+    std::vector<exit_test> tests{};
 };
 
 /// A calibrated Predictive Exit (or check_every_head) operating point.
@@ -125,9 +147,11 @@ struct predictive_calibration {
     [[nodiscard]] std::string name() const {
         return fmt::format("{}_calibrated", options.predict ? "predictive" : "check_every_head");
     }
-    /// "beta 1.19 from head 2", or "full (fallback)".
+    /// "beta 1.19 from head 2" (logit_extremum), "max-prob 0.97 from head 2" (log_softmax), or
+    /// "full (fallback)".
     [[nodiscard]] std::string parameter_text() const {
         if (falls_back_to_full) return "full (fallback)";
+        if (options.test == exit_test::log_softmax) return fmt::format("max-prob {:.4g} from head {}", beta, start_head);
         return fmt::format("beta {:.4g} from head {}", beta, start_head);
     }
     /// The options make() builds the policy from.
@@ -155,10 +179,18 @@ template <std::floating_point Scalar>
         fail("predictive_calibrated: accuracy drop {} points is out of range [0, 100]", target.max_drop_points);
     if (!valid_confidence(target.confidence))
         fail("predictive_calibrated: confidence {} must be 0 (none) or in [0.5, 1)", target.confidence);
-    if (search.betas.empty()) fail("predictive_calibrated: the beta grid is empty");
-    for (std::size_t j = 0; j < search.betas.size(); ++j)
-        if (!(search.betas[j] > 0.0) || !std::isfinite(search.betas[j]))
-            fail("predictive_calibrated: beta {} (grid entry {}) must be finite and > 0", search.betas[j], j);
+    const std::vector<exit_test> tests = search.tests.empty() ? std::vector<exit_test>{options.test} : search.tests;
+    const auto grid_of = [&](exit_test x) -> const std::vector<double>& {
+        return x == exit_test::log_softmax ? search.softmax_betas : search.betas;
+    };
+    for (const exit_test x : tests) {
+        const auto& g = grid_of(x);
+        if (g.empty()) fail("predictive_calibrated: the beta grid of the {} test is empty", name_of(x));
+        for (std::size_t j = 0; j < g.size(); ++j)
+            if (!(g[j] > 0.0) || !std::isfinite(g[j]) || (x == exit_test::log_softmax && g[j] > 1.0))
+                fail("predictive_calibrated: beta {} (entry {} of the {} grid) must be finite and {}", g[j], j,
+                     name_of(x), x == exit_test::log_softmax ? "in (0, 1]" : "> 0");
+    }
 
     predictive_calibration r;
     r.thresholds = mean_logit_extremum(t);
@@ -167,7 +199,8 @@ template <std::floating_point Scalar>
     {
         // The policy's own checks, once, before any replay (beta is the grid's).
         predictive_options o = options;
-        o.beta = search.betas.front();
+        o.test = tests.front();
+        o.beta = grid_of(o.test).front();
         if (search.choose_start_head) o.start_head = 0;
         policy::predictive(o, r.thresholds).prepare(info);
     }
@@ -180,6 +213,7 @@ template <std::floating_point Scalar>
 
     struct candidate {
         std::size_t start = 0;
+        exit_test test = exit_test::logit_extremum;
         double beta = 0;
         policy_metrics metrics;
         double bound = 0;
@@ -190,14 +224,16 @@ template <std::floating_point Scalar>
     const std::size_t first_start = search.choose_start_head ? 0 : options.start_head;
     const std::size_t end_start =
         search.choose_start_head ? std::max<std::size_t>(t.heads() - 1, 1) : options.start_head + 1;
+    for (const exit_test x : tests)
     for (std::size_t s = first_start; s < end_start; ++s) {
-        for (const double beta : search.betas) {
+        for (const double beta : grid_of(x)) {
             predictive_options o = options;
             o.beta = beta;
             o.start_head = s;
+            o.test = x;
             const auto out = replay(t, policy::predictive(o, r.thresholds));
             ++r.candidates;
-            candidate c{s, beta, summarize({}, out, t), accuracy_drop_bound(t, out, target.confidence)};
+            candidate c{s, x, beta, summarize({}, out, t), accuracy_drop_bound(t, out, target.confidence)};
             const double acc = *c.metrics.accuracy, cost = c.metrics.mean_macs;
             const bool ok = c.bound <= target.max_drop_points + slack;
             if (ok && cost < full_cost) {
@@ -212,11 +248,15 @@ template <std::floating_point Scalar>
         }
     }
 
-    const auto where = [](const candidate& c) { return fmt::format("beta {:.4g} from head {}", c.beta, c.start); };
+    const auto where = [](const candidate& c) {
+        return fmt::format("{} {:.4g} from head {}", c.test == exit_test::log_softmax ? "max-prob" : "beta", c.beta,
+                           c.start);
+    };
     if (best) {
         r.met = true;
         r.beta = best->beta;
         r.start_head = best->start;
+        r.options.test = best->test;
         r.on_calibration = std::move(best->metrics);
         r.drop_bound_points = best->bound;
     } else {
@@ -228,6 +268,7 @@ template <std::floating_point Scalar>
         const auto& ref = costly ? costly : closest;
         r.beta = ref->beta;
         r.start_head = ref->start;
+        r.options.test = ref->test;
         if (costly && costly->metrics.mean_macs == full_cost)
             r.note = fmt::format("its cheapest point within the target ({}) costs as much as full", where(*costly));
         else if (costly)
@@ -239,6 +280,53 @@ template <std::floating_point Scalar>
     }
     r.on_calibration.name = r.name();
     return r;
+}
+
+/// How well a predictor forecasts the head where its exit test passes (see the file comment).
+struct predictor_accuracy {
+    std::size_t forecasts = 0;     ///< forecasts made (one per proceed at a non-final head)
+    double exact_rate = 0;         ///< share of forecasts that named exactly the next passing head
+    double mean_abs_error = 0;     ///< mean |forecast - next passing head|, in heads
+    double early_rate = 0;         ///< share that forecast a head before it (a wasted head, then re-predict)
+    double late_rate = 0;          ///< share that forecast a head past it (the sample runs deeper than needed)
+};
+
+/// Replays the policy's decisions on every sample of t (the policy is copied and bound to t's
+/// network) and scores every forecast (see the file comment). A policy with predict = false
+/// forecasts head i + 1 every time.
+template <std::floating_point Scalar>
+[[nodiscard]] predictor_accuracy predictor_error(const basic_trace<Scalar>& t, const policy::predictive& policy) {
+    policy::predictive p = policy;
+    p.prepare(t.info());
+    const std::size_t heads = t.heads(), last = heads - 1;
+    std::vector<Scalar> probs(t.classes());
+    std::vector<char> pass(heads);
+    predictor_accuracy a;
+    double abs_sum = 0;
+    std::size_t exact = 0, early = 0, late = 0;
+    for (std::size_t i = 0; i < t.size(); ++i) {
+        for (std::size_t k = 0; k < heads; ++k) pass[k] = p.passes(k, measure(t.logits(i, k), probs));
+        std::size_t k = std::min(p.options().start_head, last);
+        while (k < last && !pass[k]) {
+            const std::size_t f = p.options().predict ? p.forecast(k, t.logits(i, k)) : k + 1;
+            std::size_t next = k + 1;
+            while (next < last && !pass[next]) ++next;
+            ++a.forecasts;
+            exact += f == next;
+            early += f < next;
+            late += f > next;
+            abs_sum += static_cast<double>(f > next ? f - next : next - f);
+            k = std::max(f, k + 1);
+        }
+    }
+    if (a.forecasts > 0) {
+        const auto n = static_cast<double>(a.forecasts);
+        a.exact_rate = static_cast<double>(exact) / n;
+        a.mean_abs_error = abs_sum / n;
+        a.early_rate = static_cast<double>(early) / n;
+        a.late_rate = static_cast<double>(late) / n;
+    }
+    return a;
 }
 
 /// The calibrated policy's metrics on another split (named as r.name()).

@@ -106,6 +106,23 @@ TEST_CASE("plot_tradeoff writes the data, the script and a PNG", "[report][plot]
     CHECK(is_png(s.dir / "plots" / "tradeoff.png"));
 }
 
+TEST_CASE("plot_tradeoff with an accuracy range zooms on the band and spans the savings inside it", "[report][plot]") {
+    const scratch s("tradeoff_zoom");
+    const std::vector<curve> curves{{"max_prob", {{0, 91.5}, {25, 90.25}, {50, 85}}}};
+    const std::vector<policy_metrics> marked{row("full", 0.915, 0.0), row("dee", 0.9, 0.3), row("far", 0.7, 0.9)};
+    plot_options zoom;
+    zoom.accuracy_range = std::pair{89.5, 92.0};
+    plot_tradeoff(s.dir, "zoomed", curves, marked, zoom);
+    const std::string gp = slurp(s.dir / "tradeoff.gp");
+    CHECK(gp.find("set yrange [89.5:92]\n") != std::string::npos);
+    // Inside the band: savings 0 and 25 (the curve), 0 and 30 (marked): x from -3 to 33.
+    CHECK(gp.find("set xrange [-3:33]\n") != std::string::npos);
+    CHECK(is_png(s.dir / "tradeoff.png"));
+    zoom.accuracy_range = std::pair{92.0, 89.5};
+    CHECK_THROWS_WITH(plot_tradeoff(s.dir, "bad", curves, marked, zoom),
+                      Catch::Matchers::Contains("accuracy range [92, 89.5] must be finite and increasing"));
+}
+
 TEST_CASE("plot: names and titles are quoted, never interpreted", "[report][plot]") {
     const scratch s("quoting");
     const fs::path dir = s.dir / "it's a \"dir\" $(x)";

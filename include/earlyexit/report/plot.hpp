@@ -53,6 +53,9 @@ struct curve {
 struct plot_options {
     unsigned width = 1024;
     unsigned height = 640;
+    /// plot_tradeoff: the accuracy range shown (percent), e.g. the band near the final head where
+    /// the policies of interest sit; points outside are clipped. Unset: everything.
+    std::optional<std::pair<double, double>> accuracy_range{};
 };
 
 /// The Pareto front of a sweep as a curve (see pareto_front): unlabelled points are left out,
@@ -342,6 +345,26 @@ inline void plot_tradeoff(const std::filesystem::path& dir, std::string_view tit
         "set key outside right top box\n"
         "set offsets graph 0.03, graph 0.03, graph 0.06, graph 0.03\n",
         detail::gnuplot_string(title));
+    if (opt.accuracy_range) {
+        const auto [low, high] = *opt.accuracy_range;
+        if (!(low < high) || !std::isfinite(low) || !std::isfinite(high))
+            earlyexit::fail("plot_tradeoff: accuracy range [{}, {}] must be finite and increasing", low, high);
+        script += fmt::format("set offsets graph 0.03, graph 0.03, 0, 0\nset yrange [{}:{}]\n", low, high);
+        // The saving axis spans the points inside the band (what is outside is clipped anyway).
+        double x_low = 0, x_high = 0;
+        bool any = false;
+        const auto take = [&](double x, double y) {
+            if (!(y >= low && y <= high) || !std::isfinite(x)) return;
+            x_low = any ? std::min(x_low, x) : x;
+            x_high = any ? std::max(x_high, x) : x;
+            any = true;
+        };
+        for (const curve& c : curves)
+            for (const auto& [x, y] : c.points) take(x, y);
+        for (const policy_metrics& m : marked)
+            if (m.accuracy) take(m.compute_saving * 100.0, *m.accuracy * 100.0);
+        if (any) script += fmt::format("set xrange [{}:{}]\n", x_low - 3.0, x_high + 3.0);
+    }
     script += detail::plot_command(plots);
 
     detail::write_text_file(dat, data);

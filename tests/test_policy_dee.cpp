@@ -171,6 +171,31 @@ TEST_CASE("dee agreement stop values compare with the final head, not the deepes
     CHECK(p.stop_stats(p.cell_of(0, 0.9, 0.5)).mean() == Approx(0.0).margin(eps));
 }
 
+TEST_CASE("dee with a revealed reward backs up the value of the rule it applies, not the label's best, by hand",
+          "[policy][dee]") {
+    // Costs 0.5 / 1.0 / 1.5 of full. Correctness, lambda 0.1, probes on every sample (full
+    // information, as a warm start on a labelled trace runs). Sample B (label 1): heads 0 and 1
+    // say class 0 (wrong), the final head class 1. Sample A (label 0): every head says class 0.
+    // The final head is right on both: r2 = 1 - 0.15 = 0.85 = V(1).
+    const logit_table table{{{ln9, 0}, {ln9, 0}, {ln9, 0}}, {{ln9, 0}, {ln9, 0}, {0, ln9}}};
+    counters count;
+    const auto net = scripted_network(3, {0, 1, 2}, table, count, {1, 1, 1}, 1.0);
+    auto r = make_runner(net, policy::dee<reward::correctness_reward>(
+                                  dee_options{.lambda = 0.1, .alpha = 0.0, .confidence_bins = 1, .probe_rate = 1.0}));
+    const auto& p = r.policy();
+    scripted_state b{1, 0}, a{0, 0};
+    // B first: S(1) = 0, so at head 1 the rule goes on (0 - 0.1 < 0.85): V(0) gets 0.85.
+    (void)r.run(b, sample_info{1, 1});
+    CHECK(p.continue_stats(p.cell_of(0, 0.9, 0.5)).mean() == Approx(0.85).margin(eps));
+    // A: S(1) = 0.5, stop value 0.4 < V(1) = 0.85: the rule still goes on at head 1, so reaching
+    // head 1 is worth V(1) = 0.85, not A's own 1 - 0.1 = 0.9 that only its label reveals. V(0)
+    // stays 0.85 (the first build backed up max(0.9, 0.85) and made it 0.875).
+    (void)r.run(a, sample_info{0, 0});
+    CHECK(p.continue_stats(p.cell_of(0, 0.9, 0.5)).count == 2);
+    CHECK(p.continue_stats(p.cell_of(0, 0.9, 0.5)).mean() == Approx(0.85).margin(eps));
+    CHECK(p.stop_stats(p.cell_of(1, 0.9, 1.0)).mean() == Approx(0.5).margin(eps));
+}
+
 TEST_CASE("dee streak bins: whether the top-1 agrees with the previous head's changes the decision, by hand",
           "[policy][dee]") {
     // Three heads, costs 0.5 / 1.0 / 1.5 of full (stages 1, heads 1), 3 classes. Sample A

@@ -26,11 +26,17 @@
 //   action that reveals anything. The final head always stops (the runner never asks).
 //   Update after a sample stopped at step j (O(steps)): walking back from j, the target of
 //   continuing at step i is G_i = max(r_{i+1}, V(i+1)) (backward induction; G_{j-1} = r_j) or
-//   G_i = r_j (value_target::monte_carlo). r of a head whose quality this sample does not reveal
-//   is its stop estimate; without one the sample teaches nothing about continuing.
+//   G_i = r_j (value_target::monte_carlo). For a reward not known when deciding, the rule at
+//   i+1 is the one decide() applies: G_i = r_{i+1} (the sample's revealed reward, else its
+//   estimate) when S(i+1) - lambda c_{i+1} >= V(i+1), else V(i+1); the max of the revealed
+//   reward and V would credit the rule with knowing the label. r of a head whose quality this
+//   sample does not reveal is its stop estimate; without one the sample teaches nothing about
+//   continuing.
 //   Probes: with probe_rate p, a fraction p of the samples (chosen by a hash of the seed and
 //   sample index) run to the final head whatever the table says; their cost is counted like
-//   any other. They keep the label-free agreement estimates honest.
+//   any other. They keep the label-free agreement estimates honest. probe_rate 1 while training
+//   on a labelled trace runs every sample through every head: full information, every cell
+//   learns (what the demos' warm start does).
 //
 // Learning and serving: a learner from empty needs the UCB bonus (alpha) to explore; a learner
 // trained beforehand (e.g. with correctness_reward for several passes over a labelled
@@ -379,6 +385,15 @@ private:
         return std::nullopt;
     }
 
+    /// The stop value decide() compares with V at a non-final step for a reward not known when
+    /// deciding: S - lambda c (nullopt: no estimate yet, the rule goes on).
+    [[nodiscard]] std::optional<double> estimated_stop(const step_record& r) const noexcept {
+        if (r.head + 1 >= heads_) return std::nullopt;
+        const running_mean& st = table_[stop_index(r.cell)];
+        if (st.count == 0) return std::nullopt;
+        return st.mean() - opt_.lambda * r.cost;
+    }
+
     void learn(std::span<const step_record> s, std::optional<std::size_t> label) noexcept {
         const std::size_t j = s.size() - 1;
         for (std::size_t i = 0; i <= j; ++i) {
@@ -393,8 +408,19 @@ private:
         for (std::size_t i = j; i-- > 0;) {
             running_mean& v = table_[cont_index(s[i].cell)];
             v.add(opt_.target == value_target::monte_carlo ? at_exit : *next);
-            const auto r = stop_reward(s, i, label);
-            next = r ? std::max(*r, v.mean()) : v.mean();
+            // The value of reaching step i under the greedy rule: what stopping there earns when
+            // the rule would stop (its estimate against V), else the value of going on. With a
+            // reward known when deciding this is max(r_i, V); with a revealed one (a label, the
+            // final head) the choice is made on the estimate S - lambda c, as decide() makes it,
+            // and the sample's actual reward is what it earns: taking max(actual r_i, V) would
+            // credit the rule with knowing the label, and bias V upwards.
+            const auto actual = stop_reward(s, i, label);
+            if constexpr (Reward::known_at_decision) {
+                next = actual ? std::max(*actual, v.mean()) : v.mean();
+            } else {
+                const auto estimate = estimated_stop(s[i]);
+                next = estimate && *estimate >= v.mean() ? actual.value_or(*estimate) : v.mean();
+            }
         }
     }
 

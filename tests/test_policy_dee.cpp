@@ -196,6 +196,28 @@ TEST_CASE("dee with a revealed reward backs up the value of the rule it applies,
     CHECK(p.stop_stats(p.cell_of(1, 0.9, 1.0)).mean() == Approx(0.5).margin(eps));
 }
 
+TEST_CASE("dee with a memory follows a change: the stop estimate moves by 1/memory per sample, by hand",
+          "[policy][dee]") {
+    // 2 heads; correctness; every sample probed. Head 0 is right on the first 4 samples (label
+    // 0), then wrong (label 1: the final head says 1). With memory 2 the stop estimate S(0) is 1
+    // after the first samples, then 0.5, 0.25: it follows; without memory it falls as 4/5, 4/6.
+    const logit_table table{{{ln9, 0}, {ln9, 0}}, {{ln9, 0}, {0, ln9}}};
+    counters count;
+    const auto net = scripted_network(2, {0, 1}, table, count, {1, 1}, 1.0);
+    for (const std::size_t memory : {std::size_t{0}, std::size_t{2}}) {
+        auto r = make_runner(net, policy::dee<reward::correctness_reward>(dee_options{
+                                      .alpha = 0.0, .confidence_bins = 1, .probe_rate = 1.0, .memory = memory}));
+        for (int i = 0; i < 4; ++i) run(r, {0}, std::size_t{0});
+        const auto& p = r.policy();
+        const std::size_t c = p.cell_of(0, 0.9, 0.67);
+        CHECK(p.stop_stats(c).mean() == Approx(1.0).margin(eps));
+        run(r, {1}, std::size_t{1});
+        CHECK(p.stop_stats(c).mean() == Approx(memory == 0 ? 0.8 : 0.5).margin(eps));
+        run(r, {1}, std::size_t{1});
+        CHECK(p.stop_stats(c).mean() == Approx(memory == 0 ? 4.0 / 6.0 : 0.25).margin(eps));
+    }
+}
+
 TEST_CASE("dee streak bins: whether the top-1 agrees with the previous head's changes the decision, by hand",
           "[policy][dee]") {
     // Three heads, costs 0.5 / 1.0 / 1.5 of full (stages 1, heads 1), 3 classes. Sample A
@@ -277,6 +299,7 @@ TEST_CASE("dee budget cost bins: the time used against the deadline selects the 
     CHECK(fresh.policy().continue_stats(1).count == 1);
     CHECK_THROWS_WITH(policy::dee<>(dee_options{.streak_bins = 0}), Contains("streak_bins 0"));
     CHECK_THROWS_WITH(policy::dee<>(dee_options{.streak_bins = 65}), Contains("streak_bins 65"));
+    CHECK_THROWS_WITH(policy::dee<>(dee_options{.memory = 2000000000}), Contains("memory 2000000000"));
 }
 
 TEST_CASE("dee serving copies keep the learned state with another alpha and probe rate; with_reward carries it over",
@@ -288,6 +311,8 @@ TEST_CASE("dee serving copies keep the learned state with another alpha and prob
     run(r, {0, 0, 0}, std::size_t{1});
     const auto& trained = r.policy();
     const auto served = trained.serving(0.0, 0.05);
+    CHECK(served.options().memory == 0);
+    CHECK(trained.serving(0.0, 0.05, 300).options().memory == 300);
     CHECK(served.options().alpha == 0.0);
     CHECK(served.options().probe_rate == 0.05);
     CHECK(served.table() == trained.table());

@@ -490,3 +490,23 @@ TEST_CASE("correctness_reward: 1 when the top-1 is the label, nothing without a 
     const std::vector<step_record> early{step(0, 4, 0.5)};
     CHECK(R::revealed(early, 0, std::size_t{4}, 2) == 1.0);
 }
+
+TEST_CASE("running_mean::add with a memory: a moving average once the count reaches the cap, by hand",
+          "[policy][learning]") {
+    running_mean m;
+    m.add(1.0, 2);
+    m.add(1.0, 2);
+    CHECK(m.count == 2);
+    CHECK(m.mean() == 1.0);
+    // Full: one average sample (1) is forgotten, then 0 is added: mean 1 + (0 - 1) / 2 = 0.5.
+    m.add(0.0, 2);
+    CHECK(m.count == 2);
+    CHECK(m.mean() == 0.5);
+    m.add(0.0, 2);  // 0.5 + (0 - 0.5) / 2
+    CHECK(m.mean() == 0.25);
+    // cap 0: the plain running mean.
+    running_mean all;
+    for (const double x : {1.0, 1.0, 0.0, 0.0}) all.add(x, 0);
+    CHECK(all.count == 4);
+    CHECK(all.mean() == 0.5);
+}

@@ -125,6 +125,11 @@ struct dee_options {
     std::uint64_t seed = 0;            ///< for the probe draw
     /// Samples held for a label fed back later (correctness_reward only): slots in the ring.
     std::size_t feedback_capacity = 1024;
+    /// Samples a cell remembers (its stop and continue estimates), in [0, 10^9]: 0 remembers
+    /// every sample (a running mean: exact merges, the right choice on a stationary stream); n > 0
+    /// forgets one average sample for each new one past n (a moving average over about n
+    /// samples), so a served learner follows drift. Merging learners that forgot is approximate.
+    std::size_t memory = 0;
     /// Per non-final exit, confidence_bins - 1 increasing interior edges; empty: uniform on [0, 1].
     std::vector<std::vector<double>> confidence_edges{};
 
@@ -150,6 +155,7 @@ struct dee_options {
         if (!(max_cost_fraction > 0.0 && std::isfinite(max_cost_fraction)))
             fail("{}: max_cost_fraction {} must be finite and > 0", who, max_cost_fraction);
         detail::checked_rate(probe_rate, who, "probe_rate");
+        if (memory > 1000000000) fail("{}: memory {} is out of range [0, 10^9]", who, memory);
         for (std::size_t k = 0; k < confidence_edges.size(); ++k) {
             const auto& e = confidence_edges[k];
             if (e.size() + 1 != confidence_bins)
@@ -252,14 +258,16 @@ public:
     /// Samples waiting for feedback, and those evicted or refused (correctness_reward).
     [[nodiscard]] const pending_feedback& pending() const noexcept { return pending_; }
 
-    /// A copy for serving: the same learned state, with exploration weight `alpha` and
-    /// `probe_rate` (e.g. alpha 0 and a few probes after a warm start). The copy starts a
+    /// A copy for serving: the same learned state, with exploration weight `alpha`,
+    /// `probe_rate` and `memory` (e.g. alpha 0, a few probes and a memory of a few hundred
+    /// samples after a warm start, to follow drift). The copy starts a
     /// branch (learned_table): merging it back adds only what it learns while serving. Throws
     /// earlyexit::error naming a value out of range.
-    [[nodiscard]] dee serving(double alpha, double probe_rate = 0.0) const {
+    [[nodiscard]] dee serving(double alpha, double probe_rate = 0.0, std::size_t memory = 0) const {
         dee d(*this);
         d.opt_.alpha = alpha;
         d.opt_.probe_rate = probe_rate;
+        d.opt_.memory = memory;
         d.opt_.validate("dee::serving");
         return d;
     }
@@ -385,6 +393,8 @@ private:
         return std::nullopt;
     }
 
+    [[nodiscard]] std::int64_t cap() const noexcept { return static_cast<std::int64_t>(opt_.memory); }
+
     /// The stop value decide() compares with V at a non-final step for a reward not known when
     /// deciding: S - lambda c (nullopt: no estimate yet, the rule goes on).
     [[nodiscard]] std::optional<double> estimated_stop(const step_record& r) const noexcept {
@@ -400,14 +410,15 @@ private:
             if (s[i].head + 1 >= heads_) continue;
             table_[visit_index(s[i].head)].tick();
             if constexpr (!Reward::known_at_decision)
-                if (const auto q = Reward::revealed(s, i, label, heads_ - 1)) table_[stop_index(s[i].cell)].add(*q);
+                if (const auto q = Reward::revealed(s, i, label, heads_ - 1))
+                    table_[stop_index(s[i].cell)].add(*q, cap());
         }
         std::optional<double> next = stop_reward(s, j, label);
         if (!next) return;
         const double at_exit = *next;
         for (std::size_t i = j; i-- > 0;) {
             running_mean& v = table_[cont_index(s[i].cell)];
-            v.add(opt_.target == value_target::monte_carlo ? at_exit : *next);
+            v.add(opt_.target == value_target::monte_carlo ? at_exit : *next, cap());
             // The value of reaching step i under the greedy rule: what stopping there earns when
             // the rule would stop (its estimate against V), else the value of going on. With a
             // reward known when deciding this is max(r_i, V); with a revealed one (a label, the

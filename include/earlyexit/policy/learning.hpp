@@ -141,6 +141,17 @@ struct running_mean {
         ++count;
         sum += static_cast<std::int64_t>(std::llround(x * scale));
     }
+    /// add(x) with a memory of `cap` samples (cap > 0): once the count reaches cap, one average
+    /// sample is forgotten before x is added, so the mean moves by (x - mean) / cap, an
+    /// exponential moving average that follows drift. cap 0: add(x). Integer arithmetic, so
+    /// still deterministic; but sums that forgot are no longer exact to merge.
+    void add(double x, std::int64_t cap) noexcept {
+        if (cap > 0 && count >= cap) {
+            sum -= sum / count;
+            --count;
+        }
+        add(x);
+    }
     /// Counts a visit without a target (the visit counters of UCB).
     void tick() noexcept { ++count; }
     [[nodiscard]] double mean() const noexcept {

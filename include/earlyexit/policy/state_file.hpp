@@ -35,7 +35,7 @@
 namespace earlyexit {
 
 inline constexpr std::string_view policy_state_format = "earlyexit.policy_state";
-/// Version 2 added DEE's options cost (what its cost bins measure) and streak_bins; version 1
+/// Version 2 added DEE's options cost (what its cost bins measure), streak_bins and memory; version 1
 /// files are still read (those options then take their defaults, which is what they were).
 inline constexpr int policy_state_version = 2;
 
@@ -154,6 +154,7 @@ template <class P>
                         {"max_cost_fraction", o.max_cost_fraction},
                         {"cost", name_of(o.cost)},
                         {"streak_bins", o.streak_bins},
+                        {"memory", o.memory},
                         {"target", name_of(o.target)},
                         {"probe_rate", o.probe_rate},
                         {"seed", o.seed},
@@ -222,6 +223,7 @@ template <class P>
             else if (c == "budget") d.cost = cost_context::budget;
             else fail("{}: field 'options.cost' is '{}'; expected declared or budget", what, c);
             d.streak_bins = r.unsigned_int(o, "streak_bins", "options");
+            d.memory = r.unsigned_int(o, "memory", "options");
         }
         const auto t = r.string(o, "target", "options");
         if (t == "backward_induction") d.target = value_target::backward_induction;

@@ -317,3 +317,44 @@ TEST_CASE("the batch's level is the highest a running row asked for, and steps r
     out = runner.run(state, three);
     CHECK(runner.clock().set.front() == 2);
 }
+
+TEST_CASE("a batch with deadlines idles to the shortest one, the idle energy shared; keep_level keeps the level",
+          "[batch][dvfs]") {
+    // Two levels: 1 GHz at 0.9 V (1.81 W) and 2 GHz at 1 V (3 W); idle 0.5 W; no switch costs.
+    const dvfs::frequency_domain domain("two", {{1e9, 0.9}, {2e9, 1.0}},
+                                        {.static_w = 1.0, .capacitance_f = 1e-9, .idle_w = 0.5});
+    const dvfs::platform_model model(domain, 1e9);
+    struct slow_start {
+        std::optional<std::size_t> frequency(const frequency_context<float>& f) const noexcept {
+            return f.at == nullptr ? std::optional<std::size_t>(0) : std::nullopt;
+        }
+        decision decide(const exit_context<float>&) const noexcept { return decision::proceed; }
+    };
+    const logit_table table(2, {{1, 0}, {0, 1}});
+    counters count;
+    // Two stages of 0.5e6 MACs, no head cost: 1e6 MACs per row, 2 rows: 2e6 MACs at half of f_max's
+    // 1e9 MACs/s = 4 ms at 1.81 W.
+    const auto net = scripted_network(2, {0, 1}, table, count, {0.5e6, 0.5e6}, 0.0);
+    const scripted_rows rows(net);
+    auto runner = make_batch_runner(rows, slow_start{}, 2,
+                                    dvfs::model_clock(model, std::nullopt, between_samples::keep_level));
+    rowwise_state<scripted_state> state(2, [] { return scripted_state{}; });
+    fill(state, 0, 2);
+    // Deadlines 10 ms and 6 ms: the batch's period is 6 ms, 2 ms of it idle at 0.5 W = 1 mJ, half each.
+    const std::vector<sample_info> two{{.index = 0, .deadline_seconds = 10e-3}, {.index = 1, .deadline_seconds = 6e-3}};
+    const auto out = runner.run(state, two);
+    REQUIRE(out.size() == 2);
+    CHECK(out[0].seconds == Approx(4e-3));
+    CHECK(*out[0].energy_joules == Approx(4e-3 * 1.81 / 2 + 0.5e-3));
+    CHECK(*out[1].energy_joules == Approx(4e-3 * 1.81 / 2 + 0.5e-3));
+    CHECK(runner.clock().now() == Approx(6e-3));
+    CHECK(runner.clock().level() == 0);  // kept
+    CHECK(runner.clock().switches() == 1);
+    // The next batch asks for the level in force: no switch. One row without a deadline: no idle.
+    fill(state, 0, 2);
+    const std::vector<sample_info> open{{.index = 0, .deadline_seconds = 10e-3}, {.index = 1}};
+    const auto next = runner.run(state, open);
+    CHECK(runner.clock().switches() == 1);
+    CHECK(*next[0].energy_joules + *next[1].energy_joules == Approx(4e-3 * 1.81));
+    CHECK(runner.clock().now() == Approx(10e-3));
+}

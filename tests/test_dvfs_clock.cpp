@@ -1,5 +1,7 @@
 // dvfs::platform_model and dvfs::model_clock: hand-computed times and energies, switches, the
 // runner restoring the default level after each sample and reporting the sample's energy.
+#include <cstddef>
+#include <limits>
 #include <optional>
 #include <vector>
 
@@ -16,10 +18,11 @@ namespace {
 
 // Two levels: 1 GHz at 0.9 V and 2 GHz at 1.0 V; P = 1 W + 1 nF * V^2 * f:
 //   level 0: 1 + 1e-9 * 0.81 * 1e9 = 1.81 W        level 1: 1 + 1e-9 * 1.0 * 2e9 = 3 W
-dvfs::frequency_domain two_levels(double memory_share = 0.0) {
+// idle: the static 1 W unless given.
+dvfs::frequency_domain two_levels(double memory_share = 0.0, std::optional<double> idle_w = std::nullopt) {
     return {"two", {{1e9, 0.9}, {2e9, 1.0}},
             {.static_w = 1.0, .capacitance_f = 1e-9, .switch_latency_s = 1e-5, .switch_energy_j = 1e-4,
-             .memory_share = memory_share}};
+             .memory_share = memory_share, .idle_w = idle_w}};
 }
 
 /// Asks for a level at the sample's start and keeps it.
@@ -77,8 +80,16 @@ TEST_CASE("model_clock: work at the level in force, switches cost latency and en
     CHECK(c.clamped_requests() == 1);
     CHECK(c.switches() == 2);
     const double e = c.energy_joules();
-    c.advance(1.0);  // idle: time moves, no energy
-    CHECK(c.energy_joules() == e);
+    const double t = c.now();
+    c.advance(1.0);  // idle: time moves at the idle power (no idle_w given: the static 1 W)
+    CHECK(c.now() == Approx(t + 1.0));
+    CHECK(c.energy_joules() == Approx(e + 1.0));
+    CHECK(c.idle_seconds() == Approx(1.0));
+    c.idle(-1.0);  // ignored, as are NaN and infinity
+    c.idle(std::numeric_limits<double>::quiet_NaN());
+    c.idle(std::numeric_limits<double>::infinity());
+    CHECK(c.now() == Approx(t + 1.0));
+    CHECK(c.energy_joules() == Approx(e + 1.0));
 }
 
 TEST_CASE("the runner runs at the level asked for, restores the default and reports the energy", "[dvfs][clock][runner]") {
@@ -137,4 +148,89 @@ TEST_CASE("episode steps and contexts carry the level in force and the time left
     REQUIRE(runner.policy().left.size() == 2);
     CHECK(runner.policy().left[0] == Approx(0.01 - 1e-5 - 2e-3));
     CHECK(runner.policy().left[1] == Approx(0.01 - 2e-5 - 3e-3));
+}
+
+TEST_CASE("energy over a period: active power while working, idle power in the slack, by hand", "[dvfs][clock][runner]") {
+    counters count;
+    const logit_table table{{{0.f, 1.f}, {0.f, 2.f}}};
+    // Two stages of 1e6 MACs, heads of 1e5 MACs at both: 2.2e6 MACs per sample.
+    const auto net = scripted_network(2, {0, 1}, table, count, {1e6, 1e6}, 1e5);
+    const dvfs::platform_model model(two_levels(0.0, 0.5), 1e9);  // idle 0.5 W
+    const sample_info ten_ms{0, std::nullopt, 10e-3};
+
+    // Slowed to level 0, the default restored after the sample: switch down (10 us, 0.1 mJ),
+    // 4.4 ms at 1.81 W, switch up (10 us, 0.1 mJ), then idle until 10 ms: 10 - 4.42 = 5.58 ms at
+    // 0.5 W. The sample's seconds are the busy time (4.41 ms: the restore is after the exit).
+    basic_runner slow(net, low_level{0}, dvfs::model_clock(model));
+    scripted_state s{0, 0};
+    const auto r = slow.run(s, ten_ms);
+    CHECK(r.seconds == Approx(1e-5 + 4.4e-3));
+    REQUIRE(r.energy_joules.has_value());
+    CHECK(*r.energy_joules == Approx(2e-4 + 4.4e-3 * 1.81 + 5.58e-3 * 0.5));
+    CHECK(slow.clock().now() == Approx(10e-3));  // the period is over
+    CHECK(slow.clock().idle_seconds() == Approx(5.58e-3));
+
+    // Racing to idle at level 1: 2.2 ms at 3 W, then 7.8 ms at 0.5 W.
+    basic_runner fast(net, low_level{1}, dvfs::model_clock(model));
+    scripted_state s2{0, 0};
+    const auto q = fast.run(s2, ten_ms);
+    CHECK(q.seconds == Approx(2.2e-3));
+    CHECK(*q.energy_joules == Approx(2.2e-3 * 3.0 + 7.8e-3 * 0.5));
+    CHECK(fast.clock().now() == Approx(10e-3));
+
+    // No deadline, or one missed: no idle (the period is the busy time).
+    basic_runner none(net, low_level{1}, dvfs::model_clock(model));
+    scripted_state s3{0, 0};
+    CHECK(*none.run(s3).energy_joules == Approx(2.2e-3 * 3.0));
+    CHECK(*none.run(s3, {0, std::nullopt, 1e-3}).energy_joules == Approx(2.2e-3 * 3.0));
+    CHECK(*none.run(s3, {0, std::nullopt, std::numeric_limits<double>::infinity()}).energy_joules ==
+          Approx(2.2e-3 * 3.0));
+    CHECK(none.clock().idle_seconds() == 0.0);
+}
+
+TEST_CASE("keep_level: the level stays across samples, no switch when the policy asks for the level in force",
+          "[dvfs][clock][runner]") {
+    counters count;
+    const logit_table table{{{0.f, 1.f}, {0.f, 2.f}}};
+    const auto net = scripted_network(2, {0, 1}, table, count, {1e6, 1e6}, 1e5);
+    const dvfs::platform_model model(two_levels(0.0, 0.5), 1e9);
+    const sample_info ten_ms{0, std::nullopt, 10e-3};
+
+    // Restoring (the default): two switches per slowed sample.
+    basic_runner restoring(net, low_level{0}, dvfs::model_clock(model));
+    CHECK(restoring.clock().levels_between_samples() == between_samples::restore_default);
+    // Keeping: one switch, at the first sample; then the level in force is the one asked for.
+    basic_runner keeping(net, low_level{0}, dvfs::model_clock(model, std::nullopt, between_samples::keep_level));
+    for (int i = 0; i < 3; ++i) {
+        scripted_state a{0, 0}, b{0, 0};
+        (void)restoring.run(a, ten_ms);
+        const auto r = keeping.run(b, ten_ms);
+        CHECK(keeping.clock().level() == 0);  // kept
+        if (i == 0) {
+            // switch down (0.1 mJ), 4.4 ms at 1.81 W, idle 10 - 4.41 = 5.59 ms at 0.5 W
+            CHECK(*r.energy_joules == Approx(1e-4 + 4.4e-3 * 1.81 + 5.59e-3 * 0.5));
+        } else {
+            // no switch at all: 4.4 ms at 1.81 W, 5.6 ms idle
+            CHECK(*r.energy_joules == Approx(4.4e-3 * 1.81 + 5.6e-3 * 0.5));
+            CHECK(r.seconds == Approx(4.4e-3));
+        }
+    }
+    CHECK(restoring.clock().switches() == 6);
+    CHECK(keeping.clock().switches() == 1);
+    CHECK(restoring.clock().level() == 1);
+
+    // The next sample's frequency() sees the level kept (not the default).
+    struct watch_start {
+        std::vector<std::size_t> seen;
+        decision decide(const exit_context<float>&) const noexcept { return decision::proceed; }
+        std::optional<std::size_t> frequency(const frequency_context<float>& f) noexcept {
+            if (f.at == nullptr) seen.push_back(f.level);
+            return f.at == nullptr ? std::optional<std::size_t>(0) : std::nullopt;
+        }
+    };
+    basic_runner watched(net, watch_start{}, dvfs::model_clock(model, std::nullopt, between_samples::keep_level));
+    scripted_state w{0, 0};
+    (void)watched.run(w, ten_ms);
+    (void)watched.run(w, ten_ms);
+    CHECK(watched.policy().seen == std::vector<std::size_t>{1, 0});
 }

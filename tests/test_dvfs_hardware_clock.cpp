@@ -1,10 +1,12 @@
 // dvfs::hardware_clock on a fake sysfs tree (cpufreq and a RAPL zone the test writes): levels
 // are applied through the backend in kHz, the runner restores the default level after every
-// sample, and the sample's energy is the meter's difference.
+// sample (or keeps it, between_samples::keep_level), sleeps through a deadline's slack, and the
+// sample's energy is the meter's difference.
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <limits>
 #include <optional>
 #include <string>
 
@@ -105,4 +107,34 @@ TEST_CASE("hardware_clock names a default level past the table", "[dvfs][hardwar
     dvfs::rapl_meter meter(m.zone);
     CHECK_THROWS_WITH(dvfs::hardware_clock(backend, meter, table(), 3),
                       Catch::Contains("default level 3 is past the highest level 2 of 'fake'"));
+}
+
+TEST_CASE("hardware_clock keeps its level across samples when asked, and sleeps through a deadline's slack",
+          "[dvfs][hardware_clock]") {
+    fake_machine m;
+    dvfs::cpufreq_backend backend(m.cpu);
+    dvfs::rapl_meter meter(m.zone);
+    dvfs::hardware_clock clock(backend, meter, table(), std::nullopt, between_samples::keep_level);
+    CHECK(clock.levels_between_samples() == between_samples::keep_level);
+    counters count;
+    const logit_table logits{{{0.f, 1.f}, {1.f, 0.f}}};
+    const auto net = scripted_network(2, {0, 1}, logits, count);
+    basic_runner runner(net, slow_policy{}, clock);
+    scripted_state s{0, 0};
+    // A 20 ms deadline: the runner idles the clock until it (the meter measures the whole period).
+    const double t0 = runner.clock().now();
+    const auto r = runner.run(s, {0, std::nullopt, 20e-3});
+    const double spent = runner.clock().now() - t0;
+    CHECK(r.seconds < 20e-3);
+    CHECK(spent >= 20e-3);
+    CHECK(runner.clock().idle_seconds() == Approx(20e-3 - r.seconds).margin(1e-3));
+    // Level 0 kept: written once, not restored; the next sample asks for it again: no write.
+    CHECK(get(m.freq / "scaling_setspeed") == "1000000");
+    CHECK(runner.clock().level() == 0);
+    (void)runner.run(s);
+    CHECK(runner.clock().switches() == 1);
+    // idle() ignores what is not a positive finite time.
+    runner.clock().idle(-1.0);
+    runner.clock().idle(std::numeric_limits<double>::infinity());
+    CHECK(runner.clock().idle_seconds() == Approx(20e-3 - r.seconds).margin(1e-3));
 }

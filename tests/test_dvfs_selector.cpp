@@ -1,5 +1,6 @@
 // The DVFS selector: hand-computed levels for the deadline and reference rules, and on random
 // networks the property that a full reserve never misses a deadline the highest level can meet.
+#include <limits>
 #include <optional>
 #include <random>
 #include <vector>
@@ -85,11 +86,12 @@ TEST_CASE("deadline rule: a switch costs its latency, staying costs none", "[dvf
 
 TEST_CASE("deadline rule, least energy: the fitting level that spends the least", "[dvfs][selector]") {
     fixture fx;
-    // Static power 2 W makes slow levels expensive: energy per 1e6 MACs (time at level l times
-    // 2 W + 1 nF * V^2 * f): level 0: 4 ms * (2 + 0.32) = 9.28 mJ, level 1: 2 ms * (2 + 0.81) = 5.62 mJ,
-    // level 2: 4/3 ms * (2 + 1.5) = 4.67 mJ, level 3: 1 ms * (2 + 2.42) = 4.42 mJ.
+    // Static power 2 W and a domain that idles at 0 W (power-gated) make slow levels expensive:
+    // energy per 1e6 MACs above idle (time at level l times 2 W + 1 nF * V^2 * f - 0 W): level 0:
+    // 4 ms * (2 + 0.32) = 9.28 mJ, level 1: 2 ms * (2 + 0.81) = 5.62 mJ, level 2: 4/3 ms * (2 + 1.5)
+    // = 4.67 mJ, level 3: 1 ms * (2 + 2.42) = 4.42 mJ: racing to idle wins.
     const dvfs::frequency_domain d("static", {{0.5e9, 0.8}, {1.0e9, 0.9}, {1.5e9, 1.0}, {2.0e9, 1.1}},
-                                   {.static_w = 2.0, .capacitance_f = 1e-9});
+                                   {.static_w = 2.0, .capacitance_f = 1e-9, .idle_w = 0.0});
     const dvfs::platform_model m(d, 1e9);
     CHECK(m.power_w(0) * 4e-3 == Approx(9.28e-3));
     CHECK(m.power_w(3) * 1e-3 == Approx(4.42e-3));
@@ -99,6 +101,16 @@ TEST_CASE("deadline rule, least energy: the fitting level that spends the least"
     least.prepare(fx.info);
     CHECK(lowest.choose(at_start(1, 9e-3)) == std::optional<std::size_t>(0));
     CHECK(least.choose(at_start(1, 9e-3)) == std::optional<std::size_t>(3));
+    // Idling at the static power (a clock-gated domain that keeps leaking, the default when a
+    // table gives no idle power), the slack costs 2 W whatever the level: above idle a level
+    // costs only C V^2 per cycle, and the slowest fitting level is the cheapest. Counting the
+    // busy time alone (before Step 8) picked level 3 here too.
+    const dvfs::frequency_domain leaky("leaky", {{0.5e9, 0.8}, {1.0e9, 0.9}, {1.5e9, 1.0}, {2.0e9, 1.1}},
+                                       {.static_w = 2.0, .capacitance_f = 1e-9});
+    dvfs::selector least_leaky(dvfs::platform_model(leaky, 1e9), {.objective = dvfs_objective::least_energy, .reserve = 0.0});
+    least_leaky.prepare(fx.info);
+    CHECK(least_leaky.choose(at_start(1, 9e-3)) == std::optional<std::size_t>(0));
+    CHECK(least_leaky.choose(at_start(1, 4.5e-3)) == std::optional<std::size_t>(1));  // level 0 does not fit
     // Without static power the slowest fitting level is also the cheapest.
     const dvfs::platform_model dynamic_only(four_levels(), 1e9);
     dvfs::selector least_dynamic(dynamic_only, {.objective = dvfs_objective::least_energy, .reserve = 0.0});
@@ -106,27 +118,70 @@ TEST_CASE("deadline rule, least energy: the fitting level that spends the least"
     CHECK(least_dynamic.choose(at_start(1, 4.5e-3)) == std::optional<std::size_t>(1));
 }
 
-TEST_CASE("reference rule: f = J * f_max / r rounded up to a level", "[dvfs][selector]") {
+TEST_CASE("reference rule: f = f_max * J / r rounded up to a level", "[dvfs][selector]") {
+    // J: stages to the predicted exit, r: stages left in the plain network (4 stages, f_max 2 GHz;
+    // levels 0.5, 1, 1.5, 2 GHz). The predicted work stretched over the plain network's time.
     fixture fx;
     const dvfs::platform_model m(four_levels(), 1e9);
-    const auto pick = [&](double j, std::size_t next_head, std::size_t stages_run) {
-        dvfs::selector s(m, {.rule = dvfs_rule::reference, .reference_j = j});
+    const auto pick = [&](double scale, std::size_t next_head, std::size_t stages_run) {
+        dvfs::selector s(m, {.rule = dvfs_rule::reference, .reference_j = scale});
         s.prepare(fx.info);
         auto f = at_start(next_head, std::nullopt);
         f.stages_run = stages_run;
         return s.choose(f);
     };
-    CHECK(pick(1.0, 0, 0) == std::optional<std::size_t>(3));  // r = 1: f_max
-    CHECK(pick(1.0, 1, 0) == std::optional<std::size_t>(1));  // r = 2: 1 GHz
-    CHECK(pick(1.0, 3, 0) == std::optional<std::size_t>(0));  // r = 4: 0.5 GHz
-    CHECK(pick(0.6, 1, 0) == std::optional<std::size_t>(1));  // 0.6 GHz rounds up to 1 GHz
-    CHECK(pick(1.0, 3, 2) == std::optional<std::size_t>(1));  // r = 2 from stage 2
+    CHECK(pick(1.0, 0, 0) == std::optional<std::size_t>(0));  // J 1 of r 4: 0.5 GHz
+    CHECK(pick(1.0, 1, 0) == std::optional<std::size_t>(1));  // J 2 of 4: 1 GHz
+    CHECK(pick(1.0, 2, 0) == std::optional<std::size_t>(2));  // J 3 of 4: 1.5 GHz
+    CHECK(pick(1.0, 3, 0) == std::optional<std::size_t>(3));  // the whole plain network: f_max
+    CHECK(pick(1.0, 2, 2) == std::optional<std::size_t>(1));  // from stage 2: J 1 of r 2: 1 GHz
+    CHECK(pick(1.0, 3, 2) == std::optional<std::size_t>(3));  // from stage 2 to the end: f_max
+    CHECK(pick(1.0, 3, 3) == std::optional<std::size_t>(3));  // the last stage: f_max
+    // More predicted work never gets a lower clock (the rule before Step 8 ran backwards: it gave
+    // the final head 0.5 GHz and the first head f_max).
+    for (std::size_t from = 0; from < 4; ++from)
+        for (std::size_t h = from; h + 1 < 4; ++h) CHECK(*pick(1.0, h, from) <= *pick(1.0, h + 1, from));
+    // The scale: 1.2 * 1 GHz = 1.2 GHz rounds up to 1.5 GHz; 0.6 * 2 GHz = 1.2 GHz too.
+    CHECK(pick(1.2, 1, 0) == std::optional<std::size_t>(2));
+    CHECK(pick(0.6, 3, 0) == std::optional<std::size_t>(2));
+    // It ignores the deadline.
+    dvfs::selector s(m, {.rule = dvfs_rule::reference});
+    s.prepare(fx.info);
+    CHECK(s.choose(at_start(1, 1e-9)) == std::optional<std::size_t>(1));
+}
+
+TEST_CASE("reference rule, live: a sample's level follows its prediction", "[dvfs][selector]") {
+    // Exits at head 1 (of 4) when it is checked; the policy predicts it from the start.
+    struct to_head_one {
+        decision decide(const exit_context<float>& c) const noexcept {
+            return c.head == 1 ? decision::stop : decision::proceed;
+        }
+        std::size_t first_check(const sample_info&) const noexcept { return 1; }
+    };
+    fixture fx;
+    counters count;
+    const logit_table table{{{0.f, 1.f}, {0.f, 1.f}, {0.f, 1.f}, {0.f, 1.f}}};
+    const auto net = scripted_network(4, {0, 1, 2, 3}, table, count, {1e6, 1e6, 1e6, 1e6}, 1e5);
+    const dvfs::platform_model m(four_levels(), 1e9);
+    auto runner = make_runner(net, policy::with_dvfs(to_head_one{}, m, {.rule = dvfs_rule::reference}),
+                              dvfs::model_clock(m));
+    scripted_state st{0, 0};
+    const auto r = runner.run(st, {0, std::nullopt, 4.1e-3});
+    // J 2 of r 4 stages: 1 GHz (level 1); stages 0-1 and head 1 = 2.1e6 MACs at half speed: 4.2 ms,
+    // about the 4.1 ms the plain network takes at f_max (the head's 0.1 ms, stretched, misses it:
+    // the rule counts stages, not costs, and ignores the deadline).
+    CHECK(r.frequency_level == std::optional<std::size_t>(1));
+    CHECK(r.seconds == Approx(4.2e-3));
+    CHECK(r.head == 1);
 }
 
 TEST_CASE("selector options name the bad value", "[dvfs][selector][errors]") {
     const dvfs::platform_model m(four_levels(), 1e9);
     CHECK_THROWS_WITH(dvfs::selector(m, {.reserve = 1.5}), Catch::Contains("reserve 1.5 is out of range [0, 1]"));
-    CHECK_THROWS_WITH(dvfs::selector(m, {.reference_j = 0.0}), Catch::Contains("reference J 0"));
+    CHECK_THROWS_WITH(dvfs::selector(m, {.reference_j = 0.0}), Catch::Contains("reference scale (reference_j) 0 must be"));
+    CHECK_THROWS_WITH(dvfs::selector(m, {.reference_j = std::numeric_limits<double>::quiet_NaN()}),
+                      Catch::Contains("reference scale (reference_j) nan must be"));
+    CHECK_THROWS_WITH(dvfs::selector(m, {.reserve = -0.5}), Catch::Contains("reserve -0.5 is out of range"));
 }
 
 TEST_CASE("with a full reserve no sample misses a deadline the highest level meets, and energy falls",

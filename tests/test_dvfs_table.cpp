@@ -155,6 +155,37 @@ TEST_CASE("frequency_domain: bad model parameters are refused naming the paramet
           "frequency table: model memory share nan is not in [0, 1)");
     // The bounds themselves are fine.
     CHECK_NOTHROW(with_model({.static_w = 0, .capacitance_f = 0, .memory_share = 0.999}));
+    // Idle power (level 0 of with_model draws static_w = 1 W): finite, >= 0, at most every level's power.
+    CHECK(what_of([] { (void)with_model({.static_w = 1, .idle_w = -0.5}); }) ==
+          "frequency table: model idle power -0.5 W is not a finite number >= 0");
+    CHECK(what_of([] { (void)with_model({.static_w = 1, .idle_w = not_a_number}); }) ==
+          "frequency table: model idle power nan W is not a finite number >= 0");
+    CHECK(what_of([] { (void)with_model({.static_w = 1, .idle_w = infinity}); }) ==
+          "frequency table: model idle power inf W is not a finite number >= 0");
+    CHECK(what_of([] { (void)with_model({.static_w = 1, .idle_w = 1.5}); }) ==
+          "frequency table: model idle power 1.5 W exceeds level 0's active power 1 W");
+    CHECK_NOTHROW(with_model({.static_w = 1, .idle_w = 1.0}));
+    CHECK_NOTHROW(with_model({.static_w = 1, .idle_w = 0.0}));
+    CHECK(what_of([] { (void)with_model({.macs_per_cycle = 0.0}); }) ==
+          "frequency table: model MACs per cycle 0 is not a finite number > 0");
+    CHECK(what_of([] { (void)with_model({.macs_per_cycle = not_a_number}); }) ==
+          "frequency table: model MACs per cycle nan is not a finite number > 0");
+}
+
+TEST_CASE("frequency_domain: idle power, energy per cycle above idle, what the figures measure", "[dvfs][table]") {
+    // three_levels() gives no idle power: idle = static power (1 W).
+    CHECK(three_levels().idle_power_w() == 1.0);
+    const dvfs::frequency_domain d("idle", {{1e9, 0.9}, {2e9, 1.1}},
+                                   {.static_w = 1.0, .capacitance_f = 1e-9, .idle_w = 0.25}, "by hand",
+                                   "frequency table", "one core");
+    CHECK(d.idle_power_w() == 0.25);
+    CHECK(d.measures() == "one core");
+    // Above idle: level 0 (1.81 - 0.25) W / 1 GHz = 1.56 nJ; level 1 (3.42 - 0.25) W / 2 GHz = 1.585 nJ.
+    CHECK(d.joules_per_cycle_above_idle(0) == Approx(1.56e-9));
+    CHECK(d.joules_per_cycle_above_idle(1) == Approx(1.585e-9));
+    CHECK(d != dvfs::frequency_domain("idle", {{1e9, 0.9}, {2e9, 1.1}},
+                                      {.static_w = 1.0, .capacitance_f = 1e-9, .idle_w = 0.5}, "by hand",
+                                      "frequency table", "one core"));
 }
 
 TEST_CASE("hz_text: the shortest exact form, in scientific notation from 1 MHz", "[dvfs][table]") {

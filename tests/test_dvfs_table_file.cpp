@@ -65,7 +65,7 @@ json read_json(const std::filesystem::path& p) {
 TEST_CASE("table file: the JSON document in human units", "[dvfs][table_file]") {
     const json j = sample_json();
     CHECK(j["format"] == "earlyexit.frequency_domain");
-    CHECK(j["version"] == 1);
+    CHECK(j["version"] == 2);
     CHECK(j["name"] == "sample");
     CHECK(j["source"] == "made up for the test");
     REQUIRE(j["levels"].size() == 3);
@@ -141,7 +141,8 @@ TEST_CASE("table file: malformed documents name the file and the field", "[dvfs]
           "t.json: field 'format' is 'earlyexit.policy_state', not 'earlyexit.frequency_domain'");
     CHECK(error_for([](json& j) { j["format"] = 3; }) == "t.json: field 'format' must be a string, got 3");
     CHECK(error_for([](json& j) { j.erase("version"); }) == "t.json: field 'version' is missing");
-    CHECK(error_for([](json& j) { j["version"] = 2; }) == "t.json: field 'version' is 2; this build reads version 1");
+    CHECK(error_for([](json& j) { j["version"] = 3; }) == "t.json: field 'version' is 3; this build reads versions 1 to 2");
+    CHECK(error_for([](json& j) { j["version"] = 0; }) == "t.json: field 'version' is 0; this build reads versions 1 to 2");
     CHECK(error_for([](json& j) { j["version"] = "1"; }) == "t.json: field 'version' must be a whole number, got \"1\"");
     CHECK(error_for([](json& j) { j["version"] = 1.5; }) == "t.json: field 'version' must be a whole number, got 1.5");
     CHECK(error_for([](json& j) { j["name"] = json::array(); }) == "t.json: field 'name' must be a string, got []");
@@ -151,7 +152,7 @@ TEST_CASE("table file: malformed documents name the file and the field", "[dvfs]
     CHECK(error_for([](json& j) { j["notes"] = json::array({"a", 1}); }) ==
           "t.json: field 'notes' must be a string or an array of strings, got [\"a\",1]");
     CHECK(error_for([](json& j) { j["comment"] = "x"; }) ==
-          "t.json: unknown field 'comment' (expected format, version, name, source, notes, levels, model)");
+          "t.json: unknown field 'comment' (expected format, version, name, source, measures, notes, levels, model)");
 }
 
 TEST_CASE("table file: malformed levels name the level and the field", "[dvfs][table_file][errors]") {
@@ -202,7 +203,7 @@ TEST_CASE("table file: malformed models name the field", "[dvfs][table_file][err
           "t.json: field 'model.memory_share' must be in [0, 1), got -0.25");
     CHECK(error_for([](json& j) { j["model"]["leakage_w"] = 1; }) ==
           "t.json: unknown field 'model.leakage_w' (expected static_w, capacitance_nf, switch_latency_us, "
-          "switch_energy_uj, memory_share)");
+          "switch_energy_uj, memory_share, idle_w, macs_per_cycle)");
 }
 
 TEST_CASE("table file: unreadable files name the file", "[dvfs][table_file][errors]") {
@@ -242,12 +243,22 @@ TEST_CASE("shipped tables: every file in data/dvfs loads, validates and states i
         std::string notes = j["notes"].is_string() ? j["notes"].get<std::string>() : std::string();
         if (j["notes"].is_array())
             for (const auto& line : j["notes"]) notes += line.get<std::string>() + "\n";
-        for (const char* key : {"static_w", "capacitance_nf", "switch_latency_us", "switch_energy_uj", "memory_share"})
+        for (const char* key : {"static_w", "capacitance_nf", "switch_latency_us", "switch_energy_uj", "memory_share",
+                                "idle_w", "macs_per_cycle"})
             CHECK(notes.find(fmt::format("model.{}", key)) != std::string::npos);
-        // Plausible physics: static power is not negligible, and lower levels cost less dynamic
-        // energy per cycle (C V^2) than the highest.
+        // Version 2: every shipped table says what its figures measure, gives an idle power (its
+        // source in the notes: measured, or an estimate marked as one) and its chip's speed.
+        CHECK(j["version"] == 2);
+        CHECK(d.measures().size() > 40);
         const auto& m = d.model();
-        CHECK(m.static_w > 0.05 * d.power_w(d.max_level()));
+        REQUIRE(m.idle_w.has_value());
+        CHECK(notes.find("model.idle_w") != std::string::npos);
+        CHECK((notes.find("estimate") != std::string::npos || notes.find("measured") != std::string::npos));
+        REQUIRE(m.macs_per_cycle.has_value());
+        // Plausible physics: a static share, an idle power below every level's active power, and
+        // lower levels cost less dynamic energy per cycle (C V^2) than the highest.
+        CHECK(m.static_w > 0);
+        CHECK(*m.idle_w < d.power_w(0));
         CHECK(m.capacitance_f > 0);
         CHECK(d[0].voltage_v < d[d.max_level()].voltage_v);
         for (std::size_t i = 0; i < d.size(); ++i) CHECK(d.power_w(i) <= d.power_w(d.max_level()));
@@ -259,33 +270,36 @@ TEST_CASE("shipped tables: every file in data/dvfs loads, validates and states i
 }
 
 TEST_CASE("shipped tables: the values of their sources", "[dvfs][table_file][data]") {
-    SECTION("Exynos 5422 A15 cluster: the kernel's 19 OPPs, 16 measured powers, the fitted model") {
+    SECTION("Exynos 5422 A15 cluster: the kernel's 19 OPPs, 16 per-core powers from the board's, the fitted model") {
         const auto d = dvfs::read_frequency_domain(data_dir / "exynos5422_a15.json");
         REQUIRE(d.size() == 19);
         CHECK(d[0].frequency_hz == 200e6);
         CHECK(d[0].voltage_v == 0.9);
         CHECK_FALSE(d[0].power_w.has_value());
         CHECK(d[3].frequency_hz == 500e6);
-        CHECK(d[3].power_w == 5.125);
+        // One core's share above the board's idle: (board power - 3.89 W idle) / 4 loaded cores.
+        CHECK(*d[3].power_w == Approx((5.125 - 3.89) / 4).epsilon(1e-12));
         CHECK(d[d.max_level()].frequency_hz == 2000e6);
         CHECK(d[d.max_level()].voltage_v == 1.3125);
-        CHECK(d.power_w(d.max_level()) == 12.64);
+        CHECK(d.power_w(d.max_level()) == Approx((12.64 - 3.89) / 4).epsilon(1e-12));
         std::size_t measured = 0;
         for (const auto& l : d.levels()) measured += l.power_w.has_value();
         CHECK(measured == 16);
         CHECK(d.model().switch_latency_s == Approx(140e-6));
-        // The unmeasured 200 MHz level: 4.2 W + 2.23 nF * 0.81 V^2 * 200 MHz.
-        CHECK(d.power_w(0) == Approx(4.2 + 2.23e-9 * 0.81 * 200e6));
-        // The fit is close to the measurements: within 1 W at every measured level.
+        CHECK(d.model().switch_energy_j == Approx(140e-6 * 2.1875));
+        // The unmeasured 200 MHz level: 0.0764 W + 0.5565 nF * 0.81 V^2 * 200 MHz.
+        CHECK(d.power_w(0) == Approx(0.0764 + 0.5565e-9 * 0.81 * 200e6));
+        // The fit is close to the per-core figures: within 0.25 W at every measured level.
         for (const auto& l : d.levels())
             if (l.power_w)
                 CHECK(std::fabs(d.model().static_w + d.model().capacitance_f * l.voltage_v * l.voltage_v * l.frequency_hz -
-                                *l.power_w) < 1.0);
-        // The most efficient level per cycle: 1500 MHz (the sweet spot the measurements show).
-        std::size_t best = 0;
-        for (std::size_t i = 0; i < d.size(); ++i)
-            if (d.joules_per_cycle(i) < d.joules_per_cycle(best)) best = i;
-        CHECK(d[best].frequency_hz == 1500e6);
+                                *l.power_w) < 0.25);
+        CHECK(d.idle_power_w() == 0.0764);
+        // Above idle, 2000 MHz costs more than twice as much per cycle as 800 MHz: slowing down
+        // pays on this domain whenever the period leaves the time.
+        CHECK(d.joules_per_cycle_above_idle(d.max_level()) > 2.0 * d.joules_per_cycle_above_idle(6));
+        for (std::size_t i = 0; i < d.max_level(); ++i)
+            CHECK(d.joules_per_cycle_above_idle(i) < d.joules_per_cycle_above_idle(d.max_level()));
     }
     SECTION("Phenom II X4 940: three P-states, the model at the 125 W TDP") {
         const auto d = dvfs::read_frequency_domain(data_dir / "amd_phenom_ii_x4_940.json");
@@ -295,16 +309,69 @@ TEST_CASE("shipped tables: the values of their sources", "[dvfs][table_file][dat
         CHECK(d[1].voltage_v == 1.15);
         CHECK(d[2].frequency_hz == 3000e6);
         CHECK(d[2].voltage_v == 1.35);
-        CHECK(d.power_w(2) == Approx(125.0).epsilon(1e-3));
-        CHECK(d.power_w(1) == Approx(62.9).epsilon(1e-3));
-        CHECK(d.power_w(0) == Approx(30.84).epsilon(1e-3));
+        // One core: a quarter of the TDP at 3 GHz (3.75 W static share + 27.5 W dynamic).
+        CHECK(d.power_w(2) == Approx(125.0 / 4).epsilon(1e-3));
+        CHECK(d.power_w(1) == Approx(15.72).epsilon(1e-3));
+        CHECK(d.power_w(0) == Approx(7.71).epsilon(1e-3));
+        CHECK(d.model().static_w == 3.75);
+        CHECK(d.idle_power_w() == 2.0);
+        // Busy time only, 1800 MHz is the cheapest per cycle; over a period (above idle) 800 MHz is.
         CHECK(d.joules_per_cycle(1) < d.joules_per_cycle(0));
         CHECK(d.joules_per_cycle(1) < d.joules_per_cycle(2));
+        CHECK(d.joules_per_cycle_above_idle(0) < d.joules_per_cycle_above_idle(1));
+        CHECK(d.joules_per_cycle_above_idle(1) < d.joules_per_cycle_above_idle(2));
     }
 }
 
 TEST_CASE("table file: earlyexit/io.hpp brings it", "[dvfs][table_file]") {
     // This file includes only earlyexit/io.hpp: it compiles when io.hpp includes dvfs/table_file.hpp.
     CHECK(dvfs::frequency_domain_format == "earlyexit.frequency_domain");
-    CHECK(dvfs::frequency_domain_version == 1);
+    CHECK(dvfs::frequency_domain_version == 2);
+}
+
+TEST_CASE("table file version 2: idle power, MACs per cycle and what the figures measure", "[dvfs][table_file]") {
+    json j = sample_json();
+    j["measures"] = "one core";
+    j["model"]["idle_w"] = 0.5;
+    j["model"]["macs_per_cycle"] = 2;
+    const auto d = dvfs::parse_frequency_domain(j, "t.json");
+    CHECK(d.measures() == "one core");
+    CHECK(d.model().idle_w == 0.5);
+    CHECK(d.idle_power_w() == 0.5);
+    CHECK(d.model().macs_per_cycle == 2.0);
+    // A round trip keeps them.
+    const auto back = dvfs::parse_frequency_domain(dvfs::frequency_domain_json(d), "t.json");
+    CHECK(back == d);
+    CHECK(dvfs::frequency_domain_json(d)["model"]["idle_w"] == 0.5);
+    // Without them: the idle power is the static power, no speed, no statement.
+    CHECK(sample().idle_power_w() == 1.5);
+    CHECK_FALSE(sample_json()["model"].contains("idle_w"));
+    CHECK_FALSE(sample_json().contains("measures"));
+}
+
+TEST_CASE("table file: version 1 documents are read, without the version 2 fields", "[dvfs][table_file]") {
+    json j = sample_json();
+    j["version"] = 1;
+    CHECK(dvfs::parse_frequency_domain(j, "t.json") == sample());
+    j["model"]["idle_w"] = 0.5;
+    CHECK(what_of([&] { (void)dvfs::parse_frequency_domain(j, "t.json"); }) ==
+          "t.json: field 'model.idle_w' needs version 2 (the file says version 1)");
+    j["model"].erase("idle_w");
+    j["measures"] = "x";
+    CHECK(what_of([&] { (void)dvfs::parse_frequency_domain(j, "t.json"); }) ==
+          "t.json: field 'measures' needs version 2 (the file says version 1)");
+}
+
+TEST_CASE("table file: bad idle power and speed name the value", "[dvfs][table_file][errors]") {
+    CHECK(error_for([](json& j) { j["model"]["idle_w"] = -0.25; }) == "t.json: field 'model.idle_w' must be >= 0, got -0.25");
+    CHECK(error_for([](json& j) { j["model"]["idle_w"] = "1"; }) ==
+          "t.json: field 'model.idle_w' must be a number, got \"1\"");
+    CHECK(error_for([](json& j) { j["model"]["idle_w"] = std::numeric_limits<double>::quiet_NaN(); }) ==
+          "t.json: field 'model.idle_w' must be a finite number, got nan");
+    CHECK(error_for([](json& j) { j["model"]["macs_per_cycle"] = 0; }) ==
+          "t.json: field 'model.macs_per_cycle' must be > 0, got 0");
+    CHECK(error_for([](json& j) { j["measures"] = 3; }) == "t.json: field 'measures' must be a string, got 3");
+    // An idle power above a level's active power (sample(): level 0 draws 1.5 + 2.5 nF * 0.81 * 0.8 GHz = 3.12 W).
+    CHECK_THAT(error_for([](json& j) { j["model"]["idle_w"] = 3.2; }),
+               Catch::StartsWith("t.json: model idle power 3.2 W exceeds level 0's active power 3.12"));
 }

@@ -26,7 +26,10 @@
 // start and after each of its proceeds, exactly as in basic_runner, with batch_rows = the rows
 // still running; the batch runs at the highest level any running row last asked for (the
 // fastest: a row that asked for less is not slowed below what it asked). The clock gets its
-// default level back when the batch ends.
+// default level back when the batch ends, unless it keeps its level between samples
+// (between_samples::keep_level). A batch whose samples all have deadlines occupies a period, the
+// shortest of them: when it finishes earlier, a clock that can idle waits out the rest, and that
+// idle energy is shared equally by every sample of the batch.
 //
 // Edge cases: an empty batch returns an empty span and runs nothing; a batch larger than the
 // runner's or the state's capacity is an earlyexit::error naming both (run(); run_unchecked()
@@ -43,6 +46,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <optional>
 #include <span>
 #include <utility>
 #include <vector>
@@ -164,7 +168,9 @@ public:
         }
         ++stats_.batches;
         stats_.samples += n;
-        batch_level_.reset();  // the clock is at its default level between batches
+        // The level in force: the clock's (its default, or the level kept from the last batch).
+        if constexpr (detail::clock_with_levels<Clock>) batch_level_ = static_cast<std::size_t>(clock_.level());
+        else batch_level_.reset();
 
         const double t0 = clock_.now();
         double e_mark = energy_now();
@@ -216,13 +222,22 @@ public:
             rows = kept;
             set_batch_level(rows);
         }
-        // The batch is over: back to the default level; the switch's energy goes to the rows of
-        // the last round, which it served.
+        // The batch is over: back to the default level unless the clock keeps it; the switch's
+        // energy goes to the rows of the last round, which it served. Then the rest of the
+        // batch's period idle, shared by every sample of the batch.
         detail::restore_default_level(clock_);
         if constexpr (detail::clock_with_energy<Clock>) {
             const double rest = energy_now() - e_mark;
             for (std::size_t j = 0; j < m; ++j) energy_[last_round_sample(j)] += rest / static_cast<double>(m);
-            for (std::size_t i = 0; i < n; ++i) results_[i].energy_joules = energy_[i];
+            e_mark = energy_now();
+        }
+        idle_to_period(samples, clock_.now() - t0);
+        if constexpr (detail::clock_with_energy<Clock>) {
+            const double idle = energy_now() - e_mark;
+            for (std::size_t i = 0; i < n; ++i) {
+                energy_[i] += idle / static_cast<double>(n);
+                results_[i].energy_joules = energy_[i];
+            }
         }
         for (std::size_t i = 0; i < n; ++i) {
             const episode<scalar_type> ep = cursors_[i].episode_of(steps_of(i), results_[i], info_);
@@ -297,6 +312,21 @@ private:
         if (top && top != batch_level_) {
             batch_level_ = top;
             detail::clock_set_level(clock_, *top);
+        }
+    }
+    /// The batch's period: the shortest deadline of its samples, when every one has a deadline;
+    /// the clock idles for what is left of it after `busy` seconds.
+    void idle_to_period(std::span<const sample_info> samples, double busy) noexcept {
+        if constexpr (detail::clock_with_idle<Clock>) {
+            std::optional<double> period;
+            for (const auto& s : samples) {
+                if (!s.deadline_seconds) return;
+                period = period ? std::min(*period, *s.deadline_seconds) : *s.deadline_seconds;
+            }
+            detail::clock_idle_to_deadline(clock_, period, busy);
+        } else {
+            (void)samples;
+            (void)busy;
         }
     }
     [[nodiscard]] std::size_t level_in_force() const noexcept {

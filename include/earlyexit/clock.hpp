@@ -6,14 +6,23 @@
 // runner executes, which is how a simulated clock advances deterministically, and
 // `void set_level(std::size_t) noexcept` receives the frequency level a policy asks for.
 // A clock that knows levels (dvfs/clock.hpp) also has `std::size_t level() const noexcept` (the
-// level in force) and `std::size_t default_level() const noexcept`, which the runner restores
-// when a sample exits; a clock that measures energy has `double energy_joules() const noexcept`
-// (cumulative), from which the runner reports each sample's energy.
+// level in force) and `std::size_t default_level() const noexcept`; the runner restores the
+// default when a sample exits, unless the clock's `between_samples levels_between_samples()
+// const noexcept` says keep_level (the level then stays until a policy asks for another one). A
+// clock that measures energy has `double energy_joules() const noexcept` (cumulative), from which
+// the runner reports each sample's energy.
+//
+// Periods: a clock with `void idle(double seconds) noexcept` can wait. When a sample with a
+// deadline finishes before it, the runner idles the clock for the rest of the deadline, so that
+// a sample's energy is its whole period's (active power while working, idle power in the
+// slack; dvfs::model_clock charges its table's idle power, dvfs::hardware_clock sleeps while its
+// meter runs). The sample's seconds stay its busy time.
 
 #include <chrono>
 #include <cmath>
 #include <concepts>
 #include <cstddef>
+#include <optional>
 
 #include "error.hpp"
 
@@ -56,6 +65,12 @@ private:
     double t_ = 0.0;
 };
 
+/// What a clock that knows levels does between samples (see the file comment).
+enum class between_samples : unsigned char {
+    restore_default,  ///< back to the default level when a sample exits (the default)
+    keep_level,       ///< the level in force stays until a policy asks for another one
+};
+
 namespace detail {
 
 /// A clock told the declared cost of each stage and head run (a deterministic one advances by it).
@@ -82,6 +97,31 @@ template <class C>
 concept clock_with_energy = requires(const C& c) {
     { c.energy_joules() } noexcept -> std::convertible_to<double>;
 };
+
+/// A clock that can wait out the rest of a period (idle(seconds)).
+template <class C>
+concept clock_with_idle = requires(C& c, double s) {
+    { c.idle(s) } noexcept;
+};
+
+/// True when the clock keeps its level between samples (levels_between_samples() == keep_level).
+template <class C>
+[[nodiscard]] bool clock_keeps_level(const C& c) noexcept {
+    if constexpr (requires {
+                      { c.levels_between_samples() } noexcept -> std::same_as<between_samples>;
+                  })
+        return c.levels_between_samples() == between_samples::keep_level;
+    else
+        return false;
+}
+
+/// Idles the clock for the rest of a sample's deadline: `busy` seconds of it are used (a no-op
+/// without a deadline, past it, or on a clock that cannot idle).
+template <class C>
+void clock_idle_to_deadline(C& c, const std::optional<double>& deadline, double busy) noexcept {
+    if constexpr (clock_with_idle<C>)
+        if (deadline && std::isfinite(*deadline) && *deadline > busy) c.idle(*deadline - busy);
+}
 
 }  // namespace detail
 }  // namespace earlyexit

@@ -27,8 +27,10 @@ struct exit_result {
     std::span<const Scalar> logits;     ///< logits at the exit head
     std::span<const Scalar> probs;      ///< softmax at the exit head
     std::optional<std::size_t> frequency_level{};  ///< last level the policy asked for, if any
-    /// Energy of the sample, from its start until the runner restored the default level after
-    /// it, when the clock measures energy (a DVFS model clock or a hardware meter).
+    /// Energy of the sample when the clock measures energy (a DVFS model clock or a hardware
+    /// meter): from its start until the runner restored the default level after it (if the
+    /// clock restores it) and, for a sample with a deadline on a clock that can idle, until the
+    /// deadline: the energy of its whole period, the slack at idle power included.
     std::optional<double> energy_joules{};
 
     /// True when the sample left before the final head.

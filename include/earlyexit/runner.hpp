@@ -10,9 +10,14 @@
 // Frequency: the policy's frequency() hook is asked for a level when the sample starts (after
 // first_check) and after every proceed (after next_check, so it knows the head checked next);
 // the level goes to the clock (set_level). A clock that knows levels (dvfs::model_clock, a
-// hardware clock) is put back to its default level when the sample exits, and a clock that
-// measures energy gives each result its energy. Deadlines (sample_info::deadline_seconds) reach
-// the policy as the time left in both contexts.
+// hardware clock) is put back to its default level when the sample exits, unless the clock keeps
+// its level between samples (between_samples::keep_level: the next sample starts at the level
+// in force, and a policy asking for it again costs no switch). Deadlines
+// (sample_info::deadline_seconds) reach the policy as the time left in both contexts. A sample
+// with a deadline occupies its period: when it finishes early, a clock that can idle
+// (clock.idle(s)) waits out the rest of the deadline, and a clock that measures energy gives
+// each result the energy of its whole period (active work, switches, then the slack at idle
+// power); the result's seconds are the busy time, which is what a deadline miss is about.
 //
 // Hot path: run() allocates nothing (all buffers are sized at construction) and throws only
 // on a bad argument checked before any work (a label out of range, or a policy that needs a
@@ -161,11 +166,13 @@ void check_sample_args(const sample_info& sample, const network_info& info, cons
         earlyexit::fail("sample {}: the policy needs a label (evaluation only) and none was given", sample.index);
 }
 
-/// Puts a clock that knows levels back to its default level (no-op when it is there already).
+/// Puts a clock that knows levels back to its default level when a sample (or batch) exits
+/// (no-op when it is there already, or when the clock keeps its level between samples).
 template <class Clock>
 void restore_default_level(Clock& clock) noexcept {
     if constexpr (clock_with_levels<Clock>)
-        if (clock.level() != clock.default_level()) clock_set_level(clock, clock.default_level());
+        if (!clock_keeps_level(clock) && clock.level() != clock.default_level())
+            clock_set_level(clock, clock.default_level());
 }
 
 }  // namespace detail
@@ -247,9 +254,11 @@ public:
         }
 
         result_type r = c.result(clock_.now() - t0, logits_, probs_, info_);
-        // The sample is over: back to the clock's default level (the switch is not in the
-        // sample's time, but its energy is in the sample's energy).
+        // The sample is over: back to the clock's default level unless the clock keeps it (the
+        // switch is not in the sample's time, but its energy is in the sample's energy), then
+        // the rest of the period idle (its energy too).
         detail::restore_default_level(clock_);
+        detail::clock_idle_to_deadline(clock_, sample.deadline_seconds, clock_.now() - t0);
         if constexpr (detail::clock_with_energy<Clock>) r.energy_joules = energy_now() - e0;
 
         const episode<scalar_type> ep = c.episode_of(steps_, r, info_);

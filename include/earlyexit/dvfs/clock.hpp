@@ -11,10 +11,15 @@
 //
 // model_clock: a runner clock on that model. Every stage and head the runner executes
 // (on_work) advances it by the model's time at the level in force and adds that time's energy;
-// set_level() switches (a change costs the switch), level() and default_level() let the
-// runner restore the default when a sample exits, energy_joules() is cumulative. Everything is
-// a function of the declared costs and the levels asked for, so a replay on a copy of the
-// clock gives the live run's times and energy bit for bit.
+// set_level() switches (a change costs the switch); idle(s) waits s seconds at the table's idle
+// power (the runner idles the clock for the slack before a sample's deadline, so energy is
+// counted over the period, not over the busy time alone, which would give racing to idle its
+// idle time for free); energy_joules() is cumulative. Between samples the clock goes back to
+// its default level (between_samples::restore_default, the default: two switches per slowed
+// sample) or keeps the level in force (keep_level: a switch only when a policy asks for another
+// level; what the paper's comparison runs). Everything is a function of the declared costs, the
+// deadlines and the levels asked for, so a replay on a copy of the clock gives the live run's
+// times, levels and energy bit for bit.
 
 #include <algorithm>
 #include <cmath>
@@ -22,6 +27,7 @@
 #include <optional>
 #include <utility>
 
+#include "../clock.hpp"
 #include "../error.hpp"
 #include "table.hpp"
 
@@ -58,6 +64,8 @@ public:
     }
     /// Active power at level l (watts).
     [[nodiscard]] double power_w(std::size_t l) const noexcept { return domain_.power_w(clamp(l)); }
+    /// Power while idle (watts): the domain's idle_power_w().
+    [[nodiscard]] double idle_w() const noexcept { return domain_.idle_power_w(); }
     [[nodiscard]] double switch_seconds() const noexcept { return domain_.model().switch_latency_s; }
     [[nodiscard]] double switch_joules() const noexcept { return domain_.model().switch_energy_j; }
     /// Levels past the highest mean the highest.
@@ -73,9 +81,11 @@ private:
 class model_clock {
 public:
     /// Starts at time 0, energy 0, at `default_level` (the highest when not given; a level past
-    /// the highest is an error naming it).
-    explicit model_clock(platform_model model, std::optional<std::size_t> default_level = std::nullopt)
-        : model_(std::move(model)), default_(default_level.value_or(model_.max_level())) {
+    /// the highest is an error naming it). `between`: what the runner does with the level when a
+    /// sample exits (see the file comment).
+    explicit model_clock(platform_model model, std::optional<std::size_t> default_level = std::nullopt,
+                         between_samples between = between_samples::restore_default)
+        : model_(std::move(model)), default_(default_level.value_or(model_.max_level())), between_(between) {
         if (default_ > model_.max_level())
             earlyexit::fail("model clock: default level {} is past the highest level {} of '{}'", default_,
                             model_.max_level(), model_.domain().name());
@@ -100,12 +110,24 @@ public:
         e_ += model_.switch_joules();
         ++switches_;
     }
-    /// Idle time: the clock moves, no energy is counted (the model meters active work only).
-    void advance(double s) noexcept { t_ += s; }
+    /// Waits s seconds at the idle power (the slack before a deadline): time and energy move.
+    /// A negative or non-finite s is ignored.
+    void idle(double s) noexcept {
+        if (!(s > 0.0) || !std::isfinite(s)) return;
+        t_ += s;
+        e_ += s * model_.idle_w();
+        idle_s_ += s;
+    }
+    /// The same as idle(s) (the clock's name for waiting before the period accounting existed;
+    /// it used to count no energy).
+    void advance(double s) noexcept { idle(s); }
 
     [[nodiscard]] std::size_t level() const noexcept { return level_; }
     [[nodiscard]] std::size_t default_level() const noexcept { return default_; }
+    [[nodiscard]] between_samples levels_between_samples() const noexcept { return between_; }
     [[nodiscard]] double energy_joules() const noexcept { return e_; }
+    /// Seconds spent idle so far (their energy is in energy_joules(), at the idle power).
+    [[nodiscard]] double idle_seconds() const noexcept { return idle_s_; }
     [[nodiscard]] std::size_t switches() const noexcept { return switches_; }
     /// set_level() calls that asked for a level past the highest.
     [[nodiscard]] std::size_t clamped_requests() const noexcept { return clamped_; }
@@ -114,9 +136,11 @@ public:
 private:
     platform_model model_;
     std::size_t default_;
+    between_samples between_ = between_samples::restore_default;
     std::size_t level_ = 0;
     double t_ = 0.0;
     double e_ = 0.0;
+    double idle_s_ = 0.0;
     std::size_t switches_ = 0;
     std::size_t clamped_ = 0;
 };

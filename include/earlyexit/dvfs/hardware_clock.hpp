@@ -2,20 +2,30 @@
 // hardware_clock: a runner clock on real hardware. Time is std::chrono::steady_clock; a level a
 // policy asks for is applied through a cpufreq backend (the kernel frequency nearest the
 // table's level); energy is a meter's cumulative reading (RAPL: the whole package, every core
-// and the uncore, not only the cores running the network). The runner restores the default
-// level after each sample, as on dvfs::model_clock, so the same policies run on both.
+// and the uncore, not only the cores running the network). As on dvfs::model_clock, the runner
+// restores the default level after each sample unless the clock keeps its level between samples
+// (between_samples::keep_level), and idles the clock for the slack before a sample's deadline:
+// here idle(s) sleeps s seconds, so the meter measures the period (the work, then the machine
+// idling until the deadline) as a periodic stream would, and the same policies and the same
+// accounting run on both.
 //
 // The backend and the meter are not owned (they restore the governor and hold the counter
-// state): both must outlive every clock and runner copy made from them. set_level() and
+// state): both must outlive every clock and runner copy made from them. Copies share the
+// hardware but each remembers the level it set: with keep_level, put a copy back to its default
+// level (set_level(default_level())) before another copy, which believes the default is in
+// force, takes over. set_level() and
 // energy_joules() never throw: failures are counted by the backend and the meter (failures(),
 // last_error()), which callers check after a run.
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstddef>
 #include <optional>
+#include <thread>
 #include <utility>
 
+#include "../clock.hpp"
 #include "../error.hpp"
 #include "cpufreq.hpp"
 #include "rapl.hpp"
@@ -29,8 +39,9 @@ public:
     /// Applies `default_level` (the table's highest when not given) now; throws like the
     /// backend's apply() when that fails, or naming a level past the highest.
     hardware_clock(Backend& backend, Meter& meter, frequency_domain domain,
-                   std::optional<std::size_t> default_level = std::nullopt)
-        : backend_(&backend), meter_(&meter), domain_(std::move(domain)) {
+                   std::optional<std::size_t> default_level = std::nullopt,
+                   between_samples between = between_samples::restore_default)
+        : backend_(&backend), meter_(&meter), domain_(std::move(domain)), between_(between) {
         if (domain_.empty()) earlyexit::fail("hardware clock: the frequency table '{}' has no levels", domain_.name());
         default_ = default_level.value_or(domain_.max_level());
         if (default_ > domain_.max_level())
@@ -53,8 +64,18 @@ public:
             ++switches_;
         }
     }
+    /// Sleeps s seconds (the slack before a deadline; the meter goes on counting). A negative
+    /// or non-finite s is ignored.
+    void idle(double s) noexcept {
+        if (!(s > 0.0) || !std::isfinite(s)) return;
+        std::this_thread::sleep_for(std::chrono::duration<double>(s));
+        idle_s_ += s;
+    }
     [[nodiscard]] std::size_t level() const noexcept { return level_; }
     [[nodiscard]] std::size_t default_level() const noexcept { return default_; }
+    [[nodiscard]] between_samples levels_between_samples() const noexcept { return between_; }
+    /// Seconds asked to idle so far.
+    [[nodiscard]] double idle_seconds() const noexcept { return idle_s_; }
     /// The meter's energy since it was made (J); on a failed read, the last good reading.
     [[nodiscard]] double energy_joules() const noexcept {
         double j = meter_->last_joules();
@@ -69,8 +90,10 @@ private:
     Meter* meter_;
     frequency_domain domain_;
     std::size_t default_ = 0;
+    between_samples between_ = between_samples::restore_default;
     std::size_t level_ = 0;
     std::size_t switches_ = 0;
+    double idle_s_ = 0.0;
 };
 
 }  // namespace earlyexit::dvfs

@@ -10,7 +10,9 @@
 // false: the plain network's remaining work), and then applies one rule:
 //
 //   deadline   the lowest level l (objective lowest_level; or, objective least_energy, the
-//              one of least modelled energy for the work to that head) such that
+//              one of least modelled energy for the work to that head, counted over the
+//              period: (P_l - P_idle) * time + the switch, since the time not spent working
+//              is spent idle) such that
 //                switch(l) + time(work to that head, l)
 //                  + reserve * [switch(max) + time(worst rest, max)]  <=  time left,
 //              where the worst rest is every stage and head after that head at the highest
@@ -18,9 +20,18 @@
 //              whenever the highest level can meet it (the model being the clock's); 0 trusts
 //              the prediction. No level fits: the highest. A sample without a deadline keeps
 //              the level in force (no answer).
-//   reference  f = J * f_max / r rounded up to a level, r the predicted remaining stages (to
-//              that head, >= 1): the rule of the Predictive Exit reference code. It ignores
-//              the deadline and can miss it.
+//   reference  f = f_max * J / r rounded up to a level (times reference_j, 1 by default): J
+//              the stages to that head, r the stages left in the plain network (both counted
+//              from the next stage to run, so J <= r): the predicted work stretched over the time
+//              the plain network would take at f_max (Predictive Exit's rule). A sample that
+//              needs the whole plain network (J = r) runs at f_max; one predicted to exit half
+//              way at half the clock. It ignores the deadline: a forecast that exits later than
+//              predicted, or stages of unequal cost, can miss it.
+//
+// Before Step 8 the reference rule computed f = J * f_max / r with J a constant (reference_j)
+// and r the stages to the predicted head: more predicted work got a *lower* clock, and it missed
+// every deadline. J is now the stages to the predicted exit, and reference_j a scale on the
+// result (headroom above 1, more aggressive below).
 //
 // Time is the platform_model's (dvfs/clock.hpp), the one the model clock charges, switch
 // latency included. In a batch (frequency_context::batch_rows > 1) the work counts for every
@@ -73,7 +84,8 @@ struct dvfs_options {
     bool predicted_exit = true;
     /// deadline rule: share in [0, 1] of the worst rest at the highest level kept in reserve.
     double reserve = 1.0;
-    /// reference rule: J (> 0) in f = J * f_max / r.
+    /// reference rule: a scale (finite, > 0) on f = f_max * J / r; 1 is the rule (the name is
+    /// kept from when this was a constant J, see the file comment).
     double reference_j = 1.0;
 };
 
@@ -86,7 +98,7 @@ public:
         if (!(o_.reserve >= 0.0 && o_.reserve <= 1.0))
             earlyexit::fail("dvfs selector: reserve {} is out of range [0, 1]", o_.reserve);
         if (!(o_.reference_j > 0.0) || !std::isfinite(o_.reference_j))
-            earlyexit::fail("dvfs selector: reference J {} must be finite and > 0", o_.reference_j);
+            earlyexit::fail("dvfs selector: reference scale (reference_j) {} must be finite and > 0", o_.reference_j);
     }
 
     /// Precomputes the cost prefix sums of the network (allocates; call before running).
@@ -109,8 +121,12 @@ public:
         const std::size_t from = std::min(f.stages_run, positions_[h] + 1);
         const std::size_t stages = positions_[h] + 1 - from;
         if (o_.rule == dvfs_rule::reference) {
+            // J: stages to the predicted exit; r: stages left in the plain network (J <= r).
+            const std::size_t left = positions_[last] + 1 - from;
+            if (left == 0) return std::nullopt;  // nothing left to run
             const double f_max = model_.domain()[model_.max_level()].frequency_hz;
-            const double want = o_.reference_j * f_max / static_cast<double>(std::max<std::size_t>(stages, 1));
+            const double want =
+                o_.reference_j * f_max * static_cast<double>(stages) / static_cast<double>(left);
             return model_.domain().lowest_at_least(want);
         }
         const auto left = f.time_left();
@@ -137,7 +153,9 @@ public:
             const double t = model_.seconds(work, calls, l);
             if (sw + t + back + rest > *left) continue;
             if (o_.objective == dvfs_objective::lowest_level) return l;
-            const double joules = (l == now ? 0.0 : model_.switch_joules()) + t * model_.power_w(l);
+            // Over the period: the time not spent working is spent idle, so a level costs its
+            // power above idle for its time.
+            const double joules = (l == now ? 0.0 : model_.switch_joules()) + t * (model_.power_w(l) - model_.idle_w());
             if (!best || joules < best_joules) {
                 best = l;
                 best_joules = joules;

@@ -8,10 +8,19 @@
 //
 //   P(l) = power_w of level l when given, else P_static + C_eff * V_l^2 * f_l        (watts)
 //
-// plus the cost of one level change (latency and energy) and the memory share m of the work
-// whose time does not scale with the clock (it is used by dvfs::platform_model). Lower levels
-// cost less dynamic energy per cycle (V^2 falls) but run longer, so static power is paid for
-// longer: the most efficient level is often not the lowest.
+// plus the cost of one level change (latency and energy), the memory share m of the work
+// whose time does not scale with the clock (it is used by dvfs::platform_model), and the idle
+// power: what the domain draws while it waits, clock-gated, in the slack before a deadline
+// (idle_w; the static power when a table does not give it). Energy is compared over a period
+// (active power while working, idle power in the slack), so what a level costs is its power
+// *above idle* times its time: a lower level costs less dynamic energy per cycle (V^2 falls)
+// but runs longer, paying (P_static - P_idle) for longer: the most efficient level is often
+// not the lowest, and with an idle power far below the static power racing to idle can win.
+//
+// A table says what its figures measure (measures(): e.g. "one core's share of the A15
+// cluster") and, optionally, the declared MACs one core sustains per cycle (macs_per_cycle), so
+// that a model can run at the table's chip's speed rather than at the speed of the machine it
+// is evaluated on.
 //
 // Shipped tables live in data/dvfs/ (read with dvfs/table_file.hpp, link earlyexit::io). The
 // constructor validates everything and throws earlyexit::error naming the entry; a constructed
@@ -48,6 +57,12 @@ struct power_model {
     double switch_latency_s = 0;  ///< time one level change takes (s)
     double switch_energy_j = 0;   ///< energy one level change costs (J)
     double memory_share = 0;      ///< in [0, 1): share of the work at f_max whose time does not scale with f
+    /// Power while idle in a deadline's slack (W, finite, >= 0, at most every level's active
+    /// power); nullopt: static_w (a clock-gated domain keeps leaking).
+    std::optional<double> idle_w{};
+    /// Declared MACs one core sustains per clock cycle on the workload (finite, > 0), when the
+    /// table estimates it: the model's rate at the highest level is then macs_per_cycle * f_max.
+    std::optional<double> macs_per_cycle{};
     friend bool operator==(const power_model&, const power_model&) = default;
 };
 
@@ -91,10 +106,15 @@ public:
     /// empty, a frequency, voltage or power is not finite and > 0, the frequencies are not
     /// strictly increasing (unsorted, or a duplicate: the message says which), or a model
     /// parameter is out of range. `what` names the table in messages (e.g. "frequency table
-    /// odroid.json"); `source` says where the numbers come from (free text, kept).
+    /// odroid.json"); `source` says where the numbers come from (free text, kept); `measures`
+    /// what the powers are the power of (free text, kept; e.g. "one core of the A15 cluster").
     frequency_domain(std::string name, std::vector<level> levels, power_model model = {}, std::string source = {},
-                     std::string what = "frequency table")
-        : name_(std::move(name)), source_(std::move(source)), levels_(std::move(levels)), model_(model) {
+                     std::string what = "frequency table", std::string measures = {})
+        : name_(std::move(name)),
+          source_(std::move(source)),
+          measures_(std::move(measures)),
+          levels_(std::move(levels)),
+          model_(model) {
         using detail::hz_text;
         if (levels_.empty())
             earlyexit::fail("{}: '{}' has no levels (a frequency domain needs at least one)", what, name_);
@@ -127,6 +147,17 @@ public:
             earlyexit::fail("{}: model switch energy {} J is not a finite number >= 0", what, m.switch_energy_j);
         if (!(m.memory_share >= 0 && m.memory_share < 1))
             earlyexit::fail("{}: model memory share {} is not in [0, 1)", what, m.memory_share);
+        if (m.idle_w) {
+            if (!detail::finite_nonnegative(*m.idle_w))
+                earlyexit::fail("{}: model idle power {} W is not a finite number >= 0", what, *m.idle_w);
+            // Idling above a level's active power would make working cheaper than waiting.
+            for (std::size_t i = 0; i < levels_.size(); ++i)
+                if (*m.idle_w > power_w(i))
+                    earlyexit::fail("{}: model idle power {} W exceeds level {}'s active power {} W", what, *m.idle_w, i,
+                                    power_w(i));
+        }
+        if (m.macs_per_cycle && !detail::finite_positive(*m.macs_per_cycle))
+            earlyexit::fail("{}: model MACs per cycle {} is not a finite number > 0", what, *m.macs_per_cycle);
     }
 
     [[nodiscard]] std::size_t size() const noexcept { return levels_.size(); }
@@ -140,6 +171,8 @@ public:
     [[nodiscard]] std::size_t max_level() const noexcept { return levels_.empty() ? 0 : levels_.size() - 1; }
     [[nodiscard]] const std::string& name() const noexcept { return name_; }
     [[nodiscard]] const std::string& source() const noexcept { return source_; }
+    /// What the powers measure (free text; empty when the table does not say).
+    [[nodiscard]] const std::string& measures() const noexcept { return measures_; }
     [[nodiscard]] const power_model& model() const noexcept { return model_; }
 
     /// Active power at level i (W): the measured power_w when given, else
@@ -150,9 +183,18 @@ public:
         return model_.static_w + model_.capacitance_f * l.voltage_v * l.voltage_v * l.frequency_hz;
     }
 
-    /// Energy of one clock cycle at level i (J): power_w(i) / f_i; the level that minimises it
-    /// does a fixed CPU-bound amount of work with the least energy.
+    /// Power while idle (W): the model's idle_w, or static_w when the table does not give it.
+    [[nodiscard]] double idle_power_w() const noexcept { return model_.idle_w.value_or(model_.static_w); }
+
+    /// Energy of one clock cycle at level i (J): power_w(i) / f_i (busy time only).
     [[nodiscard]] double joules_per_cycle(std::size_t i) const noexcept { return power_w(i) / levels_[i].frequency_hz; }
+
+    /// Energy of one clock cycle at level i above idling (J): (power_w(i) - idle_power_w()) / f_i.
+    /// Over a period whose slack is spent idle, the level that minimises it does a fixed
+    /// CPU-bound amount of work that fits the period with the least energy.
+    [[nodiscard]] double joules_per_cycle_above_idle(std::size_t i) const noexcept {
+        return (power_w(i) - idle_power_w()) / levels_[i].frequency_hz;
+    }
 
     /// Index of the lowest level whose frequency is >= hz (max_level() when none is, and for
     /// a NaN).
@@ -182,6 +224,7 @@ public:
 private:
     std::string name_;
     std::string source_;
+    std::string measures_;
     std::vector<level> levels_;
     power_model model_{};
 };

@@ -2,12 +2,18 @@
 // Frequency tables as versioned JSON files (the shipped ones are in data/dvfs/). Needs
 // nlohmann/json: link earlyexit::io.
 //
-//   {"format": "earlyexit.frequency_domain", "version": 1,
+//   {"format": "earlyexit.frequency_domain", "version": 2,
 //    "name": "...", "source": "where the numbers come from",
+//    "measures": "what the powers are the power of" (optional, version 2),
 //    "notes": "..." or ["...", ...]            (optional: the origin of each number, for people),
 //    "levels": [{"frequency_mhz": 800, "voltage_v": 0.992, "power_w": 31.5 (optional, measured)}, ...],
 //    "model": {"static_w": 15, "capacitance_nf": 20.12, "switch_latency_us": 50,
-//              "switch_energy_uj": 6250, "memory_share": 0}}
+//              "switch_energy_uj": 6250, "memory_share": 0,
+//              "idle_w": 2.0 (optional, version 2), "macs_per_cycle": 2 (optional, version 2)}}
+//
+// Version 2 adds the three optional fields; version 1 files (which cannot have them) are still
+// read, their idle power being the static power (frequency_domain::idle_power_w()). Writing
+// always gives version 2.
 //
 // Human units in the file; dvfs::frequency_domain holds SI units (Hz, F, s, J). Levels are
 // sorted by frequency, slowest first. Reading checks every field: a missing, mistyped or unknown
@@ -37,7 +43,9 @@
 namespace earlyexit::dvfs {
 
 inline constexpr std::string_view frequency_domain_format = "earlyexit.frequency_domain";
-inline constexpr int frequency_domain_version = 1;
+/// The version written; every version from frequency_domain_oldest_version on is read.
+inline constexpr int frequency_domain_version = 2;
+inline constexpr int frequency_domain_oldest_version = 1;
 
 namespace detail {
 
@@ -106,16 +114,27 @@ private:
 /// errors, e.g. "frequency table data/dvfs/odroid.json".
 [[nodiscard]] inline frequency_domain parse_frequency_domain(const nlohmann::json& j, std::string_view what) {
     const detail::domain_reader r(what);
-    r.object(j, "", {"format", "version", "name", "source", "notes", "levels", "model"});
+    r.object(j, "", {"format", "version", "name", "source", "measures", "notes", "levels", "model"});
     if (const auto f = r.string(j, "format", ""); f != frequency_domain_format)
         fail("{}: field 'format' is '{}', not '{}'", what, f, frequency_domain_format);
-    const auto& version = r.field(j, "version", "");
-    if (!version.is_number_integer())
-        fail("{}: field 'version' must be a whole number, got {}", what, version.dump());
-    if (version.get<std::int64_t>() != frequency_domain_version)
-        fail("{}: field 'version' is {}; this build reads version {}", what, version.dump(), frequency_domain_version);
+    const auto& version_field = r.field(j, "version", "");
+    if (!version_field.is_number_integer())
+        fail("{}: field 'version' must be a whole number, got {}", what, version_field.dump());
+    const auto version = version_field.get<std::int64_t>();
+    if (version < frequency_domain_oldest_version || version > frequency_domain_version)
+        fail("{}: field 'version' is {}; this build reads versions {} to {}", what, version_field.dump(),
+             frequency_domain_oldest_version, frequency_domain_version);
+    // Fields version 1 does not have: an old file with them is a mistake, not a silent upgrade.
+    const auto require_v2 = [&](std::string_view field) {
+        if (version < 2) fail("{}: field '{}' needs version 2 (the file says version {})", what, field, version);
+    };
     auto name = r.string(j, "name", "");
     auto source = r.string(j, "source", "");
+    std::string measures;
+    if (j.contains("measures")) {
+        require_v2("measures");
+        measures = r.string(j, "measures", "");
+    }
     if (const auto it = j.find("notes"); it != j.end()) {
         bool ok = it->is_string() || it->is_array();
         if (it->is_array())
@@ -138,7 +157,9 @@ private:
     }
 
     const auto& m = r.field(j, "model", "");
-    r.object(m, "model", {"static_w", "capacitance_nf", "switch_latency_us", "switch_energy_uj", "memory_share"});
+    r.object(m, "model",
+             {"static_w", "capacitance_nf", "switch_latency_us", "switch_energy_uj", "memory_share", "idle_w",
+              "macs_per_cycle"});
     power_model model;
     model.static_w = r.nonnegative(m, "static_w", "model");
     model.capacitance_f = r.nonnegative(m, "capacitance_nf", "model") * 1e-9;
@@ -147,7 +168,16 @@ private:
     model.memory_share = r.number(m, "memory_share", "model");
     if (!(model.memory_share >= 0 && model.memory_share < 1))
         fail("{}: field 'model.memory_share' must be in [0, 1), got {}", what, model.memory_share);
-    return frequency_domain(std::move(name), std::move(levels), model, std::move(source), std::string(what));
+    if (m.contains("idle_w")) {
+        require_v2("model.idle_w");
+        model.idle_w = r.nonnegative(m, "idle_w", "model");
+    }
+    if (m.contains("macs_per_cycle")) {
+        require_v2("model.macs_per_cycle");
+        model.macs_per_cycle = r.positive(m, "macs_per_cycle", "model");
+    }
+    return frequency_domain(std::move(name), std::move(levels), model, std::move(source), std::string(what),
+                            std::move(measures));
 }
 
 /// The JSON document of a frequency domain (format above; no notes).
@@ -157,6 +187,7 @@ private:
     j["version"] = frequency_domain_version;
     j["name"] = d.name();
     j["source"] = d.source();
+    if (!d.measures().empty()) j["measures"] = d.measures();
     auto levels = nlohmann::json::array();
     for (const auto& l : d.levels()) {
         nlohmann::json e = {{"frequency_mhz", l.frequency_hz / 1e6}, {"voltage_v", l.voltage_v}};
@@ -170,6 +201,8 @@ private:
                   {"switch_latency_us", m.switch_latency_s / 1e-6},
                   {"switch_energy_uj", m.switch_energy_j / 1e-6},
                   {"memory_share", m.memory_share}};
+    if (m.idle_w) j["model"]["idle_w"] = *m.idle_w;
+    if (m.macs_per_cycle) j["model"]["macs_per_cycle"] = *m.macs_per_cycle;
     return j;
 }
 

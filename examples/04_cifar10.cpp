@@ -1,5 +1,8 @@
 // 04_cifar10 (program: earlyexit-cifar10): early exit on CIFAR-10 with a trained multi-exit
 // ResNet (6 exits, examples/train/train_cifar10.py), run in C++ with Eigen.
+// --fine-grained runs its fine-grained variant instead: the same frozen backbone with an exit
+// after every convolution (13 exits, heads fitted by examples/train/fit_fine_heads.py), each
+// block cut into two stages, and its own validation trace.
 //
 // Every policy is calibrated on the shipped validation trace (5 000 training images held out
 // from training), then run live on the test images with real skipped work, and by replay.
@@ -8,6 +11,7 @@
 //   earlyexit-cifar10 --data test_batch.bin         the official binary CIFAR-10 test batch
 //   earlyexit-cifar10 --data DIR                    class folders DIR/<class>/*.png|jpg
 //   earlyexit-cifar10 --limit 500 --policy max_prob,entropy --json out.json --plots out/
+//   earlyexit-cifar10 --fine-grained                13 exits: after the stem and every conv
 // The images are evaluated in a fixed random order (--shuffle-seed; the shipped test set is
 // sorted by class), the same for every policy.
 //   earlyexit-cifar10 --corrupt noise:0.08,blur:1.0 --corrupt-from 5000
@@ -42,6 +46,7 @@ int main(int argc, char** argv) {
     std::string corrupt_spec;
     std::uint64_t shuffle_seed = 1;
     std::optional<std::size_t> corrupt_from;
+    bool fine_grained = false;
     demo_options opt;
     opt.program = "earlyexit-cifar10";
 
@@ -50,7 +55,11 @@ int main(int argc, char** argv) {
                    "test images: a folder or .tar of class folders (airplane/, automobile/, ...), or the CIFAR-10 binary "
                    "test_batch.bin (default: the shipped 10 000 test images)");
     app.add_option("--weights", weights,
-                   "network weights (safetensors from examples/train/train_cifar10.py; default: the shipped ones)");
+                   "network weights (safetensors from examples/train/train_cifar10.py, or fit_fine_heads.py with "
+                   "--fine-grained; default: the shipped ones)");
+    app.add_flag("--fine-grained", fine_grained,
+                 "the fine-grained network: an exit after every convolution (13 exits, the same frozen backbone; "
+                 "models/cifar10_fine_exits.safetensors) with its own validation trace (data/cifar10/val_trace_fine)");
     app.add_option("--data-root", data_root, data_root_help);
     add_demo_flags(app, opt);
     app.add_option("--shuffle-seed", shuffle_seed,
@@ -69,9 +78,13 @@ int main(int argc, char** argv) {
         check_demo_flags(opt);
         const resource_finder resources(data_root, argc > 0 ? argv[0] : nullptr);
         if (data.empty()) data = resources.find("data/cifar10/test.tar", "--data");
-        if (weights.empty()) weights = resources.find("models/cifar10_multiexit.safetensors", "--weights");
-        if (opt.calibration.empty()) opt.calibration = resources.find("data/cifar10/val_trace", "--calibration");
-        if (opt.dvfs_table.empty()) opt.dvfs_table = resources.find("data/dvfs/amd_phenom_ii_x4_940.json", "--dvfs-table");
+        if (weights.empty())
+            weights = resources.find(fine_grained ? "models/cifar10_fine_exits.safetensors" : "models/cifar10_multiexit.safetensors",
+                                     "--weights");
+        if (opt.calibration.empty())
+            opt.calibration = resources.find(fine_grained ? "data/cifar10/val_trace_fine" : "data/cifar10/val_trace",
+                                             "--calibration");
+        if (opt.dvfs_table.empty()) opt.dvfs_table = resources.find("data/dvfs/exynos5422_a15.json", "--dvfs-table");
         const cifar_net model(weights);
         const auto net = model.network();
         const image_dataset dataset = open_dataset(data, {.classes = model.class_names()});
@@ -125,7 +138,8 @@ int main(int argc, char** argv) {
             opt.drift_what = fmt::format("the same images corrupted ({})", describe(corrupted_by));
         }
         opt.dataset = fmt::format("CIFAR-10 {}{}", data.filename().string(), drift ? " + corrupted copy" : "");
-        opt.model = "cifar10_multiexit (ResNet, 6 exits)";
+        opt.model = fmt::format("{} (ResNet, {} exits{})", weights.stem().string(), model.num_heads(),
+                                fine_grained ? ": after every conv" : "");
         auto state = model.make_state();
         const auto prepare = [&](std::size_t i, feature_state& s) {
             model.set_input(s, i < n ? images[i].pixels : corrupted[i - n].pixels);

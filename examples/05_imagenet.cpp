@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
         if (weights.empty()) weights = resources.find("models/mobilenet_v2_imagenet.safetensors", "--weights");
         if (opt.calibration.empty())
             opt.calibration = resources.find("data/imagenet/calibration_trace", "--calibration");
-        if (opt.dvfs_table.empty()) opt.dvfs_table = resources.find("data/dvfs/amd_phenom_ii_x4_940.json", "--dvfs-table");
+        if (opt.dvfs_table.empty()) opt.dvfs_table = resources.find("data/dvfs/exynos5422_a15.json", "--dvfs-table");
         if (labels.empty()) {
             if (!fs::is_directory(data))
                 earlyexit::fail("--labels is needed for {} (only a folder can hold its own labels.txt)",

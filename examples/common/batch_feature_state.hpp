@@ -3,12 +3,15 @@
 // for up to `capacity` samples ("rows") at once, in nn.hpp's batch layout (channel c of row r
 // is the H*W plane at (c * capacity + r) * H*W), so that a layer of every row is one GEMM.
 // Every buffer is allocated once, at construction: capacity times the per-sample sizes.
+// A map held across stages (feature_state::advance_holding: a residual block cut in two) is
+// held for every row, and compact() moves its rows with the current map's.
 
 #include <array>
 #include <cstddef>
 #include <span>
 #include <vector>
 
+#include <earlyexit/config.hpp>
 #include <earlyexit/error.hpp>
 
 #include "nn.hpp"
@@ -22,11 +25,13 @@ namespace earlyexit::demo {
 class batch_feature_state {
 public:
     /// Buffers for `capacity` rows of maps of up to `max_size` floats and a workspace of
-    /// `workspace` floats. Throws earlyexit::error when capacity is 0.
-    batch_feature_state(std::size_t capacity, std::size_t max_size, std::size_t workspace)
+    /// `workspace` floats; with can_hold, also the buffer advance_holding() keeps a map in.
+    /// Throws earlyexit::error when capacity is 0.
+    batch_feature_state(std::size_t capacity, std::size_t max_size, std::size_t workspace, bool can_hold = false)
         : ws(workspace), capacity_(capacity), max_size_(max_size) {
         if (capacity_ == 0) fail("batch_feature_state: capacity 0; a batch state holds at least one row");
         for (auto& b : bufs) b.resize(capacity_ * max_size_);
+        if (can_hold) held.resize(capacity_ * max_size_);
     }
 
     /// Rows the state holds at most.
@@ -49,6 +54,7 @@ public:
         for (std::size_t r = 0; r < rows; ++r) nn::batch_put_row(input_row(r), s, capacity_, r, bufs[0].data());
         cur = 0;
         shape = s;
+        holding_ = false;
     }
 
     /// The current map of every row (the input after begin(), then each stage's output).
@@ -62,22 +68,43 @@ public:
         cur = 1 - cur;
         shape = s;
     }
+    /// Keeps the current map of every row for a later stage, then makes next() the current map,
+    /// of shape s (feature_state::advance_holding; no copy). Precondition: can_hold(), none held.
+    void advance_holding(nn::shape3 s) noexcept {
+        EARLYEXIT_ASSERT(can_hold() && !holding_);
+        held.swap(bufs[static_cast<std::size_t>(cur)]);
+        held_shape = shape;
+        holding_ = true;
+        advance(s);
+    }
+    /// The maps advance_holding() kept (batch layout, shape held_shape).
+    [[nodiscard]] const float* held_data() const noexcept { return held.data(); }
+    /// The held maps are no longer needed: compact() stops moving them.
+    void release_held() noexcept { holding_ = false; }
+    /// Whether the state has the buffer advance_holding() needs.
+    [[nodiscard]] bool can_hold() const noexcept { return held.size() == capacity_ * max_size_; }
+    /// Whether a map is held now (between advance_holding() and release_held()).
+    [[nodiscard]] bool holding() const noexcept { return holding_; }
+
     /// Row r's current map as the C x (H*W) matrix pooled heads read (feature_state::map()).
     [[nodiscard]] nn::cbmap row_map(std::size_t r) const noexcept { return nn::batch_row(data(), shape, capacity_, r); }
 
     /// Keeps the listed rows (strictly increasing, each < the rows in use): row keep[j] becomes
-    /// row j. Only the current map moves: the other buffers hold nothing between stages.
+    /// row j. Only the current map and a held one move: the other buffers hold nothing between stages.
     void compact(std::span<const std::size_t> keep) noexcept {
         nn::batch_compact(bufs[static_cast<std::size_t>(cur)].data(), shape, capacity_, keep);
+        if (holding_) nn::batch_compact(held.data(), held_shape, capacity_, keep);
     }
 
     std::array<std::vector<float>, 4> bufs;  // 0/1: stage input/output, 2/3: scratch (2: the inputs before begin())
     std::vector<float> ws;                   // im2col columns of every row, head scratch
+    std::vector<float> held;                 // the maps kept across stages (empty unless can_hold)
     int cur = 0;
-    nn::shape3 shape{};
+    nn::shape3 shape{}, held_shape{};
 
 private:
     std::size_t capacity_, max_size_;
+    bool holding_ = false;
 };
 
 }  // namespace earlyexit::demo

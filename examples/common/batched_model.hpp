@@ -65,7 +65,11 @@ public:
     /// The batched form of `model`, for batches of up to `capacity` rows (the heads' workspace
     /// is sized for it; a state may hold fewer). Throws earlyexit::error when capacity is 0.
     batched_model(const staged_model<Stage, Head>& model, std::size_t capacity)
-        : net_(model.network()), capacity_(capacity), max_size_(model.max_map_size()), input_(model.input_shape()) {
+        : net_(model.network()),
+          capacity_(capacity),
+          max_size_(model.max_map_size()),
+          input_(model.input_shape()),
+          holds_(model.holds_maps()) {
         if (capacity_ == 0) fail("batched_model: capacity 0; a batch holds at least one row");
         for (std::size_t i = 0; i < model.num_stages(); ++i) stages_.push_back(model.stage(i).stage);
         for (std::size_t k = 0; k < model.num_heads(); ++k) {
@@ -93,7 +97,7 @@ public:
         if (rows > capacity_)
             fail("batched_model: a state of {} rows exceeds the capacity {} the heads' workspace is sized for", rows,
                  capacity_);
-        return batch_feature_state(rows, max_size_, state_workspace_size(rows));
+        return batch_feature_state(rows, max_size_, state_workspace_size(rows), holds_);
     }
     /// Workspace floats a state of `rows` rows needs (batch_feature_state::ws: the stages'
     /// im2col columns).
@@ -104,8 +108,8 @@ public:
     }
 
     /// Throws earlyexit::error naming the value unless `s` fits this model: rows of its largest
-    /// map, the im2col workspace of every row, at most capacity() rows (a state made by another
-    /// model may be too small).
+    /// map, the im2col workspace of every row, at most capacity() rows, the buffer for a held map
+    /// when a stage holds one (a state made by another model may be too small).
     void check(const batch_feature_state& s) const {
         if (s.capacity() > capacity_)
             fail("batched_model: the state holds {} rows, more than the capacity {} the heads' workspace is sized for",
@@ -115,6 +119,10 @@ public:
         if (const std::size_t need = state_workspace_size(s.capacity()); s.ws.size() < need)
             fail("batched_model: the state's workspace has {} floats, this model needs {} for {} rows", s.ws.size(), need,
                  s.capacity());
+        if (holds_ && !s.can_hold())
+            fail("batched_model: the state has {} floats to hold a map across stages, this model's half-block stages "
+                 "need {}",
+                 s.held.size(), s.capacity() * s.max_size());
     }
 
     /// Stage p on rows 0..rows-1 (rows <= s.capacity()).
@@ -136,6 +144,7 @@ private:
     std::vector<std::shared_ptr<const Head>> heads_;
     std::size_t capacity_, max_size_, head_ws_ = 0;
     nn::shape3 input_;
+    bool holds_;
 };
 
 }  // namespace earlyexit::demo

@@ -17,6 +17,15 @@
 // Stage 0 is the stem, stage i+1 is block i; head k sits after the stage its metadata names.
 // Every stage and head is one callable of an earlyexit::dynamic_network over feature_state;
 // batched_model runs them on a batch_feature_state (run_batch), many samples at once.
+//
+// The fine-grained variant (models/cifar10_fine_exits.safetensors, format_version 3, written by
+// examples/train/fit_fine_heads.py) has an exit after every convolution: the same backbone with
+// each block cut in two stages, "basic_block_conv1" (conv1 + ReLU) and "basic_block_conv2"
+// (conv2 + shortcut + add + ReLU), 13 stages in all. The block input must outlive the first
+// half: that stage holds it in the state (feature_state::advance_holding, no copy) and the
+// second half reads it for the shortcut. A stage entry of a half names its block ("block":
+// "blocks.<i>", the prefix of the tensors above); the loader checks that the second half follows
+// the first half of the same block.
 
 #include <algorithm>
 #include <cstddef>
@@ -27,6 +36,7 @@
 #include <string>
 
 #include <earlyexit/earlyexit.hpp>
+#include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
 #include "batch_feature_state.hpp"
@@ -40,27 +50,41 @@ namespace earlyexit::demo {
 
 namespace detail {
 
-/// A cifar_net stage: the stem (conv1 alone) or a basic block (conv1, conv2, shortcut).
+/// A cifar_net stage: the stem (conv1 alone), a basic block (conv1, conv2, shortcut), or half
+/// of one: conv1 (holding the block input in the state) or conv2 + shortcut (reading it). The
+/// halves compute exactly what the whole block does, in the same order.
 struct cifar_block {
-    nn::conv2d conv1;
-    std::optional<nn::conv2d> conv2, shortcut;
-    nn::shape3 in, mid, out;
+    enum class part : std::uint8_t {
+        stem,         ///< conv1 (+ ReLU)
+        block,        ///< ReLU(conv2(conv1(x)) + shortcut(x) or x)
+        block_conv1,  ///< conv1(x) (+ ReLU); holds x, the block input
+        block_conv2,  ///< ReLU(conv2(x) + shortcut(held) or held); releases the block input
+    };
+    part kind = part::stem;
+    nn::conv2d conv1;                           // stem, block, block_conv1
+    std::optional<nn::conv2d> conv2, shortcut;  // block, block_conv2 (shortcut: when the shape changes)
+    nn::shape3 in, mid, out;  // the stage's input, conv2's input (conv1's output), the output
+    nn::shape3 block_in;      // the block's input, which the shortcut reads (block, block_conv2)
 
     void operator()(feature_state& s) const noexcept {
         const float* x = s.data();
         float* y = s.next();
-        if (!conv2) {
-            conv1(x, in, y, s.ws);
-        } else {
-            float* t = s.scratch(0);
-            conv1(x, in, t, s.ws);
-            (*conv2)(t, mid, y, s.ws);
-            const float* sc = x;
-            if (shortcut) {
-                (*shortcut)(x, in, s.scratch(1), s.ws);
-                sc = s.scratch(1);
-            }
-            nn::add_act(y, sc, y, out.size(), nn::activation::relu);
+        switch (kind) {
+            case part::stem:
+                conv1(x, in, y, s.ws);
+                break;
+            case part::block:
+                conv1(x, in, s.scratch(0), s.ws);
+                residual(s, s.scratch(0), x, y);
+                break;
+            case part::block_conv1:
+                conv1(x, in, y, s.ws);
+                s.advance_holding(out);
+                return;
+            case part::block_conv2:
+                residual(s, x, s.held_data(), y);
+                s.release_held();
+                break;
         }
         s.advance(out);
     }
@@ -70,25 +94,52 @@ struct cifar_block {
         const nn::batch_extent e = s.extent(rows);
         const float* x = s.data();
         float* y = s.next();
-        if (!conv2) {
-            conv1.run_batch(x, in, e, y, s.ws);
-        } else {
-            float* t = s.scratch(0);
-            conv1.run_batch(x, in, e, t, s.ws);
-            conv2->run_batch(t, mid, e, y, s.ws);
-            const float* sc = x;
-            if (shortcut) {
-                shortcut->run_batch(x, in, e, s.scratch(1), s.ws);
-                sc = s.scratch(1);
-            }
-            nn::batch_add_act(y, sc, y, out, e, nn::activation::relu);
+        switch (kind) {
+            case part::stem:
+                conv1.run_batch(x, in, e, y, s.ws);
+                break;
+            case part::block:
+                conv1.run_batch(x, in, e, s.scratch(0), s.ws);
+                residual(s, e, s.scratch(0), x, y);
+                break;
+            case part::block_conv1:
+                conv1.run_batch(x, in, e, y, s.ws);
+                s.advance_holding(out);
+                return;
+            case part::block_conv2:
+                residual(s, e, x, s.held_data(), y);
+                s.release_held();
+                break;
         }
         s.advance(out);
     }
     /// Workspace floats run_batch needs for `rows` rows.
     [[nodiscard]] std::size_t batch_workspace_size(std::size_t rows) const {
-        return std::max({conv1.batch_workspace_size(in, rows), conv2 ? conv2->batch_workspace_size(mid, rows) : 0,
-                         shortcut ? shortcut->batch_workspace_size(in, rows) : 0});
+        const bool has_conv1 = kind != part::block_conv2;
+        return std::max({has_conv1 ? conv1.batch_workspace_size(in, rows) : 0,
+                         conv2 ? conv2->batch_workspace_size(mid, rows) : 0,
+                         shortcut ? shortcut->batch_workspace_size(block_in, rows) : 0});
+    }
+
+private:
+    /// y = ReLU(conv2(t) + shortcut(x) or x): the block's second half, t its conv1 output, x its input.
+    void residual(feature_state& s, const float* t, const float* x, float* y) const noexcept {
+        (*conv2)(t, mid, y, s.ws);
+        const float* sc = x;
+        if (shortcut) {
+            (*shortcut)(x, block_in, s.scratch(1), s.ws);
+            sc = s.scratch(1);
+        }
+        nn::add_act(y, sc, y, out.size(), nn::activation::relu);
+    }
+    void residual(batch_feature_state& s, nn::batch_extent e, const float* t, const float* x, float* y) const noexcept {
+        conv2->run_batch(t, mid, e, y, s.ws);
+        const float* sc = x;
+        if (shortcut) {
+            shortcut->run_batch(x, block_in, e, s.scratch(1), s.ws);
+            sc = s.scratch(1);
+        }
+        nn::batch_add_act(y, sc, y, out, e, nn::activation::relu);
     }
 };
 
@@ -116,13 +167,22 @@ struct cifar_head {
 
 }  // namespace detail
 
+/// The CIFAR-10 multi-exit ResNet of a weight file (see the header comment): the 6-exit network
+/// (a stage per block) or its fine-grained variant (a stage per convolution, 13 exits), the
+/// same class and loader. Per-sample stages and heads allocate nothing; states come from
+/// make_state() (per sample) or batched_cifar_net::make_state() (batches).
 class cifar_net : public staged_model<detail::cifar_block, detail::cifar_head> {
 public:
     static constexpr std::string_view format_name = "earlyexit-cifar10-multiexit";
 
     /// Loads and validates the weight file; throws earlyexit::error naming the problem.
     explicit cifar_net(const std::filesystem::path& weights)
-        : staged_model(safetensors_file(weights), format_name, &load_block, &load_head) {
+        : staged_model(
+              safetensors_file(weights), format_name,
+              [open_block = std::string()](const safetensors_file& f, const nlohmann::json& st, const stage_site& site) mutable {
+                  return load_block(f, st, site, open_block);
+              },
+              &load_head) {
         if (class_names().empty()) earlyexit::fail("safetensors {}: no metadata key 'class_names'", weights.string());
     }
 
@@ -163,39 +223,71 @@ private:
         return nn::conv2d(w, Eigen::Map<const Eigen::VectorXf>(b.data(), cout), cin, k, stride, k / 2, 1, act);
     }
 
-    /// One stage of the architecture metadata: "conv_bn_relu" (the stem) or "basic_block".
+    /// One stage of the architecture metadata: "conv_bn_relu" (the stem), "basic_block", or a
+    /// block's halves "basic_block_conv1" and "basic_block_conv2" (their tensors under "block").
+    /// open_block: the block whose first half was loaded and whose second half was not yet
+    /// (empty: none), carried from one stage to the next.
     static stage_part<detail::cifar_block> load_block(const safetensors_file& f, const nlohmann::json& st,
-                                                      const stage_site& site) {
+                                                      const stage_site& site, std::string& open_block) {
+        using part = detail::cifar_block::part;
         const std::string& name = site.name;
-        const nn::shape3 shape = site.in;
         const auto type = st.at("type").get<std::string>();
         const int cin = st.at("in_channels").get<int>(), cout = st.at("out_channels").get<int>();
         const int stride = st.at("stride").get<int>();
         detail::cifar_block blk;
-        blk.in = shape;
+        blk.in = site.in;
+        blk.block_in = site.in;
+        // The block's conv2 and shortcut, read from the tensors under `block`.
+        const auto load_residual = [&](const std::string& block) {
+            blk.conv2 = conv(f, block + ".conv2", cout, cout, 3, 1, nn::activation::none);
+            if (st.at("shortcut").get<std::string>() != "identity")
+                blk.shortcut = conv(f, block + ".shortcut", cin, cout, 1, stride, nn::activation::none);
+        };
         if (type == "conv_bn_relu") {
             blk.conv1 = conv(f, name + ".conv", cin, cout, st.at("kernel").get<int>(), stride, nn::activation::relu);
         } else if (type == "basic_block") {
+            blk.kind = part::block;
             blk.conv1 = conv(f, name + ".conv1", cin, cout, 3, stride, nn::activation::relu);
-            blk.conv2 = conv(f, name + ".conv2", cout, cout, 3, 1, nn::activation::none);
-            if (st.at("shortcut").get<std::string>() != "identity")
-                blk.shortcut = conv(f, name + ".shortcut", cin, cout, 1, stride, nn::activation::none);
+            load_residual(name);
+        } else if (type == "basic_block_conv1") {
+            blk.kind = part::block_conv1;
+            open_block = st.at("block").get<std::string>();
+            blk.conv1 = conv(f, open_block + ".conv1", cin, cout, 3, stride, nn::activation::relu);
+        } else if (type == "basic_block_conv2") {
+            blk.kind = part::block_conv2;
+            const auto block = st.at("block").get<std::string>();
+            if (block != open_block)
+                earlyexit::fail("{}: stage '{}' ends block '{}', but {}; a 'basic_block_conv2' stage must follow the "
+                                "'basic_block_conv1' stage of its block",
+                                f.path(), name, block,
+                                open_block.empty() ? std::string("no block is open") : fmt::format("block '{}' is open", open_block));
+            open_block.clear();
+            blk.block_in = site.held;
+            load_residual(block);
         } else {
             earlyexit::fail("{}: stage '{}' has unknown type '{}'", f.path(), name, type);
         }
-        blk.mid = blk.conv1.output_shape(shape);
+        // Shapes: conv1's output (the stage's output for the stem and a first half), then conv2's.
+        blk.mid = blk.kind == part::block_conv2 ? site.in : blk.conv1.output_shape(site.in);
         blk.out = blk.conv2 ? blk.conv2->output_shape(blk.mid) : blk.mid;
-        if (blk.shortcut && blk.shortcut->output_shape(shape) != blk.out)
+        if (blk.shortcut && blk.shortcut->output_shape(blk.block_in) != blk.out)
             earlyexit::fail("{}: stage '{}': shortcut shape differs from the block output", f.path(), name);
-        if (!blk.shortcut && blk.conv2 && blk.out != shape)
+        if (!blk.shortcut && blk.conv2 && blk.out != blk.block_in)
             earlyexit::fail("{}: stage '{}': identity shortcut but the shape changes", f.path(), name);
-        const std::size_t ws = std::max({blk.conv1.workspace_size(shape), blk.conv2 ? blk.conv2->workspace_size(blk.mid) : 0,
-                                         blk.shortcut ? blk.shortcut->workspace_size(shape) : 0});
-        const double macs = blk.conv1.macs(shape) + (blk.conv2 ? blk.conv2->macs(blk.mid) : 0.0) +
-                            (blk.shortcut ? blk.shortcut->macs(shape) : 0.0);
-        const nn::shape3 out = blk.out, mid = blk.mid;
-        return {std::move(blk), out, macs, mid.size(), ws};
+        const bool has_conv1 = blk.kind != part::block_conv2;
+        const std::size_t ws = std::max({has_conv1 ? blk.conv1.workspace_size(site.in) : 0,
+                                         blk.conv2 ? blk.conv2->workspace_size(blk.mid) : 0,
+                                         blk.shortcut ? blk.shortcut->workspace_size(blk.block_in) : 0});
+        const double macs = (has_conv1 ? blk.conv1.macs(site.in) : 0.0) + (blk.conv2 ? blk.conv2->macs(blk.mid) : 0.0) +
+                            (blk.shortcut ? blk.shortcut->macs(blk.block_in) : 0.0);
+        // A whole block writes conv1's output into a scratch buffer; a shortcut writes its own.
+        const std::size_t scratch = std::max(blk.kind == part::block ? blk.mid.size() : 0,
+                                             blk.shortcut ? blk.out.size() : 0);
+        const nn::shape3 out = blk.out;
+        const bool holds = blk.kind == part::block_conv1, releases = blk.kind == part::block_conv2;
+        return {std::move(blk), out, macs, scratch, ws, holds, releases};
     }
+
 
     /// One head of the architecture metadata: "gap_linear" (global average pool + linear) or
     /// "pool_linear" (grid pooling, "avg" or "mixed", + linear), with its tensors.

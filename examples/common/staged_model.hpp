@@ -14,8 +14,10 @@
 // runs them in file order and checks what every model must hold: each stage's declared "macs"
 // equal the MACs its loader computed from its layers; heads are listed in the order of the
 // stages they follow, at most one per stage, and the last one follows the last stage (the
-// final exit). A violation throws earlyexit::error naming the file, the stage or head and the
-// value. A new model is one header: its stage and head types, the two loaders, and a class
+// final exit); a stage that holds its input for a later one (a residual block cut in two, see
+// feature_state.hpp) is followed by the stage that reads it before any other holds one, and
+// that map is read by the end. A violation throws earlyexit::error naming the file, the stage
+// or head and the value. A new model is one header: its stage and head types, the two loaders, and a class
 // deriving from staged_model<Stage, Head> (see cifar_net.hpp).
 
 #include <algorithm>
@@ -44,6 +46,8 @@ struct stage_site {
     std::string name;   ///< the entry's "name" (the prefix of its tensors)
     std::size_t index;  ///< its position: stage 0 runs first
     nn::shape3 in;      ///< the map it reads: the previous stage's output, or the input
+    std::string held_by;  ///< the stage whose input the state holds for a later stage (empty: none)
+    nn::shape3 held{};    ///< that map (held_by's input)
 };
 
 /// What a stage loader returns: the stage and the facts the loader checks and the state needs.
@@ -54,6 +58,8 @@ struct stage_part {
     double macs = 0;                   ///< multiply-accumulates of its layers (checked against the file)
     std::size_t buffer_floats = 0;     ///< largest map it writes into a state buffer besides `out`
     std::size_t workspace_floats = 0;  ///< im2col workspace it needs (feature_state::ws)
+    bool holds_input = false;          ///< it keeps its input for a later stage (feature_state::advance_holding)
+    bool releases_held = false;        ///< it reads and releases the map an earlier stage held
 };
 
 /// A head entry of the file as staged_model hands it to the model's head loader.
@@ -167,7 +173,9 @@ public:
     [[nodiscard]] const std::vector<std::string>& class_names() const noexcept { return class_names_; }
 
     /// A state for this network (allocates; make one and reuse it).
-    [[nodiscard]] feature_state make_state() const { return feature_state(max_size_, workspace_); }
+    [[nodiscard]] feature_state make_state() const { return feature_state(max_size_, workspace_, holds_); }
+    /// Whether a stage holds its input for a later one (the state then needs can_hold()).
+    [[nodiscard]] bool holds_maps() const noexcept { return holds_; }
     /// Floats of the largest map a stage reads, leaves or writes (a feature_state buffer's size).
     [[nodiscard]] std::size_t max_map_size() const noexcept { return max_size_; }
     /// Workspace floats of the hungriest stage (feature_state::ws; im2col columns).
@@ -191,12 +199,27 @@ private:
     void load_stages(const safetensors_file& f, const nlohmann::json& stages, LoadStage& load_stage) {
         nn::shape3 shape = input_;
         std::size_t max_size = input_.size(), ws = 0;
+        std::string held_by;  // the stage whose input is held now (empty: none)
+        nn::shape3 held{};
         for (const auto& js : stages) {
-            stage_site site{js.at("name").get<std::string>(), stages_.size(), shape};
+            stage_site site{js.at("name").get<std::string>(), stages_.size(), shape, held_by, held};
             const double declared = js.at("macs").get<double>();
             stage_part<Stage> part = std::invoke(load_stage, f, js, std::as_const(site));
             if (declared != part.macs)
                 earlyexit::fail("{}: stage '{}' declares {} MACs, its layers have {}", f.path(), site.name, declared, part.macs);
+            if (part.releases_held) {
+                if (held_by.empty())
+                    earlyexit::fail("{}: stage '{}' reads a held map, but no stage before it holds one", f.path(), site.name);
+                held_by.clear();
+            }
+            if (part.holds_input) {
+                if (!held_by.empty())
+                    earlyexit::fail("{}: stage '{}' holds its input while the input of stage '{}' is still held: one at a time",
+                                    f.path(), site.name, held_by);
+                held_by = site.name;
+                held = site.in;
+                holds_ = true;
+            }
             max_size = std::max({max_size, part.buffer_floats, part.out.size()});
             ws = std::max(ws, part.workspace_floats);
             shape = part.out;
@@ -204,6 +227,9 @@ private:
                                part.out});
         }
         if (stages_.empty()) earlyexit::fail("{}: the architecture has no stages", f.path());
+        if (!held_by.empty())
+            earlyexit::fail("{}: stage '{}' holds its input for a later stage, but no stage after it reads it", f.path(),
+                            held_by);
         max_size_ = max_size;
         workspace_ = ws;
     }
@@ -243,6 +269,7 @@ private:
 
     nn::shape3 input_{};
     std::size_t classes_ = 0, max_size_ = 0, workspace_ = 0;
+    bool holds_ = false;
     std::array<float, 3> mean_{}, std_{};
     std::vector<std::string> class_names_;
     std::vector<stage_entry> stages_;

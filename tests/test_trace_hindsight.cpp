@@ -27,6 +27,19 @@ trace two_head_trace(const std::vector<std::vector<std::vector<float>>>& logits,
     return t;
 }
 
+/// A recorded 4-head trace of random logits (5 classes, stages of 10 MACs at positions 1..4),
+/// labelled with the final head's top-1.
+trace labelled_random_trace(std::size_t samples, unsigned seed) {
+    const auto table = random_table(samples, 4, 5, seed);
+    counters count;
+    const auto net = scripted_network(5, {1, 2, 3, 4}, table, count);
+    scripted_state s;
+    return record_trace(net, s, table.size(), [&](std::size_t i, scripted_state& st) {
+        st = {i, 0};
+        return std::optional<std::size_t>(top1(table[i][3]));
+    });
+}
+
 }  // namespace
 
 TEST_CASE("stop rewards and the hindsight rule on a 2-head trace, by hand", "[trace][hindsight]") {
@@ -134,14 +147,7 @@ TEST_CASE("average_regret and log_checkpoints", "[trace][hindsight]") {
 
 TEST_CASE("calibrate_lambda, online scoring: the cheapest lambda meeting the goal on the validation run",
           "[trace][calibrate]") {
-    const auto table = random_table(1500, 4, 5, 8);
-    counters count;
-    const auto net = scripted_network(5, {1, 2, 3, 4}, table, count);
-    scripted_state s;
-    const trace t = record_trace(net, s, table.size(), [&](std::size_t i, scripted_state& st) {
-        st = {i, 0};
-        return std::optional<std::size_t>(top1(table[i][3]));
-    });
+    const trace t = labelled_random_trace(1500, 8);
     const auto make = [](double lambda) {
         return policy::dee<>(dee_options{.lambda = lambda, .alpha = 0.5, .confidence_bins = 8});
     };
@@ -177,14 +183,7 @@ TEST_CASE("calibrate_lambda, online scoring: the cheapest lambda meeting the goa
 
 TEST_CASE("calibrate_lambda, frozen scoring: each fold's rule is trained on the others and replayed frozen",
           "[trace][calibrate]") {
-    const auto table = random_table(900, 4, 5, 31);
-    counters count;
-    const auto net = scripted_network(5, {1, 2, 3, 4}, table, count);
-    scripted_state s;
-    const trace t = record_trace(net, s, table.size(), [&](std::size_t i, scripted_state& st) {
-        st = {i, 0};
-        return std::optional<std::size_t>(top1(table[i][3]));
-    });
+    const trace t = labelled_random_trace(900, 31);
     using learner = policy::dee<reward::correctness_reward>;
     const auto make = [](double lambda) {
         return learner(dee_options{.lambda = lambda, .alpha = 0.3, .confidence_bins = 4, .streak_bins = 2});
@@ -230,14 +229,7 @@ TEST_CASE("calibrate_lambda, frozen scoring: each fold's rule is trained on the 
 TEST_CASE("apply_rule on the trace the rule was fitted on gives the hindsight rule's exits; on another split it "
           "earns no more than that split's own hindsight rule",
           "[trace][hindsight]") {
-    const auto table = random_table(1200, 4, 5, 44);
-    counters count;
-    const auto net = scripted_network(5, {1, 2, 3, 4}, table, count);
-    scripted_state s;
-    const trace all = record_trace(net, s, table.size(), [&](std::size_t i, scripted_state& st) {
-        st = {i, 0};
-        return std::optional<std::size_t>(top1(table[i][3]));
-    });
+    const trace all = labelled_random_trace(1200, 44);
     const trace a = all.slice(0, 600), b = all.slice(600, 600);
     const dee_options o{.lambda = 0.4, .confidence_bins = 4, .streak_bins = 2};
     const auto check = [&](auto reward) {

@@ -11,15 +11,18 @@
 //      A family that cannot beat the plain network's cost within that bound falls back to
 //      `full` and says so. The headline is chosen here, on validation only: the calibrated
 //      family that saves the most compute there;
-//      The learning rows (dee, dee_warm, ucb_exit, epsilon_greedy; and dee_agreement in a drift
-//      run) get their lambda on the same validation trace for the same target
-//      (calibrate_lambda): each learns online from empty over it, dee_warm keeps what DEE learned;
+//      The learning rows get their lambda on the same validation trace for the same target
+//      (calibrate_lambda): dee is trained there with labels and scored on the rule it converges
+//      to, then serves with agreement probes; dee_online, ucb_exit and epsilon_greedy learn
+//      online from empty and are scored on that online run (section 1b below);
 //   2. records the evaluation images in probe mode (every head, every stage) as a trace;
 //   3. replays every policy on that trace and runs it live, with real skipped work and
 //      measured wall time, each run from its own copy of the policy, and checks that the live
 //      decisions equal the replayed ones (check_live_against_replay);
 //   4. prints the per-exit accuracies, the comparison table (with every row's mean DEE reward),
-//      DEE's regret against the hindsight rule, the drift windows (when the demo drifts) and the
+//      DEE's regret against the rule of its class fitted on validation, DEE against the best
+//      static rule (and the static frontier at its accuracy), head skipping with the predictor's
+//      error, the DVFS rows, the drift windows (when the demo drifts) and the
 //      headline's figures on the evaluated images (whatever they are), writes the result JSON and
 //      the plots when asked.
 //
@@ -51,15 +54,31 @@ namespace earlyexit::demo {
 /// Every policy the demos run, by the name --policy takes.
 inline const std::vector<std::string> demo_policy_names{
     "full",     "oracle",         "max_prob",         "entropy",    "margin", "patience", "fixed",
-    "dee",      "dee_warm",       "ucb_exit",         "epsilon_greedy",     "check_every_head", "predictive",
+    "dee",      "dee_online",     "ucb_exit",         "epsilon_greedy",     "check_every_head", "predictive",
     "dvfs"};
 
-/// The learning policies' settings in the demos, fixed before any evaluation run: DEE with the
-/// max-prob reward on 10 confidence bins per exit at the quantiles of the validation trace (the
-/// warm-up), one cost bin (every head is evaluated in order), the default exploration; lambda
-/// of every learner is chosen on the validation trace for the same accuracy target as the
-/// thresholds (calibrate_lambda).
+/// The learning policies' settings in the demos: confidence bins per exit at the quantiles of the
+/// validation trace (the warm-up; 10 for the online learners), one cost bin (every head is
+/// evaluated in order). The served DEE is trained on the labelled validation trace with every
+/// sample probed (full information: each sample reveals every head) in one pass; its bins (10,
+/// 15 or 20) and streak bins (1, or 2: whether the top-1 agrees with the previous head's) are
+/// chosen with lambda on validation (the frozen rule's score, the most saving within the goal);
+/// it serves with 2% agreement probes. Lambda of every learner is chosen on the validation trace
+/// for the same accuracy target as the thresholds (calibrate_lambda).
 inline constexpr std::size_t demo_dee_bins = 10;
+inline const std::vector<std::size_t> demo_dee_bin_choices{10, 15, 20};
+inline const std::vector<std::size_t> demo_dee_streak_choices{1, 2};
+inline constexpr std::size_t demo_dee_passes = 1;
+inline constexpr double demo_serve_probe_rate = 0.02;
+/// The served DEE's lambda grid: 0 to 0.2 in steps of 0.01 (its chosen lambdas on CIFAR-10
+/// validation sit below 0.1, where default_lambda_grid is coarse).
+[[nodiscard]] inline std::vector<double> demo_dee_lambda_grid() {
+    std::vector<double> g;
+    for (int i = 0; i <= 20; ++i) g.push_back(0.01 * i);
+    return g;
+}
+/// The served DEE: trained with labels (correctness), serving on agreement probes.
+using dee_trainee = policy::dee<reward::correctness_reward>;
 
 struct demo_options {
     std::string program;                      ///< for messages
@@ -95,15 +114,18 @@ struct demo_options {
     std::string dvfs_backend = "model";
 
     /// Drift (set by a demo that changes its stream): samples from drift_from on differ from
-    /// those before (drift_what says how); the demo then adds dee_agreement and reports every
-    /// window of drift_window samples.
+    /// those before (drift_what says how); the demo then serves dee with demo_drift_probe_rate
+    /// probes and reports every window of drift_window samples.
     std::optional<std::size_t> drift_from;
     std::string drift_what;
     std::size_t drift_window = 500;
 };
 
-/// The drift experiment's label-free learner: DEE with the agreement reward and this probe rate
-/// (that fraction of samples runs to the final head, their cost counted), fixed beforehand.
+/// The probe rate of the served DEE on a drifting stream (that fraction of samples runs to the
+/// final head, their cost counted, and teaches agreement with it), and the memory of its cells
+/// there (a moving average over about this many updates, so that the few probe updates a cell
+/// gets after a change can move it), both fixed before any drift run.
+inline constexpr std::size_t demo_drift_memory = 20;
 inline constexpr double demo_drift_probe_rate = 0.05;
 
 /// Adds the flags both demos take (--data, --labels and --weights are the demo's own).
@@ -137,8 +159,8 @@ inline void add_demo_flags(CLI::App& app, demo_options& o) {
     app.add_flag("--record-only", o.record_only,
                  "only record the trace into --record-trace DIR (e.g. a validation split to calibrate on), then stop");
     app.add_option("--dvfs-table", o.dvfs_table,
-                   "frequency table (JSON, data/dvfs/) whose model times the DVFS rows (default: the shipped desktop CPU "
-                   "table)");
+                   "frequency table (JSON, data/dvfs/) whose model times the DVFS rows (default: the shipped embedded "
+                   "board table, Exynos 5422 A15)");
     app.add_option("--deadline-ms", o.deadline_ms,
                    "deadline per sample for the DVFS rows, in ms (default: derived on the validation trace, printed)")
         ->check(CLI::PositiveNumber);
@@ -288,64 +310,114 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
         fmt::print("headline, chosen on validation (the family that saves the most there): {}\n",
                    calibrations[head_line].name());
 
-    // 1b. The learning policies: lambda chosen on the validation trace for the same target (each
-    // learner learning online over it from empty, as it would serve); dee_warm starts from the
-    // state DEE learned there.
+    // 1b. The learning policies, each lambda chosen on the validation trace for the same target.
+    //   dee         DEE as a user with a labelled validation split runs it: trained there with the
+    //               correctness reward (demo_dee_passes passes), context = max-prob bins x whether
+    //               the top-1 agrees with the previous head's; lambda chosen on the rule it
+    //               converges to (calibrate_lambda, frozen scoring on two folds of validation);
+    //               served with no UCB bonus, learning on from label-free agreement with the final
+    //               head on a few probes (demo_serve_probe_rate; demo_drift_probe_rate on a
+    //               drifting stream). Falls back to full when no lambda beats it within the goal.
+    //   dee_online  the first build's DEE: max-prob reward, learning online from empty, lambda
+    //               scored on its online run over validation (the comparison the paper's regret
+    //               is about); ucb_exit and epsilon_greedy likewise.
     dee_options dee_base{.confidence_bins = demo_dee_bins,
                          .confidence_edges = quantile_edges(val, context_measure::max_prob, demo_dee_bins)};
-    std::optional<double> dee_lambda;
+    const double serve_probes = o.drift_from ? demo_drift_probe_rate : demo_serve_probe_rate;
+    std::optional<dee_options> dee_chosen, dee_online_chosen;  // lambdas included
     nlohmann::json learning_json = nlohmann::json::object();
     const auto report_learner = [&](std::string_view name, const auto& c, std::string_view how) {
         const auto& m = c.on_calibration;
         fmt::print("  {:<20} lambda {:<9.3g} validation {:.2f}% (loss bound {:.2f}), saving {:.1f}%  ({}){}\n", name,
                    c.lambda, *m.accuracy * 100, c.drop_bound_points, m.compute_saving * 100, how,
-                   c.met ? std::string() : fmt::format("  (target NOT met: {})", c.note));
+                   c.falls_back_to_full ? fmt::format("  (falls back to full: {})", c.note) : std::string());
         learning_json[std::string(name)] = {{"lambda", c.lambda},
                                             {"met", c.met},
+                                            {"falls_back_to_full", c.falls_back_to_full},
                                             {"note", c.note},
+                                            {"scored", how},
                                             {"validation", {{"accuracy", *m.accuracy},
                                                             {"compute_saving", m.compute_saving},
                                                             {"loss_bound_points", c.drop_bound_points}}}};
     };
-    if (wanted("dee") || wanted("dee_warm")) {
-        const auto c = calibrate_lambda(
-            val,
-            [&](double lambda) {
-                auto o = dee_base;
-                o.lambda = lambda;
-                return policy::dee<>(o);
-            },
-            target);
-        report_learner("dee", c, "online from empty over the validation trace");
-        dee_base.lambda = c.lambda;
-        dee_lambda = c.lambda;
-        if (wanted("dee")) policies.push_back({"dee", policy::dee<>(dee_base)});
-        if (wanted("dee_warm")) policies.push_back({"dee_warm", c.learned});
+    dee_options dee_shape = dee_base;  // the served DEE's bins, chosen below
+    const auto dee_trained_options = [&](double lambda) {
+        auto d = dee_shape;
+        d.lambda = lambda;
+        d.probe_rate = 1.0;  // training: every sample reveals every head
+        return d;
+    };
+    const auto serve_dee = [&](const dee_trainee& p) {
+        return p.serving(0.0, serve_probes, o.drift_from ? demo_drift_memory : 0);
+    };
+    if (wanted("dee")) {
+        std::optional<lambda_calibration<dee_trainee>> best;
+        dee_options best_shape;
+        nlohmann::json shapes = nlohmann::json::array();
+        for (const std::size_t bins : demo_dee_bin_choices)
+            for (const std::size_t streak : demo_dee_streak_choices) {
+                dee_shape = dee_options{.confidence_bins = bins,
+                                        .streak_bins = streak,
+                                        .confidence_edges = quantile_edges(val, context_measure::max_prob, bins)};
+                auto c = calibrate_lambda(
+                    val, [&](double lambda) { return dee_trainee(dee_trained_options(lambda)); }, target,
+                    lambda_search{.grid = demo_dee_lambda_grid(), .passes = demo_dee_passes, .folds = 2}, serve_dee);
+                shapes.push_back({{"confidence_bins", bins},
+                                  {"streak_bins", streak},
+                                  {"lambda", c.lambda},
+                                  {"falls_back_to_full", c.falls_back_to_full},
+                                  {"compute_saving", c.on_calibration.compute_saving},
+                                  {"loss_bound_points", c.drop_bound_points}});
+                if (!c.falls_back_to_full &&
+                    (!best || best->falls_back_to_full || c.on_calibration.mean_macs < best->on_calibration.mean_macs)) {
+                    best = std::move(c);
+                    best_shape = dee_shape;
+                } else if (!best) {
+                    best = std::move(c);
+                    best_shape = dee_shape;
+                }
+            }
+        dee_shape = best_shape;
+        const auto& c = *best;
+        report_learner("dee", c,
+                       fmt::format("{} bins, {} streak bins; trained with labels; frozen rule scored on held-out halves; "
+                                   "served with alpha 0 and {:g} agreement probes{}",
+                                   dee_shape.confidence_bins, dee_shape.streak_bins, serve_probes,
+                                   o.drift_from ? fmt::format(", memory {}", demo_drift_memory) : std::string()));
+        learning_json["dee"]["shapes_on_validation"] = shapes;
+        if (c.falls_back_to_full) {
+            policies.push_back({"dee", policy::full{}});
+        } else {
+            policies.push_back({"dee", serve_dee(c.learned).template with_reward<reward::agreement_reward>()});
+            dee_chosen = dee_trained_options(c.lambda);
+            dee_chosen->probe_rate = 0.0;  // the rule's options for the regret yardstick
+        }
     }
-    if (wanted("ucb_exit")) {
-        const auto c = calibrate_lambda(
-            val, [](double lambda) { return policy::ucb_exit<>(bandit_options{.lambda = lambda}); }, target);
-        report_learner("ucb_exit", c, "online from empty");
-        policies.push_back({"ucb_exit", policy::ucb_exit<>(bandit_options{.lambda = c.lambda})});
-    }
-    if (wanted("epsilon_greedy")) {
-        const auto c = calibrate_lambda(
-            val, [](double lambda) { return policy::epsilon_greedy<>(bandit_options{.lambda = lambda}); }, target);
-        report_learner("epsilon_greedy", c, "online from empty");
-        policies.push_back({"epsilon_greedy", policy::epsilon_greedy<>(bandit_options{.lambda = c.lambda})});
-    }
-    std::optional<double> agreement_lambda;
-    if (o.drift_from) {
-        const auto make_agreement = [&](double lambda) {
+    if (wanted("dee_online")) {
+        const auto make = [&](double lambda) {
             auto d = dee_base;
             d.lambda = lambda;
-            d.probe_rate = demo_drift_probe_rate;
-            return policy::dee<reward::agreement_reward>(d);
+            return policy::dee<>(d);
         };
-        const auto c = calibrate_lambda(val, make_agreement, target);
-        report_learner("dee_agreement", c, fmt::format("agreement reward, probe rate {:g}", demo_drift_probe_rate));
-        agreement_lambda = c.lambda;
-        policies.push_back({"dee_agreement", make_agreement(c.lambda)});
+        const auto c = calibrate_lambda(val, make, target, lambda_search{.score = lambda_score::online});
+        report_learner("dee_online", c, "max-prob reward, online from empty");
+        if (c.falls_back_to_full) {
+            policies.push_back({"dee_online", policy::full{}});
+        } else {
+            policies.push_back({"dee_online", make(c.lambda)});
+            dee_online_chosen = dee_base;
+            dee_online_chosen->lambda = c.lambda;
+        }
+    }
+    for (const std::string name : {"ucb_exit", "epsilon_greedy"}) {
+        if (!wanted(name)) continue;
+        const auto make = [&](double lambda) -> any_policy<float> {
+            if (name == "ucb_exit") return policy::ucb_exit<>(bandit_options{.lambda = lambda});
+            return policy::epsilon_greedy<>(bandit_options{.lambda = lambda});
+        };
+        const auto c = calibrate_lambda(val, make, target, lambda_search{.score = lambda_score::online});
+        report_learner(name, c, "online from empty");
+        policies.push_back({name, c.falls_back_to_full ? any_policy<float>(policy::full{}) : make(c.lambda)});
     }
     // 1c. Predictive Exit: beta (and the start head) calibrated on the validation trace for the same
     // target, and check_every_head, the same exit test at every head from head 0, calibrated alike.
@@ -358,6 +430,7 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
                    : c.met             ? std::string()
                                        : fmt::format("  (target NOT met: {})", c.note));
         learning_json[std::string(name)] = {{"beta", c.beta},
+                                            {"exit_test", std::string(name_of(c.options.test))},
                                             {"start_head", c.start_head},
                                             {"thresholds", c.thresholds},
                                             {"met", c.met},
@@ -368,14 +441,19 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
                                                             {"mean_heads", m.mean_heads},
                                                             {"loss_bound_points", c.drop_bound_points}}}};
     };
+    // Both with the same search: start head and exit test (the authors' logit form and the
+    // softmax form) chosen jointly with beta on validation.
+    const predictive_search demo_search{.choose_start_head = true,
+                                        .tests = {exit_test::logit_extremum, exit_test::log_softmax}};
+    std::optional<policy::predictive> predictive_policy, every_head_policy;
     if (wanted("check_every_head")) {
-        const auto c = predictive_calibrated(val, target, predictive_options{.predict = false});
+        const auto c = predictive_calibrated(val, target, predictive_options{.predict = false}, demo_search);
         report_predictive("check_every_head", c);
-        policies.push_back({"check_every_head", c.make()});
+        every_head_policy = c.make();
+        policies.push_back({"check_every_head", *every_head_policy});
     }
-    std::optional<policy::predictive> predictive_policy;
     if (wanted("predictive") || wanted("dvfs")) {
-        const auto c = predictive_calibrated(val, target, predictive_options{}, predictive_search{.choose_start_head = true});
+        const auto c = predictive_calibrated(val, target, predictive_options{}, demo_search);
         report_predictive("predictive", c);
         predictive_policy = c.make();
         if (wanted("predictive")) policies.push_back({"predictive", *predictive_policy});
@@ -404,34 +482,55 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
     std::vector<policy_metrics> rows = batched_rows ? run_batched_rows(batched, test, policies, batch, threads, &live)
                                                     : run_live_and_replayed(net, state, test, policies, prepare, &live);
 
-    // Every row on DEE's reward (max-prob - lambda * cost), and DEE's regret against the best
-    // rule of its class in hindsight on these images.
+    // Every row on the served DEE's objective (correct at the exit - lambda * cost fraction, labels
+    // of the evaluated images used for scoring only), and each DEE's regret against the best rule
+    // of its class fitted on the validation trace (hindsight_best there, apply_rule here): a rule
+    // chosen on a different split, as a user could have had it before serving.
     std::optional<nlohmann::json> regret_json;
     std::vector<curve> regret_curves;
-    if (dee_lambda) {
+    const auto index_of = [&](std::string_view name) {
+        return static_cast<std::size_t>(
+            std::find_if(rows.begin(), rows.end(), [&](const auto& r) { return r.name == name; }) - rows.begin());
+    };
+    if (dee_chosen) {
         for (std::size_t j = 0; j < rows.size(); ++j) {
-            const auto r = realized_rewards<reward::max_prob_reward>(test, live[j], *dee_lambda);
+            const auto r = realized_rewards<reward::correctness_reward>(test, live[j], dee_chosen->lambda);
             double sum = 0;
             for (const double x : r) sum += x;
             rows[j].mean_reward = sum / static_cast<double>(r.size());
         }
-        const auto best = hindsight_best<reward::max_prob_reward>(test, dee_base);
+    }
+    if (dee_chosen || dee_online_chosen) {
         const auto checkpoints = log_checkpoints(test.size());
-        regret_json = nlohmann::json{{"lambda", *dee_lambda},
-                                     {"hindsight_mean_reward", best.mean_reward()},
-                                     {"rule", "DEE's backward induction on the whole evaluated trace, in hindsight"}};
-        for (std::size_t j = 0; j < rows.size(); ++j) {
-            if (rows[j].name != "dee" && rows[j].name != "dee_warm") continue;
-            const auto got = realized_rewards<reward::max_prob_reward>(test, live[j], *dee_lambda);
-            const auto curve_points = average_regret(best.reward, got, checkpoints);
+        regret_json = nlohmann::json{
+            {"rule", "the best rule of the learner's class (its bins, its reward, its lambda) fitted by backward "
+                     "induction on the validation trace, applied to the evaluated images"}};
+        const auto add_curve = [&](const std::string& name, std::span<const double> best, std::span<const double> got,
+                                   std::string_view reward, double lambda, double fitted_mean) {
+            const auto curve_points = average_regret(best, got, checkpoints);
             nlohmann::json cps = nlohmann::json::array();
-            curve c{rows[j].name, {}};
+            curve c{name, {}};
             for (const auto& p : curve_points) {
                 cps.push_back({{"inferences", p.inferences}, {"avg_regret", p.avg_regret}});
                 c.points.emplace_back(static_cast<double>(p.inferences), p.avg_regret);
             }
-            (*regret_json)[rows[j].name] = {{"checkpoints", cps}};
+            (*regret_json)[name] = {{"reward", reward}, {"lambda", lambda}, {"rule_mean_reward", fitted_mean},
+                                    {"checkpoints", cps}};
             regret_curves.push_back(std::move(c));
+        };
+        if (const std::size_t j = index_of("dee"); dee_chosen && j < rows.size()) {
+            const auto rule = apply_rule<reward::correctness_reward>(
+                hindsight_best<reward::correctness_reward>(val, *dee_chosen), test, *dee_chosen);
+            add_curve("dee", rule.reward,
+                      realized_rewards<reward::correctness_reward>(test, live[j], dee_chosen->lambda), "correctness",
+                      dee_chosen->lambda, rule.mean_reward());
+        }
+        if (const std::size_t j = index_of("dee_online"); dee_online_chosen && j < rows.size()) {
+            const auto rule = apply_rule<reward::max_prob_reward>(
+                hindsight_best<reward::max_prob_reward>(val, *dee_online_chosen), test, *dee_online_chosen);
+            add_curve("dee_online", rule.reward,
+                      realized_rewards<reward::max_prob_reward>(test, live[j], dee_online_chosen->lambda), "max_prob",
+                      dee_online_chosen->lambda, rule.mean_reward());
         }
     }
 
@@ -443,25 +542,20 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
     else
         fmt::print("\n{} on {} images, live (wall time measured per sample, one thread):\n", o.model, n);
     print_table(stdout, rows, final_accuracy);
-    if (dee_lambda)
-        fmt::print("(reward: DEE's objective, max-prob at the exit - {:.3g} x the cost fraction, for every row)\n",
-                   *dee_lambda);
+    if (dee_chosen)
+        fmt::print("(reward: the served DEE's objective, correct at the exit - {:.3g} x the cost fraction, for every "
+                   "row)\n",
+                   dee_chosen->lambda);
     if (regret_json) {
-        fmt::print("\nDEE's average regret per inference against the best rule of its class in hindsight (mean reward "
-                   "{:.4f}):\n",
-                   (*regret_json)["hindsight_mean_reward"].get<double>());
+        fmt::print("\nDEE's average regret per inference against the best rule of its class fitted on the validation "
+                   "trace (positive: the fitted rule earns more here):\n");
         for (const auto& c : regret_curves) {
-            fmt::print("  {:<9}", c.name);
+            fmt::print("  {:<11}", c.name);
             for (const auto& [n, r] : c.points) fmt::print(" {:g}: {:+.4f}", n, r);
             fmt::print("\n");
         }
     }
 
-    // The row of a policy by name (rows.size() when it did not run).
-    const auto index_of = [&](std::string_view name) {
-        return static_cast<std::size_t>(
-            std::find_if(rows.begin(), rows.end(), [&](const auto& r) { return r.name == name; }) - rows.begin());
-    };
 
     // Head skipping: heads evaluated and the compute spent in heads, predictive against
     // check_every_head (the same exit test at every head).
@@ -488,28 +582,106 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
                                            {"check_every_head_head_compute_share", hc},
                                            {"head_compute_recovered", hc - hp}};
         }
+        // How well each forecasts the head where its exit test passes next (check_every_head
+        // always says "the next head"), and predictive against the best static rule checked at
+        // every head (the calibrated thresholds) at the same bound.
+        const auto error_json = [](const predictor_accuracy& a) {
+            return nlohmann::json{{"forecasts", a.forecasts},     {"exact_rate", a.exact_rate},
+                                  {"mean_abs_error_heads", a.mean_abs_error}, {"early_rate", a.early_rate},
+                                  {"late_rate", a.late_rate}};
+        };
+        if (predictive_policy && jp < rows.size()) {
+            const auto e = predictor_error(test, *predictive_policy);
+            fmt::print("predictor error (predictive, every forecast against the next head whose test passes): {} "
+                       "forecasts, {:.1f}% exact, mean absolute error {:.2f} heads, {:.1f}% too early, {:.1f}% too late\n",
+                       e.forecasts, e.exact_rate * 100, e.mean_abs_error, e.early_rate * 100, e.late_rate * 100);
+            if (!skipping_json) skipping_json = nlohmann::json::object();
+            (*skipping_json)["predictive_predictor_error"] = error_json(e);
+            if (every_head_policy)
+                (*skipping_json)["check_every_head_predictor_error"] = error_json(predictor_error(test, *every_head_policy));
+            std::optional<std::size_t> best_static;
+            for (const auto& c : calibrations) {
+                const std::size_t j = index_of(c.name());
+                if (j < rows.size() && (!best_static || rows[j].compute_saving > rows[*best_static].compute_saving))
+                    best_static = j;
+            }
+            if (best_static) {
+                const auto& b = rows[*best_static];
+                fmt::print("predictive against the best calibrated static rule checked at every head ({}): {:.1f}% vs "
+                           "{:.1f}% of the compute saved, heads included, at {:+.2f} vs {:+.2f} points\n",
+                           b.name, rows[jp].compute_saving * 100, b.compute_saving * 100,
+                           (*rows[jp].accuracy - final_accuracy) * 100, (*b.accuracy - final_accuracy) * 100);
+                (*skipping_json)["best_static"] = {{"name", b.name},
+                                                   {"compute_saving", b.compute_saving},
+                                                   {"accuracy", *b.accuracy}};
+                (*skipping_json)["predictive_compute_saving"] = rows[jp].compute_saving;
+            }
+        }
     }
 
-    // DVFS: the predictive policy at f_max, with the selector, and the plain network at f_max,
-    // on the table's model clock with one deadline.
+    // DEE against the best static rule, on the evaluated images: the served dee row beside the
+    // calibrated thresholds, and at the same accuracy on the static frontier (every family's sweep
+    // here, the most compute any threshold of any family saves at dee's accuracy or better); and
+    // DEE's own curve, lambda swept (trained on validation as the row is, served here).
+    std::vector<std::vector<sweep_point>> sweeps;
+    for (const auto family : all_threshold_families) sweeps.push_back(sweep(test, family, 64));
+    std::optional<nlohmann::json> dee_json;
+    curve dee_curve{"dee (lambda swept)", {}};
+    if (const std::size_t jd = index_of("dee"); dee_chosen && jd < rows.size()) {
+        const auto& d = rows[jd];
+        double frontier = 0;  // full saves 0 at the final head's accuracy
+        for (const auto& sw : sweeps)
+            for (const auto& pt : sw)
+                if (pt.metrics.accuracy && *pt.metrics.accuracy >= *d.accuracy)
+                    frontier = std::max(frontier, pt.metrics.compute_saving);
+        std::optional<std::size_t> best_static;
+        for (const auto& c : calibrations) {
+            const std::size_t j = index_of(c.name());
+            if (j < rows.size() && (final_accuracy - *rows[j].accuracy) * 100 <= o.points + 1e-9 &&
+                (!best_static || rows[j].compute_saving > rows[*best_static].compute_saving))
+                best_static = j;
+        }
+        nlohmann::json sweep_json = nlohmann::json::array();
+        for (const double lambda : demo_dee_lambda_grid()) {
+            dee_trainee p(dee_trained_options(lambda));
+            (void)warm_start(p, val, demo_dee_passes);
+            const auto m = summarize({}, replay(test, serve_dee(p).template with_reward<reward::agreement_reward>()), test);
+            dee_curve.points.emplace_back(m.compute_saving * 100, *m.accuracy * 100);
+            sweep_json.push_back({{"lambda", lambda}, {"compute_saving", m.compute_saving}, {"accuracy", *m.accuracy}});
+        }
+        const double delta = (*d.accuracy - final_accuracy) * 100;
+        fmt::print("\nDEE against the best static rule: dee saves {:.1f}% at {:+.2f} points{}; the best calibrated "
+                   "static family within the goal here, {}, saves {:.1f}%; at dee's accuracy the static frontier (any "
+                   "threshold of any family, chosen here in hindsight) saves {:.1f}%\n",
+                   d.compute_saving * 100, delta, -delta <= o.points + 1e-9 ? " (within the goal)" : " (NOT within the goal)",
+                   best_static ? rows[*best_static].name : std::string("none"),
+                   best_static ? rows[*best_static].compute_saving * 100 : 0.0, frontier * 100);
+        dee_json = nlohmann::json{{"compute_saving", d.compute_saving},
+                                  {"accuracy_delta_points", delta},
+                                  {"best_static", best_static ? nlohmann::json(rows[*best_static].name) : nlohmann::json(nullptr)},
+                                  {"best_static_compute_saving", best_static ? rows[*best_static].compute_saving : 0.0},
+                                  {"static_frontier_at_dee_accuracy", frontier},
+                                  {"lambda_sweep", sweep_json}};
+    }
+
+    // DVFS: the paper's comparison (demo_dvfs.hpp): the plain network, the static headline and the
+    // predictive policy at f_max and with the selector, on the table's model clock with one budget.
     std::optional<dvfs_section> dvfs_rows;
     if (wanted("dvfs") && predictive_policy) {
         const std::string table_name = display_path(o.dvfs_table).filename().string();
-        dvfs_rows = run_dvfs_rows(net, state, val, test, *predictive_policy, *domain, table_name, o.deadline_ms, prepare,
-                                  hardware ? &*hardware : nullptr);
-        fmt::print("\n{} on {} images with DVFS ({}; time and energy from the table's model, deadline {:.4g} ms):\n",
-                   o.model, n, table_name, dvfs_rows->json["deadline_ms"].get<double>());
-        print_table(stdout, dvfs_rows->rows, final_accuracy);
-        const auto& f = dvfs_rows->rows;
-        fmt::print("energy per sample: predictive_dvfs {:.4g} mJ = {:.2f}x predictive_fmax ({:.4g} mJ; goal <= 0.7x), "
-                   "{:.2f}x full_fmax ({:.4g} mJ); deadline misses {:.2f}% (goal <= 1%); reference rule {:.4g} mJ "
-                   "({:.2f}x) with {:.2f}% misses\n",
-                   *f[2].energy_joules * 1e3, *f[2].energy_joules / *f[1].energy_joules, *f[1].energy_joules * 1e3,
-                   *f[2].energy_joules / *f[0].energy_joules, *f[0].energy_joules * 1e3, *f[2].deadline_miss_rate * 100,
-                   *f[3].energy_joules * 1e3, *f[3].energy_joules / *f[1].energy_joules, *f[3].deadline_miss_rate * 100);
+        std::optional<any_policy<float>> static_policy;
+        std::string static_name;
+        if (head_line != npos) {
+            static_policy = calibrations[head_line].make();
+            static_name = std::string(name_of(calibrations[head_line].family));
+        }
+        dvfs_rows = run_dvfs_rows(net, state, val, test, static_policy ? &*static_policy : nullptr, static_name,
+                                  *predictive_policy, *domain, table_name, tables_beside(o.dvfs_table, *domain),
+                                  o.deadline_ms, prepare, hardware ? &*hardware : nullptr);
+        print_dvfs_section(*dvfs_rows, o.model, n, final_accuracy);
         if (!dvfs_rows->hardware_rows.empty()) {
-            fmt::print("\nthe same rows on this machine's cpufreq governor (wall time, RAPL package energy), beside the "
-                       "model's above:\n");
+            fmt::print("\nthe same rows on this machine's cpufreq governor (wall time, RAPL package energy over each "
+                       "sample's period), beside the model's above:\n");
             print_table(stdout, dvfs_rows->hardware_rows, final_accuracy);
         }
     }
@@ -519,7 +691,7 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
     std::optional<nlohmann::json> drift_json;
     if (o.drift_from && head_line != npos) {
         const std::string head_name = calibrations[head_line].name();
-        const std::vector<std::string> watched{head_name, "dee_agreement", "oracle"};
+        const std::vector<std::string> watched{head_name, "dee", "oracle"};
         const std::size_t w = o.drift_window;
         drift_json = nlohmann::json{{"change_at", *o.drift_from}, {"change", o.drift_what}, {"window", w},
                                     {"max_loss_points", o.points}, {"policies", nlohmann::json::object()}};
@@ -614,31 +786,48 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
         j["dee_regret"] = regret_json ? *regret_json : nlohmann::json(nullptr);
         if (drift_json) j["drift"] = *drift_json;
         j["head_skipping"] = skipping_json ? *skipping_json : nlohmann::json(nullptr);
+        j["dee_vs_static"] = dee_json ? *dee_json : nlohmann::json(nullptr);
         j["dvfs"] = dvfs_rows ? dvfs_rows->json : nlohmann::json(nullptr);
         write_json(o.json, j);
         fmt::print("wrote {}\n", display_path(o.json).string());
     }
     if (!o.plots.empty()) {
-        std::vector<std::vector<sweep_point>> sweeps;
-        for (const auto family : all_threshold_families) sweeps.push_back(sweep(test, family, 64));
-        plot_tradeoff(o.plots, fmt::format("{}: accuracy vs compute ({} images)", o.dataset, n),
-                      tradeoff_curves(all_threshold_families, sweeps), rows);
+        // The band within 2 points of the final head, where the policies of interest sit; the
+        // static frontier is the Pareto front of every family's sweep together.
+        auto curves = tradeoff_curves(all_threshold_families, sweeps);
+        std::vector<sweep_point> every;
+        for (const auto& sw : sweeps) every.insert(every.end(), sw.begin(), sw.end());
+        // Drawn last, on top of the families' curves it follows.
+        if (!dee_curve.points.empty()) curves.push_back(dee_curve);
+        curves.push_back(pareto_curve("static frontier (every family)", every));
+        plot_options zoom;
+        zoom.accuracy_range = std::pair{final_accuracy * 100 - 2.0, final_accuracy * 100 + 0.5};
+        plot_tradeoff(o.plots,
+                      fmt::format("{}: accuracy vs compute, within 2 points of the final head ({} images)", o.dataset, n),
+                      curves, rows, zoom);
         plot_exit_histogram(o.plots, rows);
         if (!regret_curves.empty())
             plot_lines(o.plots, "regret", fmt::format("{}: DEE regret per inference against the best rule in hindsight", o.dataset),
                        regret_curves, {"inferences", "average regret per inference", true});
-        if (dvfs_rows)
+        if (dvfs_rows) {
             plot_lines(o.plots, "energy_deadline",
-                       fmt::format("{}: energy per sample against the deadline (model of {})", o.dataset,
-                                   dvfs_rows->json["table"].get<std::string>()),
-                       dvfs_rows->energy_curves, {"deadline (ms)", "energy per sample (mJ)", false});
+                       fmt::format("{}: energy per sample over the period against the budget (model of {})", o.dataset,
+                                   dvfs_rows->table),
+                       dvfs_rows->energy_curves,
+                       {"budget / the default budget (the plain network's time at f_max)", "energy per sample (mJ)", false});
+            for (const auto& w : dvfs_rows->sweeps)
+                plot_lines(o.plots, w.stem,
+                           fmt::format("{}: energy per sample over the period against the budget (model of {})",
+                                       o.dataset, w.table),
+                           w.curves, {"budget / the default budget (the plain network's time at f_max)", "energy per sample (mJ)", false});
+        }
         if (throughput)
             plot_lines(o.plots, "throughput",
                        fmt::format("{}: throughput against the batch size ({} images)", o.dataset,
                                    throughput->json["samples"].get<std::size_t>()),
                        throughput->curves, {"batch size", "samples per second", true});
         fmt::print("wrote {}/tradeoff.png, exits.png{}{}{}\n", display_path(o.plots).string(),
-                   regret_curves.empty() ? "" : ", regret.png", dvfs_rows ? ", energy_deadline.png" : "",
+                   regret_curves.empty() ? "" : ", regret.png", dvfs_rows ? ", energy_deadline*.png" : "",
                    throughput ? ", throughput.png" : "");
     }
     bool ok = true;

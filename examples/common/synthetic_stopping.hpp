@@ -54,6 +54,7 @@
 #include <limits>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -64,6 +65,69 @@
 #include <fmt/format.h>
 
 namespace earlyexit::demo {
+
+namespace stopping_detail {
+
+/// What the environments' validate() share; `who` starts every message ("stopping env").
+inline void check_distribution(std::string_view who, const std::vector<double>& p, const std::string& what) {
+    double sum = 0;
+    for (std::size_t j = 0; j < p.size(); ++j) {
+        if (!std::isfinite(p[j]) || !(p[j] >= 0) || !(p[j] <= 1))
+            earlyexit::fail("{}: {}[{}] = {} is not a probability", who, what, j, p[j]);
+        sum += p[j];
+    }
+    if (!(std::abs(sum - 1.0) <= 1e-9)) earlyexit::fail("{}: {} sums to {}, not 1", who, what, sum);
+}
+
+/// classes, and B levels at the centres of B uniform bins (at most max_levels).
+inline void check_levels(std::string_view who, std::size_t classes, const earlyexit::trace_layout& layout,
+                         const std::vector<double>& levels, std::size_t max_levels) {
+    const std::size_t B = levels.size();
+    if (classes < 2) earlyexit::fail("{}: classes = {} must be at least 2", who, classes);
+    if (classes != layout.classes) earlyexit::fail("{}: classes = {} but layout.classes = {}", who, classes, layout.classes);
+    if (B == 0 || B > max_levels) earlyexit::fail("{}: levels has {} entries, expected 1 to {}", who, B, max_levels);
+    for (std::size_t b = 0; b < B; ++b) {
+        const double centre = (static_cast<double>(b) + 0.5) / static_cast<double>(B);
+        if (!(std::abs(levels[b] - centre) <= 1e-12))
+            earlyexit::fail("{}: levels[{}] = {} is not {}, the centre of bin {} of {}", who, b, levels[b], centre, b, B);
+    }
+}
+
+/// initial over the B levels, K - 1 row-stochastic S x S transition matrices (`unit` names
+/// the S states in messages).
+inline void check_chain(std::string_view who, const std::vector<double>& initial, std::size_t B,
+                        const std::vector<std::vector<std::vector<double>>>& transition, std::size_t K, std::size_t S,
+                        std::string_view unit) {
+    if (initial.size() != B) earlyexit::fail("{}: initial has {} entries for {} levels", who, initial.size(), B);
+    check_distribution(who, initial, "initial");
+    if (transition.size() + 1 != K)
+        earlyexit::fail("{}: transition has {} matrices for {} heads, expected {}", who, transition.size(), K, K - 1);
+    for (std::size_t k = 0; k < transition.size(); ++k) {
+        if (transition[k].size() != S)
+            earlyexit::fail("{}: transition[{}] has {} rows for {} {}", who, k, transition[k].size(), S, unit);
+        for (std::size_t i = 0; i < S; ++i) {
+            if (transition[k][i].size() != S)
+                earlyexit::fail("{}: transition[{}][{}] has {} entries for {} {}", who, k, i, transition[k][i].size(),
+                                S, unit);
+            check_distribution(who, transition[k][i], fmt::format("transition[{}][{}]", k, i));
+        }
+    }
+}
+
+/// No reachable level at or below 1/classes (no softmax has that max-prob); lambda >= 0.
+template <class Reachable>
+void check_floor_and_lambda(std::string_view who, const std::vector<double>& levels, std::size_t classes,
+                            Reachable&& reachable, double lambda) {
+    const double floor = 1.0 / static_cast<double>(classes);
+    for (std::size_t b = 0; b < levels.size(); ++b)
+        if (!(levels[b] > floor) && reachable(b))
+            earlyexit::fail("{}: levels[{}] = {} is not above 1/classes = {} (no softmax of {} classes has that "
+                            "max-prob) yet initial or transition leads to it",
+                            who, b, levels[b], floor, classes);
+    if (!std::isfinite(lambda) || !(lambda >= 0)) earlyexit::fail("{}: lambda = {} is not finite and >= 0", who, lambda);
+}
+
+}  // namespace stopping_detail
 
 /// The synthetic environment (see the file comment). K = layout.heads(), B = levels.size().
 struct stopping_env {
@@ -90,52 +154,11 @@ struct stopping_env {
     /// Throws earlyexit::error naming the first bad field and value.
     void validate() const {
         layout.validate();
-        const std::size_t K = heads(), B = bins();
-        if (classes < 2) earlyexit::fail("stopping env: classes = {} must be at least 2", classes);
-        if (classes != layout.classes)
-            earlyexit::fail("stopping env: classes = {} but layout.classes = {}", classes, layout.classes);
-        if (B == 0 || B > 256) earlyexit::fail("stopping env: levels has {} entries, expected 1 to 256", B);
-        for (std::size_t b = 0; b < B; ++b) {
-            const double centre = (static_cast<double>(b) + 0.5) / static_cast<double>(B);
-            if (!(std::abs(levels[b] - centre) <= 1e-12))
-                earlyexit::fail("stopping env: levels[{}] = {} is not {}, the centre of bin {} of {}", b, levels[b],
-                                centre, b, B);
-        }
-        if (initial.size() != B)
-            earlyexit::fail("stopping env: initial has {} entries for {} levels", initial.size(), B);
-        check_distribution(initial, "initial");
-        if (transition.size() + 1 != K)
-            earlyexit::fail("stopping env: transition has {} matrices for {} heads, expected {}", transition.size(), K,
-                            K - 1);
-        for (std::size_t k = 0; k < transition.size(); ++k) {
-            if (transition[k].size() != B)
-                earlyexit::fail("stopping env: transition[{}] has {} rows for {} levels", k, transition[k].size(), B);
-            for (std::size_t i = 0; i < B; ++i) {
-                if (transition[k][i].size() != B)
-                    earlyexit::fail("stopping env: transition[{}][{}] has {} entries for {} levels", k, i,
-                                    transition[k][i].size(), B);
-                check_distribution(transition[k][i], fmt::format("transition[{}][{}]", k, i));
-            }
-        }
-        const double floor = 1.0 / static_cast<double>(classes);
-        for (std::size_t b = 0; b < B; ++b)
-            if (!(levels[b] > floor) && reachable(b))
-                earlyexit::fail("stopping env: levels[{}] = {} is not above 1/classes = {} (no softmax of {} classes "
-                                "has that max-prob) yet initial or transition leads to it",
-                                b, levels[b], floor, classes);
-        if (!std::isfinite(lambda) || !(lambda >= 0))
-            earlyexit::fail("stopping env: lambda = {} is not finite and >= 0", lambda);
-    }
-
-private:
-    static void check_distribution(const std::vector<double>& p, const std::string& what) {
-        double sum = 0;
-        for (std::size_t j = 0; j < p.size(); ++j) {
-            if (!std::isfinite(p[j]) || !(p[j] >= 0) || !(p[j] <= 1))
-                earlyexit::fail("stopping env: {}[{}] = {} is not a probability", what, j, p[j]);
-            sum += p[j];
-        }
-        if (!(std::abs(sum - 1.0) <= 1e-9)) earlyexit::fail("stopping env: {} sums to {}, not 1", what, sum);
+        constexpr std::string_view who = "stopping env";
+        stopping_detail::check_levels(who, classes, layout, levels, 256);
+        stopping_detail::check_chain(who, initial, bins(), transition, heads(), bins(), "levels");
+        stopping_detail::check_floor_and_lambda(who, levels, classes, [&](std::size_t b) { return reachable(b); },
+                                                lambda);
     }
 };
 
@@ -480,52 +503,11 @@ struct agreement_env {
     /// Throws earlyexit::error naming the first bad field and value.
     void validate() const {
         layout.validate();
-        const std::size_t K = heads(), B = bins(), S = states();
-        if (classes < 2) earlyexit::fail("agreement env: classes = {} must be at least 2", classes);
-        if (classes != layout.classes)
-            earlyexit::fail("agreement env: classes = {} but layout.classes = {}", classes, layout.classes);
-        if (B == 0 || B > 128) earlyexit::fail("agreement env: levels has {} entries, expected 1 to 128", B);
-        for (std::size_t b = 0; b < B; ++b) {
-            const double centre = (static_cast<double>(b) + 0.5) / static_cast<double>(B);
-            if (!(std::abs(levels[b] - centre) <= 1e-12))
-                earlyexit::fail("agreement env: levels[{}] = {} is not {}, the centre of bin {} of {}", b, levels[b],
-                                centre, b, B);
-        }
-        if (initial.size() != B)
-            earlyexit::fail("agreement env: initial has {} entries for {} levels", initial.size(), B);
-        check(initial, "initial");
-        if (transition.size() + 1 != K)
-            earlyexit::fail("agreement env: transition has {} matrices for {} heads, expected {}", transition.size(),
-                            K, K - 1);
-        for (std::size_t k = 0; k < transition.size(); ++k) {
-            if (transition[k].size() != S)
-                earlyexit::fail("agreement env: transition[{}] has {} rows for {} states", k, transition[k].size(), S);
-            for (std::size_t i = 0; i < S; ++i) {
-                if (transition[k][i].size() != S)
-                    earlyexit::fail("agreement env: transition[{}][{}] has {} entries for {} states", k, i,
-                                    transition[k][i].size(), S);
-                check(transition[k][i], fmt::format("transition[{}][{}]", k, i));
-            }
-        }
-        const double floor = 1.0 / static_cast<double>(classes);
-        for (std::size_t b = 0; b < B; ++b)
-            if (!(levels[b] > floor) && reachable(b))
-                earlyexit::fail("agreement env: levels[{}] = {} is not above 1/classes = {} (no softmax of {} classes "
-                                "has that max-prob) yet initial or transition leads to it",
-                                b, levels[b], floor, classes);
-        if (!std::isfinite(lambda) || !(lambda >= 0))
-            earlyexit::fail("agreement env: lambda = {} is not finite and >= 0", lambda);
-    }
-
-private:
-    static void check(const std::vector<double>& p, const std::string& what) {
-        double sum = 0;
-        for (std::size_t j = 0; j < p.size(); ++j) {
-            if (!std::isfinite(p[j]) || !(p[j] >= 0) || !(p[j] <= 1))
-                earlyexit::fail("agreement env: {}[{}] = {} is not a probability", what, j, p[j]);
-            sum += p[j];
-        }
-        if (!(std::abs(sum - 1.0) <= 1e-9)) earlyexit::fail("agreement env: {} sums to {}, not 1", what, sum);
+        constexpr std::string_view who = "agreement env";
+        stopping_detail::check_levels(who, classes, layout, levels, 128);
+        stopping_detail::check_chain(who, initial, bins(), transition, heads(), states(), "states");
+        stopping_detail::check_floor_and_lambda(who, levels, classes, [&](std::size_t b) { return reachable(b); },
+                                                lambda);
     }
 };
 

@@ -7,5 +7,5 @@ set ylabel 'points lost'
 set grid
 set key outside right top box
 plot 'drift_loss.dat' index 0 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'max_prob_calibrated', \
-     '' index 1 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'dee_agreement', \
+     '' index 1 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'dee', \
      '' index 2 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'oracle'

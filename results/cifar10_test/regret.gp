@@ -8,4 +8,4 @@ set grid
 set key outside right top box
 set logscale x 10
 plot 'regret.dat' index 0 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'dee', \
-     '' index 1 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'dee_warm'
+     '' index 1 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'dee_online'

@@ -107,7 +107,7 @@ struct demo_options {
     std::filesystem::path torch_json;
 
     /// DVFS rows: the frequency table (--dvfs-table; the demo's default when empty), the
-    /// deadline (--deadline-ms; derived on validation when not given) and the backend (--dvfs:
+    /// budget (--deadline-ms; the plain network's modelled time at f_max when not given) and the backend (--dvfs:
     /// "model", or "cpufreq" to drive the real governor and meter energy with RAPL).
     std::filesystem::path dvfs_table;
     std::optional<double> deadline_ms;
@@ -162,7 +162,8 @@ inline void add_demo_flags(CLI::App& app, demo_options& o) {
                    "frequency table (JSON, data/dvfs/) whose model times the DVFS rows (default: the shipped embedded "
                    "board table, Exynos 5422 A15)");
     app.add_option("--deadline-ms", o.deadline_ms,
-                   "deadline per sample for the DVFS rows, in ms (default: derived on the validation trace, printed)")
+                   "deadline (latency budget) per sample for the DVFS rows, in ms (default: the plain network's modelled "
+                   "time at f_max on the table, printed)")
         ->check(CLI::PositiveNumber);
     app.add_option("--dvfs", o.dvfs_backend,
                    "DVFS backend: model (simulated clock and energy from the table) or cpufreq (drive the Linux "

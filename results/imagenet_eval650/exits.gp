@@ -18,7 +18,7 @@ plot 'exits.dat' using 2:xtic(1) title 'full', \
      '' using 7 title 'patience_calibrated', \
      '' using 8 title 'fixed_calibrated', \
      '' using 9 title 'dee', \
-     '' using 10 title 'dee_warm', \
+     '' using 10 title 'dee_online', \
      '' using 11 title 'ucb_exit', \
      '' using 12 title 'epsilon_greedy', \
      '' using 13 title 'check_every_head', \

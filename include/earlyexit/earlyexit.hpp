@@ -20,6 +20,7 @@
 #include "policy/bandit.hpp"
 #include "policy/predictive.hpp"
 #include "policy/any_policy.hpp"
+#include "policy/frozen.hpp"
 #include "runner.hpp"
 #include "batch_network.hpp"
 #include "batch_runner.hpp"

@@ -572,7 +572,7 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
             const double hp = head_share(live[jp]), hc = head_share(live[jc]);
             const double ratio = rows[jp].mean_heads / rows[jc].mean_heads;
             fmt::print("\nhead skipping: predictive evaluates {:.2f} heads per sample against {:.2f} for check_every_head "
-                       "({:.2f}x, goal <= 0.4x); heads cost {:.2f}% of the full network's compute against {:.2f}% (head "
+                       "({:.2f}x, goal <= 0.5x); heads cost {:.2f}% of the full network's compute against {:.2f}% (head "
                        "skipping recovers {:.2f} points of compute); compute saved: {:.1f}% against {:.1f}%\n",
                        rows[jp].mean_heads, rows[jc].mean_heads, ratio, hp * 100, hc * 100, (hc - hp) * 100,
                        rows[jp].compute_saving * 100, rows[jc].compute_saving * 100);

@@ -369,22 +369,40 @@ struct synthetic_stream {
     return std::log(p * static_cast<double>(classes - 1) / (1.0 - p));
 }
 
+namespace stopping_detail {
+
+/// What every generate() fixes before its first draw: the trace's provenance, the top logit of
+/// each level, and the recorded stage and head times (declared MACs at a nominal 1 GMAC/s).
+struct stream_frame {
+    std::vector<double> top;  ///< per level; 0 for unreachable levels (at or below 1/C), never written
+    std::vector<double> stage_seconds, head_seconds;
+};
+
+[[nodiscard]] inline stream_frame frame_of(earlyexit::trace& t, const earlyexit::trace_layout& layout,
+                                           const std::vector<double>& levels, std::size_t classes,
+                                           std::string_view dataset, std::uint64_t seed, std::size_t n) {
+    t.reserve(n);
+    t.provenance["dataset"] = std::string(dataset);
+    t.provenance["seed"] = std::to_string(seed);
+    t.provenance["seconds"] = "declared MACs * 1e-9";
+    stream_frame f;
+    for (const double level : levels)
+        f.top.push_back(level > 1.0 / static_cast<double>(classes) ? top_logit(level, classes) : 0.0);
+    for (const double macs : layout.stage_macs) f.stage_seconds.push_back(macs * 1e-9);
+    for (const double macs : layout.head_macs) f.head_seconds.push_back(macs * 1e-9);
+    return f;
+}
+
+}  // namespace stopping_detail
+
 /// n samples of env from seed (see the file comment). Validates env.
 [[nodiscard]] inline synthetic_stream generate(const stopping_env& env, std::size_t n, std::uint64_t seed) {
     env.validate();
     const std::size_t K = env.heads(), C = env.classes;
     synthetic_stream out{earlyexit::trace(env.layout), {}};
-    out.trace.reserve(n);
     out.level.reserve(n);
-    out.trace.provenance["dataset"] = "synthetic_stopping";
-    out.trace.provenance["seed"] = std::to_string(seed);
-    out.trace.provenance["seconds"] = "declared MACs * 1e-9";
-    std::vector<double> top(env.bins());
-    for (std::size_t b = 0; b < env.bins(); ++b)  // unreachable levels (at or below 1/C) are never written
-        top[b] = env.levels[b] > 1.0 / static_cast<double>(C) ? top_logit(env.levels[b], C) : 0.0;
-    std::vector<double> stage_seconds(env.layout.stages()), head_seconds(K);
-    for (std::size_t p = 0; p < stage_seconds.size(); ++p) stage_seconds[p] = env.layout.stage_macs[p] * 1e-9;
-    for (std::size_t k = 0; k < K; ++k) head_seconds[k] = env.layout.head_macs[k] * 1e-9;
+    const auto [top, stage_seconds, head_seconds] =
+        stopping_detail::frame_of(out.trace, env.layout, env.levels, C, "synthetic_stopping", seed, n);
     std::vector<float> logits(K * C);
     stopping_rng rng(seed);
     for (std::size_t i = 0; i < n; ++i) {
@@ -770,17 +788,9 @@ struct agreement_stream {
     env.validate();
     const std::size_t K = env.heads(), C = env.classes;
     agreement_stream out{earlyexit::trace(env.layout), {}};
-    out.trace.reserve(n);
     out.path.reserve(n);
-    out.trace.provenance["dataset"] = "synthetic_stopping_agreement";
-    out.trace.provenance["seed"] = std::to_string(seed);
-    out.trace.provenance["seconds"] = "declared MACs * 1e-9";
-    std::vector<double> top(env.bins());
-    for (std::size_t b = 0; b < env.bins(); ++b)  // unreachable levels (at or below 1/C) are never written
-        top[b] = env.levels[b] > 1.0 / static_cast<double>(C) ? top_logit(env.levels[b], C) : 0.0;
-    std::vector<double> stage_seconds(env.layout.stages()), head_seconds(K);
-    for (std::size_t p = 0; p < stage_seconds.size(); ++p) stage_seconds[p] = env.layout.stage_macs[p] * 1e-9;
-    for (std::size_t k = 0; k < K; ++k) head_seconds[k] = env.layout.head_macs[k] * 1e-9;
+    const auto [top, stage_seconds, head_seconds] =
+        stopping_detail::frame_of(out.trace, env.layout, env.levels, C, "synthetic_stopping_agreement", seed, n);
     std::vector<float> logits(K * C);
     stopping_rng rng(seed);
     for (std::size_t i = 0; i < n; ++i) {
@@ -818,13 +828,13 @@ struct agreement_stream {
 /// threshold earns less than J*.
 [[nodiscard]] inline agreement_env agreement_stopping_env() {
     constexpr std::size_t B = 10, K = 4, lowest = 1;
+    const stopping_env base = default_stopping_env();  // layout, C, lambda, levels, head 0's levels
     agreement_env env;
-    env.classes = 10;
-    env.layout = earlyexit::trace_layout{10, {1, 3, 5, 7}, std::vector<double>(8, 1e6), std::vector<double>(K, 1e4)};
-    env.lambda = 0.5;
-    for (std::size_t b = 0; b < B; ++b) env.levels.push_back((static_cast<double>(b) + 0.5) / static_cast<double>(B));
-    const std::array<double, B> initial{0, 15, 20, 20, 15, 10, 8, 7, 5, 0};
-    for (double w : initial) env.initial.push_back(w / 100.0);
+    env.classes = base.classes;
+    env.layout = base.layout;
+    env.lambda = base.lambda;
+    env.levels = base.levels;
+    env.initial = base.initial;
     struct move {
         int d;
         double p;

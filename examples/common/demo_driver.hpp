@@ -536,6 +536,18 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
     }
 
     const double final_accuracy = *rows.front().accuracy;
+    // The calibrated threshold row that saves the most here (only those within --max-loss here
+    // when within_goal), or none.
+    const auto best_static_row = [&](bool within_goal) {
+        std::optional<std::size_t> best;
+        for (const auto& c : calibrations) {
+            const std::size_t j = index_of(c.name());
+            if (j < rows.size() && (!within_goal || (final_accuracy - *rows[j].accuracy) * 100 <= o.points + 1e-9) &&
+                (!best || rows[j].compute_saving > rows[*best].compute_saving))
+                best = j;
+        }
+        return best;
+    };
     if (batched_rows)
         fmt::print("\n{} on {} images, live in batches of {} on {} thread{} (latency from a batch's start to the "
                    "sample's exit; samples/s from the wall time):\n",
@@ -600,13 +612,7 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
             (*skipping_json)["predictive_predictor_error"] = error_json(e);
             if (every_head_policy)
                 (*skipping_json)["check_every_head_predictor_error"] = error_json(predictor_error(test, *every_head_policy));
-            std::optional<std::size_t> best_static;
-            for (const auto& c : calibrations) {
-                const std::size_t j = index_of(c.name());
-                if (j < rows.size() && (!best_static || rows[j].compute_saving > rows[*best_static].compute_saving))
-                    best_static = j;
-            }
-            if (best_static) {
+            if (const auto best_static = best_static_row(false)) {
                 const auto& b = rows[*best_static];
                 fmt::print("predictive against the best calibrated static rule checked at every head ({}): {:.1f}% vs "
                            "{:.1f}% of the compute saved, heads included, at {:+.2f} vs {:+.2f} points\n",
@@ -635,13 +641,7 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
             for (const auto& pt : sw)
                 if (pt.metrics.accuracy && *pt.metrics.accuracy >= *d.accuracy)
                     frontier = std::max(frontier, pt.metrics.compute_saving);
-        std::optional<std::size_t> best_static;
-        for (const auto& c : calibrations) {
-            const std::size_t j = index_of(c.name());
-            if (j < rows.size() && (final_accuracy - *rows[j].accuracy) * 100 <= o.points + 1e-9 &&
-                (!best_static || rows[j].compute_saving > rows[*best_static].compute_saving))
-                best_static = j;
-        }
+        const auto best_static = best_static_row(true);
         nlohmann::json sweep_json = nlohmann::json::array();
         for (const double lambda : demo_dee_lambda_grid()) {
             dee_trainee p(dee_trained_options(lambda));

@@ -1,9 +1,11 @@
-# Committed outputs must carry no absolute path of the machine they were made on: the README's
-# output blocks, the results' gnuplot scripts and result JSON. An absolute path shows up there
-# as "(/dir/...", "'/dir/..." or "\"/dir/..." (a program printing or quoting a path it was given).
+# Committed outputs must carry no absolute path of the machine they were made on: the output
+# blocks of the README and of the docs/ pages, the results' gnuplot scripts and result JSON. An
+# absolute path shows up there as "(/dir/...", "'/dir/..." or "\"/dir/..." (a program printing or
+# quoting a path it was given).
 # Usage: cmake -DROOT=<source tree> -P no_absolute_paths.cmake
 file(GLOB_RECURSE _files "${ROOT}/results/*.gp" "${ROOT}/results/*.json")
-list(APPEND _files "${ROOT}/README.md")
+file(GLOB _docs "${ROOT}/docs/*.md")
+list(APPEND _files "${ROOT}/README.md" ${_docs})
 set(_bad "")
 foreach(_f IN LISTS _files)
   file(STRINGS "${_f}" _hits REGEX "[('\"]/[A-Za-z0-9_.-]+/")

@@ -358,3 +358,72 @@ TEST_CASE("a batch with deadlines idles to the shortest one, the idle energy sha
     CHECK(*next[0].energy_joules + *next[1].energy_joules == Approx(4e-3 * 1.81));
     CHECK(runner.clock().now() == Approx(10e-3));
 }
+
+TEST_CASE("the batch's level follows the running rows' latest requests, not a row's old one", "[batch][dvfs]") {
+    // Sample 0 asks for level 2 at its start and has no wish afterwards; sample 1 asks for 1
+    // every time. After the first head the batch must drop to 1: sample 0's old request of 2
+    // no longer counts (it used to pin the batch at its top level).
+    struct fades {
+        std::optional<std::size_t> frequency(const frequency_context<float>& f) const noexcept {
+            if (f.sample->index == 0) return f.at == nullptr ? std::optional<std::size_t>(2) : std::nullopt;
+            return 1;
+        }
+        decision decide(const exit_context<float>&) const noexcept { return decision::proceed; }
+    };
+    struct level_clock {
+        std::vector<std::size_t> set;
+        double now() const noexcept { return 0.0; }
+        void set_level(std::size_t l) noexcept { set.push_back(l); }
+    };
+    const logit_table table(2, {{1, 0}, {0, 1}, {1, 0}});
+    counters count;
+    const auto net = scripted_network(3, {0, 1, 2}, table, count);
+    const scripted_rows rows(net);
+    auto runner = make_batch_runner(rows, fades{}, 2, level_clock{});
+    rowwise_state<scripted_state> state(2, [] { return scripted_state{}; });
+    fill(state, 0, 2);
+    const std::vector<sample_info> two{{.index = 0}, {.index = 1}};
+    const auto out = runner.run(state, two);
+    CHECK(runner.clock().set == std::vector<std::size_t>{2, 1});
+    CHECK(out[0].frequency_level == std::optional<std::size_t>(2));  // the last level it asked for
+    CHECK(out[1].frequency_level == std::optional<std::size_t>(1));
+}
+
+TEST_CASE("run(state, samples, deliver) hands each result over at its row's exit, in completion order",
+          "[batch]") {
+    // Samples 0..3 exit at heads 2, 0, 1, 0 (max_prob 0.7 stops where the logit gap is large).
+    const float hi = 4.0F;
+    const logit_table table{{{0, 0}, {0, 0}, {hi, 0}},
+                            {{hi, 0}, {0, 0}, {0, 0}},
+                            {{0, 0}, {0, hi}, {0, 0}},
+                            {{0, hi}, {0, 0}, {0, 0}}};
+    counters count;
+    const auto net = scripted_network(3, {0, 1, 2}, table, count);
+    const scripted_rows rows(net);
+    struct step_clock {
+        double t = 0;
+        double now() const noexcept { return t; }
+        void on_work(double macs) noexcept { t += macs; }
+    };
+    auto runner = make_batch_runner(rows, policy::max_prob(0.7F), 4, step_clock{});
+    rowwise_state<scripted_state> state(4, [] { return scripted_state{}; });
+    fill(state, 0, 4);
+    const std::vector<sample_info> four{{.index = 0}, {.index = 1}, {.index = 2}, {.index = 3}};
+    std::vector<std::size_t> order, heads, stages_done;
+    std::vector<double> clock_at;
+    const auto out = runner.run(state, four, [&](std::size_t i, const exit_result<float>& r) noexcept {
+        order.push_back(i);
+        heads.push_back(r.head);
+        clock_at.push_back(runner.clock().now());
+        stages_done.push_back(static_cast<std::size_t>(count.stage_calls[2]));
+    });
+    CHECK(order == std::vector<std::size_t>{1, 3, 2, 0});
+    CHECK(heads == std::vector<std::size_t>{0, 0, 1, 2});
+    // Delivered before the later stages ran: at head 0 no row had run stage 2 yet.
+    CHECK(stages_done == std::vector<std::size_t>{0, 0, 0, 1});
+    REQUIRE(out.size() == 4);
+    for (std::size_t j = 0; j < order.size(); ++j) {
+        CHECK(out[order[j]].head == heads[j]);
+        CHECK(out[order[j]].seconds == Approx(clock_at[j]));  // the latency at delivery
+    }
+}

@@ -1,11 +1,16 @@
 // parallel_runner: workers over one shared network, results in input order, learning merged.
 // The tsan preset runs this file (scripts/test.sh): any data race fails it.
+#include <mutex>
 #include <random>
 #include <stdexcept>
 #include <vector>
 
 #include <catch2/catch.hpp>
 #include <earlyexit/parallel_runner.hpp>
+
+#if defined(__linux__)
+#include <pthread.h>
+#endif
 
 #include "policies.hpp"
 #include "support.hpp"
@@ -200,4 +205,111 @@ TEST_CASE("bad options and arguments are errors naming the value", "[parallel][e
     std::vector<sample_info> bad{{.index = 9, .label = 5}};
     out.resize(1);
     CHECK_THROWS_WITH(pool.run(bad, fixture::fill, out), Catch::Matchers::Contains("sample 9: label 5 is out of range"));
+}
+
+TEST_CASE("sync_every k: the workers merge after every k rounds, as a sequential reference does", "[parallel]") {
+    const fixture f(11, 400);
+    const auto dee = policy::dee<>(dee_options{.lambda = 0.3, .alpha = 0.2, .confidence_bins = 4});
+    const std::size_t batch = 10, threads = 2, k = 3;
+    // The reference, by hand: two batch_runners from the same start; round r runs batches
+    // 2r and 2r+1 on runners 0 and 1; after rounds 3, 6, ... (not after the last) both go on
+    // from start + what each learned, and that becomes the start.
+    const std::size_t batches = f.info.size() / batch, rounds = batches / threads;
+    auto r0 = make_batch_runner(*f.rows, dee, batch);
+    auto r1 = make_batch_runner(*f.rows, dee, batch);
+    auto start = r0.policy();
+    rowwise_state<scripted_state> s(batch, [] { return scripted_state{}; });
+    std::vector<sample_outcome> expect(f.info.size());
+    std::size_t syncs = 0;
+    for (std::size_t r = 0; r < rounds; ++r) {
+        for (std::size_t w = 0; w < threads; ++w) {
+            const std::size_t first = (r * threads + w) * batch;
+            fixture::fill(s, first, batch);
+            auto& runner = w == 0 ? r0 : r1;
+            const auto out = runner.run(s, std::span<const sample_info>(f.info).subspan(first, batch));
+            for (std::size_t j = 0; j < batch; ++j) expect[first + j] = outcome_of(out[j]);
+        }
+        if ((r + 1) % k == 0 && r + 1 < rounds) {
+            auto merged = start;
+            merged.merge(r0.policy());
+            merged.merge(r1.policy());
+            r0.policy() = merged;
+            r1.policy() = merged;
+            start = merged;
+            ++syncs;
+        }
+    }
+    REQUIRE(syncs == 6);  // 20 rounds: after rounds 3, 6, ..., 18
+    for (int repeat = 0; repeat < 2; ++repeat) {
+        parallel_runner<scripted_rows, policy::dee<>> pool(
+            *f.rows, dee, {.threads = threads, .batch = batch, .sync_every = k}, f.make_state(batch));
+        std::vector<sample_outcome> out(f.info.size());
+        pool.run(f.info, fixture::fill, out);
+        check_same_exits(out, expect);
+        CHECK(pool.syncs() == syncs);
+        CHECK(pool.worker(0).policy() == r0.policy());
+        CHECK(pool.worker(1).policy() == r1.policy());
+    }
+    // Without syncs the workers learn apart, and decide differently somewhere.
+    parallel_runner<scripted_rows, policy::dee<>> apart(*f.rows, dee, {.threads = threads, .batch = batch},
+                                                        f.make_state(batch));
+    std::vector<sample_outcome> out(f.info.size());
+    apart.run(f.info, fixture::fill, out);
+    CHECK(apart.syncs() == 0);
+    CHECK_FALSE(apart.worker(0).policy() == r0.policy());
+}
+
+TEST_CASE("a fill that throws while others wait at a sync stops the run without a hang", "[parallel][error]") {
+    const fixture f(5, 200);
+    const auto dee = policy::dee<>(dee_options{.lambda = 0.3, .alpha = 0.2, .confidence_bins = 4});
+    parallel_runner<scripted_rows, policy::dee<>> pool(*f.rows, dee, {.threads = 3, .batch = 5, .sync_every = 1},
+                                                       f.make_state(5));
+    std::vector<sample_outcome> out(f.info.size());
+    const auto bad = [](rowwise_state<scripted_state>& s, std::size_t first, std::size_t n) {
+        if (first == 40) throw std::runtime_error("sample 40 cannot be read");
+        fixture::fill(s, first, n);
+    };
+    CHECK_THROWS_WITH(pool.run(f.info, bad, out), Catch::Matchers::Contains("sample 40 cannot be read"));
+    pool.run(f.info, fixture::fill, out);  // and runs again
+}
+
+#if defined(__linux__)
+TEST_CASE("each started worker has the stack it was given", "[parallel]") {
+    const fixture f(4, 64);
+    for (const std::size_t want : {std::size_t{256} << 10, std::size_t{32} << 20}) {
+        parallel_runner<scripted_rows, policy::max_prob> pool(
+            *f.rows, policy::max_prob{0.8}, {.threads = 3, .batch = 4, .stack_bytes = want}, f.make_state(4));
+        std::mutex m;
+        std::vector<std::size_t> seen;
+        const auto main_id = pthread_self();
+        const auto fill = [&](rowwise_state<scripted_state>& s, std::size_t first, std::size_t n) {
+            if (!pthread_equal(pthread_self(), main_id)) {
+                pthread_attr_t attr;
+                std::size_t size = 0;
+                if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+                    pthread_attr_getstacksize(&attr, &size);
+                    pthread_attr_destroy(&attr);
+                }
+                std::lock_guard lock(m);
+                seen.push_back(size);
+            }
+            fixture::fill(s, first, n);
+        };
+        std::vector<sample_outcome> out(f.info.size());
+        pool.run(f.info, fill, out);
+        REQUIRE(!seen.empty());
+        for (const std::size_t size : seen) CHECK(size >= want);
+    }
+}
+#endif
+
+TEST_CASE("sync_every with a dynamic schedule and too small a stack are refused, naming the value",
+          "[parallel][error]") {
+    const fixture f(2, 20);
+    using pool_t = parallel_runner<scripted_rows, policy::max_prob>;
+    CHECK_THROWS_WITH(pool_t(*f.rows, policy::max_prob{0.8}, {.order = schedule::dynamic, .sync_every = 2},
+                             f.make_state(1)),
+                      Catch::Matchers::Contains("sync_every 2 needs schedule round_robin"));
+    CHECK_THROWS_WITH(pool_t(*f.rows, policy::max_prob{0.8}, {.threads = 2, .stack_bytes = 1000}, f.make_state(1)),
+                      Catch::Matchers::Contains("stack_bytes 1000 is below 64 KiB"));
 }

@@ -264,7 +264,7 @@ TEST_CASE("copies of a runner are independent and share the network", "[runner]"
     CHECK(a.clock().now() > 0.0);
     CHECK(b.clock().now() == 0.0);
     CHECK(&b.network() == &net);
-    STATIC_REQUIRE_FALSE(std::is_constructible_v<decltype(a), decltype(net)&&, policy::max_prob>);
+    // A runner on a temporary network is refused at compile time: compile_fail/basic_runner_temporary.
 }
 
 TEST_CASE("runners on several threads share one network and agree with a single-threaded run", "[runner][threads]") {
@@ -298,4 +298,45 @@ TEST_CASE("runners on several threads share one network and agree with a single-
         });
     for (auto& th : pool) th.join();
     for (const auto& g : got) CHECK(g == expected);
+}
+
+TEST_CASE("deadlines are checked: 0, negative, NaN and infinite ones are errors naming the value", "[runner][error]") {
+    const logit_table table = demo_table();
+    counters count;
+    const auto net = scripted_network(6, {1, 3, 5}, table, count);
+    auto runner = make_runner(net, policy::max_prob(0.9F), simulated_clock(1000.0));
+    scripted_state s{0, 0};
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    const double inf = std::numeric_limits<double>::infinity();
+    CHECK_THROWS_WITH(runner.run(s, {.index = 7, .deadline_seconds = 0.0}),
+                      "sample 7: deadline 0 s must be finite and > 0 seconds");
+    CHECK_THROWS_WITH(runner.run(s, {.index = 7, .deadline_seconds = -1.5}),
+                      "sample 7: deadline -1.5 s must be finite and > 0 seconds");
+    CHECK_THROWS_WITH(runner.run(s, {.index = 7, .deadline_seconds = nan}),
+                      "sample 7: deadline nan s must be finite and > 0 seconds");
+    CHECK_THROWS_WITH(runner.run(s, {.index = 7, .deadline_seconds = inf}),
+                      "sample 7: deadline inf s must be finite and > 0 seconds");
+    CHECK(count.stage_calls[0] == 0);  // checked before any work
+    CHECK_THROWS_WITH(check_deadline(nan, "period"), "period nan s: a deadline must be finite and > 0 seconds");
+    CHECK_NOTHROW(check_deadline(std::nullopt, "period"));
+    CHECK_NOTHROW(check_deadline(1e-9, "period"));
+}
+
+TEST_CASE("a result says whether its sample missed its deadline", "[runner]") {
+    // 1000 MACs/s, stages of 10 MACs and heads of 1: sample 0 exits at head 1 (position 3) after
+    // 4 stages and 2 heads, 0.042 s.
+    const logit_table table = demo_table();
+    counters count;
+    const auto net = scripted_network(6, {1, 3, 5}, table, count);
+    auto runner = make_runner(net, policy::max_prob(0.9F), simulated_clock(1000.0));
+    scripted_state s{0, 0};
+    auto r = runner.run(s, {.index = 0, .deadline_seconds = 0.05});
+    CHECK(r.seconds == Approx(0.042));
+    CHECK_FALSE(r.deadline_missed);
+    s = {0, 0};
+    r = runner.run(s, {.index = 0, .deadline_seconds = 0.04});
+    CHECK(r.deadline_missed);
+    CHECK(outcome_of(r).deadline_missed);
+    s = {0, 0};
+    CHECK_FALSE(runner.run(s, {.index = 0}).deadline_missed);  // no deadline, no miss
 }

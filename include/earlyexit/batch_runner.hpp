@@ -24,8 +24,10 @@
 //
 // Frequency: one level per batch (one core runs the whole batch). Every row is asked at the
 // start and after each of its proceeds, exactly as in basic_runner, with batch_rows = the rows
-// still running; the batch runs at the highest level any running row last asked for (the
-// fastest: a row that asked for less is not slowed below what it asked). The clock gets its
+// still running; the batch runs at the highest level the rows still running asked for in their
+// latest call (the fastest: a row that asked for less is not slowed below what it asked). A row
+// whose latest call gave no answer has no wish and does not count, and rows that left count no
+// more; when no running row has a wish the level stays. The clock gets its
 // default level back when the batch ends, unless it keeps its level between samples
 // (between_samples::keep_level). A batch whose samples all have deadlines occupies a period, the
 // shortest of them: when it finishes earlier, a clock that can idle waits out the rest, and that
@@ -48,6 +50,7 @@
 #include <cstddef>
 #include <optional>
 #include <span>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -146,18 +149,48 @@ public:
         stats_.head_rows.assign(info_.heads, 0);
         hooks::prepare(policy_, info_);
     }
-    batch_runner(const Network&&, Policy, std::size_t, Clock = Clock{}, Observer = Observer{}) = delete;
+    /// Refused: a runner only views its network, and a temporary would dangle.
+    batch_runner(const Network&&, Policy, std::size_t, Clock = Clock{}, Observer = Observer{}) {
+        static_assert(detail::dependent_false<Network>,
+                      "batch_runner: the network is a temporary and would dangle (a runner only views its network, "
+                      "which must outlive it); name it first: const rowwise_network batched(net); "
+                      "batch_runner r(batched, policy, capacity);");
+    }
 
     /// Runs samples[i] from row i of `state` (the caller has put its input there; stages
     /// transform the rows in place and compaction moves them). The results, in input order,
     /// view this runner's buffers until its next run.
     std::span<const result_type> run(batch_state_type& state, std::span<const sample_info> samples) {
         check_batch(state, samples);
-        return run_unchecked(state, samples);
+        return run_unchecked(state, samples, no_delivery{});
+    }
+
+    /// run(), and each result handed to deliver(i, result) the moment sample i (samples[i]) exits,
+    /// in completion order, while the other rows go on: a server answers a client then, not when
+    /// the batch's slowest row is done. The result is final but for energy_joules, which is
+    /// absent at delivery (the batch's energy is shared out when it ends: the returned results
+    /// carry it); the policy's update() still comes after the batch. deliver must be noexcept
+    /// (it runs on the hot path) and must not run this runner.
+    template <class Deliver>
+        requires std::invocable<Deliver&, std::size_t, const exit_result<typename Network::scalar_type>&>
+    std::span<const result_type> run(batch_state_type& state, std::span<const sample_info> samples, Deliver&& deliver) {
+        check_batch(state, samples);
+        return run_unchecked(state, samples, deliver);
     }
 
     /// run() without the checks; the caller guarantees them. Never throws, never allocates.
     std::span<const result_type> run_unchecked(batch_state_type& state, std::span<const sample_info> samples) noexcept {
+        return run_unchecked(state, samples, no_delivery{});
+    }
+
+    /// run(state, samples, deliver) without the checks.
+    template <class Deliver>
+        requires std::invocable<Deliver&, std::size_t, const exit_result<typename Network::scalar_type>&>
+    std::span<const result_type> run_unchecked(batch_state_type& state, std::span<const sample_info> samples,
+                                               Deliver&& deliver) noexcept {
+        static_assert(std::is_nothrow_invocable_v<Deliver&, std::size_t, const result_type&>,
+                      "batch_runner::run(state, samples, deliver): deliver(index, result) must be noexcept (it is "
+                      "called on the hot path, at each row's exit); declare the lambda noexcept");
         const std::size_t n = samples.size();
         if (n == 0) return {};
         const std::size_t classes = info_.classes;
@@ -210,6 +243,7 @@ public:
             for (std::size_t r = 0, j = 0; r < rows; ++r) {
                 if (j < m && list_[j] == r) {
                     stopped_[r] = decide_row(row_[r], j++, pos, elapsed, level, rows);
+                    if (stopped_[r]) deliver(row_[r], std::as_const(results_[row_[r]]));
                 } else {
                     stopped_[r] = false;
                 }
@@ -269,6 +303,10 @@ public:
     void reset_stats() noexcept { stats_.clear(); }
 
 private:
+    struct no_delivery {
+        void operator()(std::size_t, const result_type&) const noexcept {}
+    };
+
     [[nodiscard]] std::span<episode_step<scalar_type>> steps_of(std::size_t i) noexcept {
         return std::span<episode_step<scalar_type>>(steps_.data() + i * info_.heads, info_.heads);
     }
@@ -304,11 +342,11 @@ private:
         return false;
     }
 
-    /// The batch's level: the highest one a running row last asked for (none asked: unchanged).
+    /// The batch's level: the highest of the running rows' latest requests (none: unchanged).
     void set_batch_level(std::size_t rows) noexcept {
         std::optional<std::size_t> top;
         for (std::size_t r = 0; r < rows; ++r)
-            if (const auto& a = cursors_[row_[r]].asked; a && (!top || *a > *top)) top = a;
+            if (const auto& a = cursors_[row_[r]].request; a && (!top || *a > *top)) top = a;
         if (top && top != batch_level_) {
             batch_level_ = top;
             detail::clock_set_level(clock_, *top);
@@ -373,6 +411,16 @@ template <class Network, class Policy, class Clock = wall_clock, class Observer 
                                      Observer observer = Observer{}) {
     return batch_runner<Network, Policy, Clock, Observer>(network, std::move(policy), capacity, std::move(clock),
                                                           std::move(observer));
+}
+/// Refused at compile time: make_batch_runner on a temporary network, such as
+/// make_batch_runner(rowwise_network(net), ...) (it would dangle).
+template <class Network, class Policy, class... Rest>
+    requires(!std::is_lvalue_reference_v<Network>)
+void make_batch_runner(Network&&, Policy, std::size_t, Rest&&...) {
+    static_assert(detail::dependent_false<Network>,
+                  "make_batch_runner: the network is a temporary and would dangle (a runner only views its network, "
+                  "which must outlive it); name it first: const rowwise_network batched(net); "
+                  "auto r = make_batch_runner(batched, policy, capacity);");
 }
 
 }  // namespace earlyexit

@@ -3,13 +3,16 @@
 // evaluated head. Everything here is a view or a small value: building a context allocates
 // nothing.
 
+#include <cmath>
 #include <concepts>
 #include <cstddef>
 #include <limits>
 #include <optional>
 #include <span>
+#include <string_view>
 
 #include "confidence.hpp"
+#include "error.hpp"
 
 namespace earlyexit {
 
@@ -17,6 +20,10 @@ namespace earlyexit {
 inline constexpr std::size_t npos = std::numeric_limits<std::size_t>::max();
 
 namespace detail {
+
+/// false, but only once T is known: static_assert(dependent_false<T>) fires on instantiation.
+template <class>
+inline constexpr bool dependent_false = false;
 
 /// Declared cost of the plain network: every stage plus the final head.
 [[nodiscard]] inline double full_network_macs(std::span<const double> stage_macs,
@@ -57,6 +64,14 @@ struct sample_info {
     /// count a miss when the sample's time exceeds it.
     std::optional<double> deadline_seconds{};
 };
+
+/// Checks a deadline or period setting: absent, or finite and > 0 seconds (earlyexit::error
+/// naming `what` and the value otherwise: a NaN deadline would let a DVFS selector pick the
+/// slowest level, a 0 or negative one would count every sample as a miss).
+inline void check_deadline(const std::optional<double>& seconds, std::string_view what) {
+    if (seconds && !(std::isfinite(*seconds) && *seconds > 0.0))
+        fail("{} {} s: a deadline must be finite and > 0 seconds", what, *seconds);
+}
 
 /// A policy's answer at an evaluated head.
 enum class decision : unsigned char {

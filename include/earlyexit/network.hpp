@@ -84,10 +84,6 @@ void for_each_index(const Seq& s, F&& f) {
     for (std::size_t i = 0; i < seq<Seq>::size(s); ++i) seq<Seq>::visit(s, i, [&](const auto& x) { f(i, x); });
 }
 
-/// false, but only once T is known: static_assert(dependent_false<T>) fires on instantiation.
-template <class>
-inline constexpr bool dependent_false = false;
-
 inline void check_cost(double macs, const char* what, std::size_t index) {
     if (!(macs >= 0.0) || !std::isfinite(macs))
         fail("{} {}: declared macs {} must be finite and >= 0", what, index, macs);

@@ -32,6 +32,8 @@ struct exit_result {
     /// clock restores it) and, for a sample with a deadline on a clock that can idle, until the
     /// deadline: the energy of its whole period, the slack at idle power included.
     std::optional<double> energy_joules{};
+    /// True when the sample had a deadline and its time (seconds, the busy time) exceeded it.
+    bool deadline_missed = false;
 
     /// True when the sample left before the final head.
     [[nodiscard]] bool exited_early(const network_info& net) const noexcept { return head + 1 < net.heads; }
@@ -47,6 +49,7 @@ struct sample_outcome {
     double macs = 0;
     std::optional<std::size_t> frequency_level{};
     std::optional<double> energy_joules{};
+    bool deadline_missed = false;
 
     friend bool operator==(const sample_outcome&, const sample_outcome&) = default;
 };
@@ -55,7 +58,7 @@ struct sample_outcome {
 template <std::floating_point Scalar>
 [[nodiscard]] sample_outcome outcome_of(const exit_result<Scalar>& r) noexcept {
     return {r.predicted, r.head, r.positions_run, r.heads_evaluated, r.seconds, r.macs, r.frequency_level,
-            r.energy_joules};
+            r.energy_joules, r.deadline_missed};
 }
 
 /// One evaluated head of an episode: a small value (no views), safe to copy and keep.

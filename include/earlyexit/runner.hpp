@@ -24,6 +24,7 @@
 // label given none). One runner per thread; many runners can share one network.
 
 #include <algorithm>
+#include <cmath>
 #include <concepts>
 #include <cstddef>
 #include <optional>
@@ -71,6 +72,7 @@ struct sample_cursor {
     std::size_t steps = 0;                 ///< episode steps recorded
     double macs = 0;                       ///< declared cost so far
     std::optional<std::size_t> asked{};    ///< the last level the policy asked for
+    std::optional<std::size_t> request{};  ///< the answer of the latest frequency() call (none: no wish)
     confidence<Scalar> measures{};         ///< of the head evaluated last
 
     /// The sample starts: begin(), then first_check() (clamped to the final head).
@@ -128,6 +130,7 @@ struct sample_cursor {
     template <class Policy>
     std::optional<std::size_t> ask_frequency(Policy& p, const frequency_context<Scalar>& f) noexcept {
         const auto l = hooks::frequency(p, f);
+        request = l;
         if (l) asked = l;
         return l;
     }
@@ -147,6 +150,7 @@ struct sample_cursor {
         r.logits = logits;
         r.probs = probs;
         r.frequency_level = asked;
+        r.deadline_missed = sample->deadline_seconds && seconds > *sample->deadline_seconds;
         return r;
     }
 
@@ -164,7 +168,10 @@ void check_sample_args(const sample_info& sample, const network_info& info, cons
         earlyexit::fail("sample {}: label {} is out of range [0, {})", sample.index, *sample.label, info.classes);
     if (!sample.label && hooks::needs_label(policy))
         earlyexit::fail("sample {}: the policy needs a label (evaluation only) and none was given", sample.index);
+    if (sample.deadline_seconds && !(std::isfinite(*sample.deadline_seconds) && *sample.deadline_seconds > 0.0))
+        earlyexit::fail("sample {}: deadline {} s must be finite and > 0 seconds", sample.index, *sample.deadline_seconds);
 }
+
 
 /// Puts a clock that knows levels back to its default level when a sample (or batch) exits
 /// (no-op when it is there already, or when the clock keeps its level between samples).
@@ -209,8 +216,12 @@ public:
           steps_(info_.heads) {
         hooks::prepare(policy_, info_);
     }
-    /// A runner only views its network: a temporary would dangle.
-    basic_runner(const Network&&, Policy, Clock = Clock{}, Observer = Observer{}) = delete;
+    /// Refused: a runner only views its network, and a temporary would dangle.
+    basic_runner(const Network&&, Policy, Clock = Clock{}, Observer = Observer{}) {
+        static_assert(detail::dependent_false<Network>,
+                      "basic_runner: the network is a temporary and would dangle (a runner only views its network, "
+                      "which must outlive it); name it first: const auto net = ...build(); basic_runner r(net, policy);");
+    }
 
     // The info_ spans point into *net_, not into this object, so copies stay valid.
     basic_runner(const basic_runner&) = default;
@@ -323,6 +334,14 @@ template <class Network, class Policy, class Clock = wall_clock, class Observer 
                                Observer observer = Observer{}) {
     return basic_runner<Network, Policy, Clock, Observer>(network, std::move(policy), std::move(clock),
                                                           std::move(observer));
+}
+/// Refused at compile time: make_runner on a temporary network (it would dangle).
+template <class Network, class Policy, class... Rest>
+    requires(!std::is_lvalue_reference_v<Network>)
+void make_runner(Network&&, Policy, Rest&&...) {
+    static_assert(detail::dependent_false<Network>,
+                  "make_runner: the network is a temporary and would dangle (a runner only views its network, which "
+                  "must outlive it); name it first: const auto net = ...build(); auto r = make_runner(net, policy);");
 }
 
 }  // namespace earlyexit

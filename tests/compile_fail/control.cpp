@@ -3,7 +3,9 @@
 #include <optional>
 #include <utility>
 
+#include <earlyexit/batch_runner.hpp>
 #include <earlyexit/network.hpp>
+#include <earlyexit/parallel_runner.hpp>
 #include <earlyexit/policy/static.hpp>
 
 #include "case.hpp"
@@ -54,4 +56,15 @@ void instantiate() {
     auto s = std::move(b).stage([](vec&) {}, {.macs = 1});
     auto e = std::move(s).exit(make_head([](const vec&, std::span<float>) {}, 2));
     (void)std::move(e).build();
+
+    // Runners on named networks; a deliver callback that is noexcept.
+    const compile_fail::tiny_network<float> net;
+    (void)make_runner(net, policy::full{});
+    const rowwise_network batched(net);
+    auto br = make_batch_runner(batched, policy::full{}, 2);
+    rowwise_state<int> state(2, [] { return 0; });
+    const sample_info one[1]{};
+    (void)br.run(state, one, [](std::size_t, const exit_result<float>&) noexcept {});
+    (void)make_parallel_runner(batched, policy::full{}, parallel_options{},
+                               [] { return rowwise_state<int>(1, [] { return 0; }); });
 }

@@ -67,6 +67,7 @@ template <class LabelFn>
     requires std::is_invocable_r_v<std::optional<std::size_t>, LabelFn&, std::size_t>
 [[nodiscard]] policy_metrics summarize(std::string name, std::span<const sample_outcome> outcomes, LabelFn&& label,
                                        const network_info& net, std::optional<double> deadline = std::nullopt) {
+    check_deadline(deadline, "summarize: deadline");
     policy_metrics m;
     m.name = std::move(name);
     m.samples = outcomes.size();

@@ -92,7 +92,11 @@ public:
     }
 
     /// Every sample replayed from now on has this deadline (seconds from its start), or none.
-    void set_deadline(std::optional<double> seconds) noexcept { deadline_ = seconds; }
+    /// Throws earlyexit::error on a deadline that is not finite and > 0.
+    void set_deadline(std::optional<double> seconds) {
+        check_deadline(seconds, "replay: deadline");
+        deadline_ = seconds;
+    }
 
     /// Runs every sample in order; returns their outcomes.
     std::vector<sample_outcome> run_all() {

@@ -78,7 +78,7 @@ struct fixture {
         net.head_positions = positions;
         net.stage_macs = stage_macs;
         net.head_macs = head_macs;
-        net.full_macs = detail::full_network_macs(stage_macs, head_macs);
+        net.full_macs = full_network_macs(stage_macs, head_macs);
 
         std::mt19937 rng(7);
         std::normal_distribution<float> noise(0.f, 1.f);

@@ -72,7 +72,7 @@ struct fixture {
         net.head_positions = positions;
         net.stage_macs = stage_macs;
         net.head_macs = head_macs;
-        net.full_macs = detail::full_network_macs(stage_macs, head_macs);
+        net.full_macs = full_network_macs(stage_macs, head_macs);
 
         std::mt19937 rng(7);
         std::normal_distribution<float> noise(0.f, 1.f);
@@ -203,7 +203,7 @@ dvfs::platform_model model_of(std::size_t n) {
 
 /// choose() over a stream of contexts: the next head and the time left vary, so every level
 /// is tried in some calls (Arg: levels in the table; the objective and the reserve as named).
-void time_selector(benchmark::State& st, dvfs_options o) {
+void time_selector(benchmark::State& st, dvfs::options o) {
     const auto& f = fixture_for(10);
     dvfs::selector sel(model_of(static_cast<std::size_t>(st.range(0))), o);
     sel.prepare(f.net);
@@ -231,8 +231,8 @@ void time_selector(benchmark::State& st, dvfs_options o) {
 }
 
 void selector_lowest_level(benchmark::State& st) { time_selector(st, {}); }
-void selector_least_energy(benchmark::State& st) { time_selector(st, {.objective = dvfs_objective::least_energy}); }
-void selector_reference(benchmark::State& st) { time_selector(st, {.rule = dvfs_rule::reference}); }
+void selector_least_energy(benchmark::State& st) { time_selector(st, {.objective = dvfs::objective::least_energy}); }
+void selector_reference(benchmark::State& st) { time_selector(st, {.rule = dvfs::rule::reference}); }
 
 }  // namespace
 

@@ -48,7 +48,7 @@ public:
 
     [[nodiscard]] earlyexit::network_info info() const noexcept {
         return {depth, depth, classes, positions_, stage_macs_, head_macs_,
-                earlyexit::detail::full_network_macs(stage_macs_, head_macs_)};
+                earlyexit::full_network_macs(stage_macs_, head_macs_)};
     }
     [[nodiscard]] std::size_t batch_workspace_size() const noexcept { return 0; }
 

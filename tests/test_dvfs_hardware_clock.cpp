@@ -1,7 +1,8 @@
 // dvfs::hardware_clock on a fake sysfs tree (cpufreq and a RAPL zone the test writes): levels
 // are applied through the backend in kHz, the runner restores the default level after every
 // sample (or keeps it, between_samples::keep_level), sleeps through a deadline's slack, and the
-// sample's energy is the meter's difference.
+// sample's energy is the meter's difference. The clock is move-only (one per frequency domain):
+// a runner takes it by std::move, and a runner that would copy it does not compile.
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -9,6 +10,8 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include <catch2/catch.hpp>
 #include <earlyexit/dvfs/hardware_clock.hpp>
@@ -22,8 +25,6 @@ using namespace earlyexit_test;
 namespace fs = std::filesystem;
 
 namespace {
-
-
 
 /// A tree with cpu0 (1, 1.5, 2 GHz, schedutil at 2 GHz) and a RAPL zone at 1000 uJ.
 struct fake_machine {
@@ -71,7 +72,7 @@ TEST_CASE("hardware_clock applies levels through cpufreq and restores the defaul
         counters count;
         const logit_table logits{{{0.f, 1.f}, {1.f, 0.f}}};
         const auto net = scripted_network(2, {0, 1}, logits, count);
-        basic_runner runner(net, slow_policy{}, clock);
+        basic_runner runner(net, slow_policy{}, std::move(clock));
         scripted_state s{0, 0};
         put(m.zone / "energy_uj", "1000");
         const auto r = runner.run(s);
@@ -119,7 +120,7 @@ TEST_CASE("hardware_clock keeps its level across samples when asked, and sleeps 
     counters count;
     const logit_table logits{{{0.f, 1.f}, {1.f, 0.f}}};
     const auto net = scripted_network(2, {0, 1}, logits, count);
-    basic_runner runner(net, slow_policy{}, clock);
+    basic_runner runner(net, slow_policy{}, std::move(clock));
     scripted_state s{0, 0};
     // A 20 ms deadline: the runner idles the clock until it (the meter measures the whole period).
     const double t0 = runner.clock().now();
@@ -137,4 +138,50 @@ TEST_CASE("hardware_clock keeps its level across samples when asked, and sleeps 
     runner.clock().idle(-1.0);
     runner.clock().idle(std::numeric_limits<double>::infinity());
     CHECK(runner.clock().idle_seconds() == Approx(20e-3 - r.seconds).margin(1e-3));
+}
+
+TEST_CASE("hardware_clock is move-only: one clock per frequency domain, so no runner copies it",
+          "[dvfs][hardware_clock]") {
+    using clock_type = dvfs::hardware_clock<>;
+    // Copies would drive the same CPUs and count the same package energy side by side (as the
+    // workers of a parallel_runner, which copies its clock for each of them, would).
+    STATIC_REQUIRE_FALSE(std::is_copy_constructible_v<clock_type>);
+    STATIC_REQUIRE_FALSE(std::is_copy_assignable_v<clock_type>);
+    STATIC_REQUIRE(std::is_nothrow_move_constructible_v<clock_type>);
+    STATIC_REQUIRE(std::is_nothrow_move_assignable_v<clock_type>);
+    // A runner takes it moved in, never copied.
+    using net_type = dynamic_network<scripted_state>;
+    using runner_type = basic_runner<net_type, slow_policy, clock_type>;
+    STATIC_REQUIRE(std::is_constructible_v<runner_type, const net_type&, slow_policy, clock_type&&>);
+    STATIC_REQUIRE_FALSE(std::is_constructible_v<runner_type, const net_type&, slow_policy, clock_type&>);
+    STATIC_REQUIRE_FALSE(std::is_constructible_v<runner_type, const net_type&, slow_policy, const clock_type&>);
+
+    // A move carries the level in force, the default, the policy between samples and the counts.
+    fake_machine m;
+    dvfs::cpufreq_backend backend(m.cpu);
+    dvfs::rapl_meter meter(m.zone);
+    dvfs::hardware_clock c(backend, meter, table(), 0);  // the target of the move assignment below
+    CHECK(get(m.freq / "scaling_setspeed") == "1000000");
+    dvfs::hardware_clock a(backend, meter, table(), 1, between_samples::keep_level);
+    CHECK(get(m.freq / "scaling_setspeed") == "1500000");
+    a.set_level(0);
+    a.idle(1e-4);
+    dvfs::hardware_clock b(std::move(a));
+    CHECK(b.level() == 0);
+    CHECK(b.default_level() == 1);
+    CHECK(b.levels_between_samples() == between_samples::keep_level);
+    CHECK(b.switches() == 1);
+    CHECK(b.idle_seconds() == Approx(1e-4));
+    CHECK(b.domain().name() == "fake");
+    b.set_level(2);
+    CHECK(get(m.freq / "scaling_setspeed") == "2000000");
+
+    // Move assignment: the target becomes the moved clock, level in force included.
+    c = std::move(b);
+    CHECK(c.level() == 2);
+    CHECK(c.default_level() == 1);
+    CHECK(c.switches() == 2);
+    c.set_level(c.default_level());
+    CHECK(get(m.freq / "scaling_setspeed") == "1500000");
+    CHECK(backend.failures() == 0);
 }

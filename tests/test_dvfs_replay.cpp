@@ -56,9 +56,9 @@ TEST_CASE("every DVFS row replays its live levels and energy over the period, th
             headline,
             policy::with_dvfs(headline, model, {.reserve = 0.25}),
             predictive,
-            policy::with_dvfs(predictive, model, {.objective = dvfs_objective::least_energy, .reserve = 0.0}),
+            policy::with_dvfs(predictive, model, {.objective = dvfs::objective::least_energy, .reserve = 0.0}),
             policy::with_dvfs(predictive, model, {.reserve = 1.0}),
-            policy::with_dvfs(predictive, model, {.rule = dvfs_rule::reference}),
+            policy::with_dvfs(predictive, model, {.rule = dvfs::rule::reference}),
         };
         INFO("seed " << seed << ", " << stages << " stages, " << positions.size() << " heads, deadline " << deadline);
         for (const auto& p : rows) {

@@ -1,5 +1,6 @@
 // The DVFS selector: hand-computed levels for the deadline and reference rules, and on random
 // networks the property that a full reserve never misses a deadline the highest level can meet.
+#include <filesystem>
 #include <limits>
 #include <optional>
 #include <random>
@@ -8,6 +9,7 @@
 #include <catch2/catch.hpp>
 #include <earlyexit/dvfs/clock.hpp>
 #include <earlyexit/dvfs/selector.hpp>
+#include <earlyexit/dvfs/table_file.hpp>
 
 #include "support.hpp"
 
@@ -44,7 +46,7 @@ frequency_context<float> at_start(std::size_t next_head, std::optional<double> d
 TEST_CASE("deadline rule: the lowest level whose time to the predicted head fits", "[dvfs][selector]") {
     fixture fx;
     const dvfs::platform_model m(four_levels(), 1e9);
-    dvfs::selector no_reserve(m, {.reserve = 0.0});
+    dvfs::selector no_reserve(m, {.objective = dvfs::objective::lowest_level, .reserve = 0.0});
     no_reserve.prepare(fx.info);
     // To head 1: 2 stages + head 1 = 2.1e6 MACs: 8.4 ms at level 0, 4.2 at 1, 2.8 at 2, 2.1 at 3.
     CHECK(no_reserve.choose(at_start(1, 9e-3)) == std::optional<std::size_t>(0));
@@ -61,14 +63,14 @@ TEST_CASE("deadline rule: the lowest level whose time to the predicted head fits
 
     // The reserve keeps the worst rest at the highest level: after head 1, stages 2-3 and heads 2-3,
     // 2.2e6 MACs = 2.2 ms. With 4.5 ms: 2.3 ms are left for the 2.1e6 MACs: level 3 only.
-    dvfs::selector full_reserve(m, {.reserve = 1.0});
+    dvfs::selector full_reserve(m, {.objective = dvfs::objective::lowest_level, .reserve = 1.0});
     full_reserve.prepare(fx.info);
     CHECK(full_reserve.choose(at_start(1, 4.5e-3)) == std::optional<std::size_t>(3));
     CHECK(full_reserve.choose(at_start(1, 5.05e-3)) == std::optional<std::size_t>(2));  // 2.8 + 2.2 = 5.0
     // Predicting the final head: no rest to reserve. 4.1e6 MACs: 8.2 ms at level 1.
     CHECK(full_reserve.choose(at_start(3, 8.25e-3)) == std::optional<std::size_t>(1));
     // predicted_exit = false always aims at the final head.
-    dvfs::selector plain(m, {.predicted_exit = false});
+    dvfs::selector plain(m, {.objective = dvfs::objective::lowest_level, .predicted_exit = false});
     plain.prepare(fx.info);
     CHECK(plain.choose(at_start(0, 8.25e-3)) == std::optional<std::size_t>(1));
     CHECK(plain.choose(at_start(0, 8.1e-3)) == std::optional<std::size_t>(2));
@@ -76,7 +78,7 @@ TEST_CASE("deadline rule: the lowest level whose time to the predicted head fits
 
 TEST_CASE("deadline rule: a switch costs its latency, staying costs none", "[dvfs][selector]") {
     fixture fx;
-    dvfs::selector s(dvfs::platform_model(four_levels(0.5e-3), 1e9), {.reserve = 0.0});
+    dvfs::selector s(dvfs::platform_model(four_levels(0.5e-3), 1e9), {.objective = dvfs::objective::lowest_level, .reserve = 0.0});
     s.prepare(fx.info);
     // To head 1 at level 1: 4.2 ms, plus 0.5 ms to switch from level 3.
     CHECK(s.choose(at_start(1, 4.6e-3, 3)) == std::optional<std::size_t>(2));
@@ -95,8 +97,8 @@ TEST_CASE("deadline rule, least energy: the fitting level that spends the least"
     const dvfs::platform_model m(d, 1e9);
     CHECK(m.power_w(0) * 4e-3 == Approx(9.28e-3));
     CHECK(m.power_w(3) * 1e-3 == Approx(4.42e-3));
-    dvfs::selector lowest(m, {.objective = dvfs_objective::lowest_level, .reserve = 0.0});
-    dvfs::selector least(m, {.objective = dvfs_objective::least_energy, .reserve = 0.0});
+    dvfs::selector lowest(m, {.objective = dvfs::objective::lowest_level, .reserve = 0.0});
+    dvfs::selector least(m, {.objective = dvfs::objective::least_energy, .reserve = 0.0});
     lowest.prepare(fx.info);
     least.prepare(fx.info);
     CHECK(lowest.choose(at_start(1, 9e-3)) == std::optional<std::size_t>(0));
@@ -107,13 +109,13 @@ TEST_CASE("deadline rule, least energy: the fitting level that spends the least"
     // busy time alone (before Step 8) picked level 3 here too.
     const dvfs::frequency_domain leaky("leaky", {{0.5e9, 0.8}, {1.0e9, 0.9}, {1.5e9, 1.0}, {2.0e9, 1.1}},
                                        {.static_w = 2.0, .capacitance_f = 1e-9});
-    dvfs::selector least_leaky(dvfs::platform_model(leaky, 1e9), {.objective = dvfs_objective::least_energy, .reserve = 0.0});
+    dvfs::selector least_leaky(dvfs::platform_model(leaky, 1e9), {.objective = dvfs::objective::least_energy, .reserve = 0.0});
     least_leaky.prepare(fx.info);
     CHECK(least_leaky.choose(at_start(1, 9e-3)) == std::optional<std::size_t>(0));
     CHECK(least_leaky.choose(at_start(1, 4.5e-3)) == std::optional<std::size_t>(1));  // level 0 does not fit
     // Without static power the slowest fitting level is also the cheapest.
     const dvfs::platform_model dynamic_only(four_levels(), 1e9);
-    dvfs::selector least_dynamic(dynamic_only, {.objective = dvfs_objective::least_energy, .reserve = 0.0});
+    dvfs::selector least_dynamic(dynamic_only, {.objective = dvfs::objective::least_energy, .reserve = 0.0});
     least_dynamic.prepare(fx.info);
     CHECK(least_dynamic.choose(at_start(1, 4.5e-3)) == std::optional<std::size_t>(1));
 }
@@ -124,7 +126,7 @@ TEST_CASE("reference rule: f = f_max * J / r rounded up to a level", "[dvfs][sel
     fixture fx;
     const dvfs::platform_model m(four_levels(), 1e9);
     const auto pick = [&](double scale, std::size_t next_head, std::size_t stages_run) {
-        dvfs::selector s(m, {.rule = dvfs_rule::reference, .reference_j = scale});
+        dvfs::selector s(m, {.rule = dvfs::rule::reference, .reference_j = scale});
         s.prepare(fx.info);
         auto f = at_start(next_head, std::nullopt);
         f.stages_run = stages_run;
@@ -145,7 +147,7 @@ TEST_CASE("reference rule: f = f_max * J / r rounded up to a level", "[dvfs][sel
     CHECK(pick(1.2, 1, 0) == std::optional<std::size_t>(2));
     CHECK(pick(0.6, 3, 0) == std::optional<std::size_t>(2));
     // It ignores the deadline.
-    dvfs::selector s(m, {.rule = dvfs_rule::reference});
+    dvfs::selector s(m, {.rule = dvfs::rule::reference});
     s.prepare(fx.info);
     CHECK(s.choose(at_start(1, 1e-9)) == std::optional<std::size_t>(1));
 }
@@ -163,7 +165,7 @@ TEST_CASE("reference rule, live: a sample's level follows its prediction", "[dvf
     const logit_table table{{{0.f, 1.f}, {0.f, 1.f}, {0.f, 1.f}, {0.f, 1.f}}};
     const auto net = scripted_network(4, {0, 1, 2, 3}, table, count, {1e6, 1e6, 1e6, 1e6}, 1e5);
     const dvfs::platform_model m(four_levels(), 1e9);
-    auto runner = make_runner(net, policy::with_dvfs(to_head_one{}, m, {.rule = dvfs_rule::reference}),
+    auto runner = make_runner(net, policy::with_dvfs(to_head_one{}, m, {.rule = dvfs::rule::reference}),
                               dvfs::model_clock(m));
     scripted_state st{0, 0};
     const auto r = runner.run(st, {0, std::nullopt, 4.1e-3});
@@ -217,5 +219,44 @@ TEST_CASE("with a full reserve no sample misses a deadline the highest level mee
             e_slow += *rs.energy_joules;
         }
         if (deadline > worst * 1.2) CHECK(e_slow < e_fast);
+    }
+}
+
+TEST_CASE("with_dvfs's defaults never cost more energy than f_max on the shipped tables", "[dvfs][selector][property]") {
+    // The default objective is least energy with the deadline guaranteed (reserve 1): per
+    // forecast it never picks a level dearer than the one in force. (The paper's lowest level
+    // can cost more where static power dominates a table's low levels; see the leaky table above.)
+    // Budgets from the worst case at f_max to 11x it.
+    for (const char* file : {"exynos5422_a15.json", "amd_phenom_ii_x4_940.json"}) {
+        const auto domain = dvfs::read_frequency_domain(std::filesystem::path(EARLYEXIT_TEST_SOURCE_DIR) / ".." / "data" / "dvfs" / file);
+        for (unsigned seed = 1; seed <= 6; ++seed) {
+            std::mt19937 rng(seed);
+            const std::size_t stages = 2 + rng() % 7;
+            const std::vector<std::size_t> positions = random_head_positions(rng, stages);
+            std::vector<double> stage_macs(stages);
+            for (auto& x : stage_macs) x = static_cast<double>(1e6 + static_cast<double>(rng() % 10000000));
+            counters count;
+            const std::size_t samples = 100;
+            const auto table = random_table(samples, positions.size(), 5, seed * 17);
+            const auto net = scripted_network(stages, positions, table, count, stage_macs, 2e4);
+            const dvfs::platform_model m(domain, 4e9);
+            double worst = 0;
+            for (const double x : stage_macs) worst += m.seconds(x, 1, m.max_level());
+            worst += static_cast<double>(positions.size()) * m.seconds(2e4, 1, m.max_level());
+            const double deadline = worst * (1.0 + 2.0 * static_cast<double>(seed % 6));
+            INFO(file << ", seed " << seed << ", deadline " << deadline << " s (" << deadline / worst << "x the worst case)");
+            auto fast = make_runner(net, policy::max_prob{0.8}, dvfs::model_clock(m));
+            auto dvfs_default = make_runner(net, policy::with_dvfs(policy::max_prob{0.8}, m), dvfs::model_clock(m));
+            double e_fast = 0, e_default = 0;
+            for (std::size_t i = 0; i < samples; ++i) {
+                scripted_state a{i, 0}, b{i, 0};
+                const auto rf = fast.run(a, {i, std::nullopt, deadline});
+                e_fast += *rf.energy_joules;
+                const auto r = dvfs_default.run(b, {i, std::nullopt, deadline});
+                if (!rf.deadline_missed) CHECK_FALSE(r.deadline_missed);  // a deadline f_max meets is met
+                e_default += *r.energy_joules;
+            }
+            CHECK(e_default <= e_fast * (1 + 1e-9));
+        }
     }
 }

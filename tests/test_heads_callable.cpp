@@ -21,3 +21,16 @@ TEST_CASE("callable_head and make_head wrap any callable", "[heads]") {
     CHECK_THROWS_WITH(make_head([](const int&, std::span<float>) {}, 0), Contains("num_classes must be positive, got 0"));
     CHECK_THROWS_WITH(make_head([](const int&, std::span<float>) {}, 2, -1.0), Contains("got -1"));
 }
+
+TEST_CASE("make_head takes its shape and cost as named arguments too", "[heads]") {
+    const auto f = [](const int&, std::span<float> out) { out[0] = 1; };
+    const auto h = make_head(f, {.classes = 4, .macs = 64, .workspace = 3});
+    CHECK(h.num_classes() == 4);
+    CHECK(h.macs() == 64.0);
+    CHECK(h.workspace_size() == 3);
+    const auto g = make_head(f, {.classes = 2});  // the rest default: no cost, no workspace
+    CHECK(g.macs() == 0.0);
+    CHECK(g.workspace_size() == 0);
+    CHECK_THROWS_WITH(make_head(f, {.macs = 1}), Contains("num_classes must be positive, got 0"));
+    CHECK_THROWS_WITH(make_head(f, {.classes = 2, .macs = -2}), Contains("got -2"));
+}

@@ -1,6 +1,7 @@
 #include <vector>
 
 #include <catch2/catch.hpp>
+#include <earlyexit/network.hpp>
 #include <earlyexit/trace/metrics.hpp>
 
 using namespace earlyexit;
@@ -105,4 +106,49 @@ TEST_CASE("evaluate does not train a learning policy passed by name", "[metrics]
     // replay() by reference is the way to keep what it learned.
     (void)replay(t, p);
     CHECK(p.seen == t.size());
+}
+
+TEST_CASE("evaluate_live summarizes a live run as evaluate() summarizes the replay of the same network",
+          "[metrics]") {
+    // The hand-made trace as a live network: the state is the sample's index, the heads write
+    // its logits, and a simulated clock at 1e5 MACs/s gives the trace's recorded times.
+    const std::vector<std::vector<float>> z{{5, 0, 5, 0}, {0, 0.5f, 3, 0}, {0, 4, 0, 4}, {0.2f, 0, 0, 2}};
+    const auto head = [&z](std::size_t k) {
+        return make_head([&z, k](const std::size_t& i, std::span<float> out) {
+            out[0] = z[i][2 * k];
+            out[1] = z[i][2 * k + 1];
+        }, {.classes = 2, .macs = 10});
+    };
+    const auto net = make_network<std::size_t>()
+                         .stage([](std::size_t&) {}, {.macs = 100})
+                         .exit(head(0))
+                         .stage([](std::size_t&) {}, {.macs = 100})
+                         .exit(head(1))
+                         .build();
+    const std::vector<std::size_t> inputs{0, 1, 2, 3}, labels{0, 0, 0, 1};
+    const auto live = evaluate_live(net, "max_prob 0.9", policy::max_prob{0.9}, std::span<const std::size_t>(inputs),
+                                    labels, simulated_clock(1e5), 0.0015);
+    const auto replayed = evaluate(hand_made(), "max_prob 0.9", policy::max_prob{0.9}, 0.0015);
+    CHECK(live.name == replayed.name);
+    CHECK(live.samples == 4);
+    CHECK(live.accuracy == replayed.accuracy);
+    CHECK(live.mean_stages == replayed.mean_stages);
+    CHECK(live.mean_heads == replayed.mean_heads);
+    CHECK(live.mean_macs == replayed.mean_macs);
+    CHECK(live.compute_saving == Approx(replayed.compute_saving));
+    CHECK(live.mean_seconds == Approx(replayed.mean_seconds));
+    REQUIRE(live.deadline_miss_rate.has_value());
+    CHECK(*live.deadline_miss_rate == Approx(*replayed.deadline_miss_rate));
+    CHECK(live.exit_histogram == replayed.exit_histogram);
+    // Unlabelled: no accuracy. Bad sizes and deadlines name the value.
+    CHECK_FALSE(evaluate_live(net, "u", policy::full{}, std::span<const std::size_t>(inputs)).accuracy.has_value());
+    CHECK_THROWS_WITH(evaluate_live(net, "x", policy::full{}, std::span<const std::size_t>(inputs),
+                                    std::vector<std::size_t>{0, 1}),
+                      Contains("2 labels for 4 samples"));
+    CHECK_THROWS_WITH(evaluate_live(net, "x", policy::full{}, std::span<const std::size_t>(inputs), labels,
+                                    simulated_clock{}, -1.0),
+                      Contains("deadline -1 s"));
+    CHECK_THROWS_WITH(evaluate_live(net, "x", policy::full{}, std::span<const std::size_t>(inputs),
+                                    std::vector<std::size_t>{0, 0, 9, 0}),
+                      Contains("label 9 is out of range"));
 }

@@ -1,11 +1,12 @@
 // policy::ucb_exit and policy::epsilon_greedy (bandit.hpp): hand-computed UCB indices and arm
 // means on a 3-head scripted network, single-head pulls, epsilon draws, probes, the three reward
-// models (agreement learns only where the final head is reached, correctness through late
-// feedback), merging (halves equal the whole; a shared base counted once) and option checks.
+// models (agreement learns only where the final head is reached, so probe_rate 0 is refused;
+// correctness through late feedback), merging (halves equal the whole; a shared base counted once) and option checks.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -241,14 +242,21 @@ TEST_CASE("bandit with the agreement reward learns only where the final head is 
     counters count;
     const auto net = hand_network(table, count);
 
-    SECTION("without probes nothing stopping before the final head teaches anything") {
-        auto r = make_runner(net, policy::ucb_exit<reward::agreement_reward>(bandit_options{.lambda = 0.4}));
-        for (std::size_t t = 0; t < 20; ++t) {
-            // Arm 0 is never counted as pulled (nothing is revealed), so it stays the next arm:
-            // an agreement bandit needs probes (or epsilon) to ever leave it.
-            CHECK(run_one(r, 0, t).head == 0);
-        }
-        for (std::size_t k = 0; k < 3; ++k) CHECK(r.policy().arm_stats(k).count == 0);
+    SECTION("without probes it would never learn: probe_rate 0 is refused, naming the value") {
+        // A pull stops at its arm's head, so only probes reveal whether an early arm agrees
+        // with the final head: arm 0 would never count as pulled and stay the next arm forever.
+        const std::string why =
+            " with the agreement reward never learns: a pull stops at its arm's head, so only probes (samples "
+            "run to the final head) reveal whether an arm agrees with it; give probe_rate > 0";
+        CHECK(what_of([] { (void)policy::ucb_exit<reward::agreement_reward>(bandit_options{.lambda = 0.4}); }) ==
+              "ucb_exit: probe_rate 0" + why);
+        CHECK(what_of([] {
+                  (void)policy::epsilon_greedy<reward::agreement_reward>(bandit_options{.epsilon = 1, .probe_rate = 0});
+              }) == "epsilon_greedy: probe_rate 0" + why);
+        // Any probe rate > 0 is accepted, and the other rewards learn without probes.
+        CHECK_NOTHROW(policy::ucb_exit<reward::agreement_reward>(bandit_options{.probe_rate = 1e-3}));
+        CHECK_NOTHROW(policy::ucb_exit<>(bandit_options{.probe_rate = 0}));
+        CHECK_NOTHROW(policy::epsilon_greedy<reward::correctness_reward>(bandit_options{.probe_rate = 0}));
     }
     SECTION("probes teach every arm; a non-probe pull teaches only when it pulled the final head") {
         const std::uint64_t seed = 8;  // samples 0, 1 and 2 are not probes, sample 3 is

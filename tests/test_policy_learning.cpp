@@ -203,6 +203,7 @@ TEST_CASE("learned_table::merge adds what the other learned since its base, by h
     main_[1].add(0.5);
 
     learned_table c = main_, d = main_;  // two branches
+    const learned_table idle = main_;      // a third copy of the shared start that learns nothing
     c[0].add(0.25);
     c[2].add(1.0);
     c[2].add(-0.5);
@@ -233,7 +234,26 @@ TEST_CASE("learned_table::merge adds what the other learned since its base, by h
     }
     SECTION("merging the same branch twice counts its delta twice (merge is not idempotent)") {
         main_.merge(c, "test");
+        // c's delta once more: cell 0 one sample of 0.25, cell 2 two samples totalling 0.5; cell 1 untouched.
+        CHECK(main_[0].count == 4);
+        CHECK(main_[0].total() == 1.5);
+        CHECK(main_[1].count == 3);
+        CHECK(main_[1].total() == 1.5);
         CHECK(main_[2].count == 4);
+        CHECK(main_[2].total() == 1.0);
+        // Rebasing the branch after a merge is what makes a later merge bring only what is new.
+        c.rebase();
+        main_.merge(c, "test");
+        CHECK(main_[2].count == 4);
+    }
+    SECTION("merging a copy that learned nothing since it was made adds nothing, however often") {
+        const learned_table before = main_;
+        main_.merge(idle, "test");  // the unchanged copy of the shared start
+        main_.merge(idle, "test");
+        const learned_table now = main_;  // a copy of the merged result (as parallel_runner::sync hands out)
+        main_.merge(now, "test");
+        CHECK(std::ranges::equal(main_.cells(), before.cells()));
+        for (std::size_t i = 0; i < 3; ++i) CHECK(main_.base()[i] == running_mean{});
     }
 }
 

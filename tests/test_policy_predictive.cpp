@@ -31,7 +31,7 @@ struct shape {
         : positions(heads), stage_macs(heads, 10.0), head_macs(heads, 1.0) {
         for (std::size_t k = 0; k < heads; ++k) positions[k] = k;
         info = network_info{heads,      heads,     classes, positions, stage_macs, head_macs,
-                            detail::full_network_macs(stage_macs, head_macs)};
+                            full_network_macs(stage_macs, head_macs)};
     }
     shape(const shape&) = delete;
     shape& operator=(const shape&) = delete;

@@ -458,6 +458,11 @@ TEST_CASE("policy state: every malformed bandit file is refused, naming the fiel
     CHECK(refusal<policy::dee<>>(good) == "state.json: field 'policy' is 'ucb_exit', expected 'dee'");
     CHECK(refusal<policy::ucb_exit<>>(policy_state_json(trained<policy::ucb_exit<reward::agreement_reward>>())) ==
           "state.json: field 'reward' is 'agreement', expected 'max_prob'");
+    // An agreement bandit without probes would never learn: a file saying so is refused too.
+    json silent = policy_state_json(trained<policy::ucb_exit<reward::agreement_reward>>());
+    silent["options"]["probe_rate"] = 0.0;
+    CHECK_THAT(refusal<policy::ucb_exit<reward::agreement_reward>>(silent),
+               Contains("state.json: ucb_exit: probe_rate 0 with the agreement reward never learns"));
     // A bandit file needs no edges, and the dee-only options are not read.
     json extra = good;
     extra["edges"] = json::array({1, 2});

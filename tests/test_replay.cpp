@@ -98,12 +98,12 @@ TEST_CASE("replay on a model clock gives the live levels, times and energy bit f
             policy::with_dvfs(policy::max_prob{0.8}, model),
             policy::with_dvfs(policy::max_prob{0.6}, model, {.reserve = 0.0}),
             policy::with_dvfs(policy::full{}, model, {.predicted_exit = false, .reserve = 0.5}),
-            policy::with_dvfs(policy::max_prob{0.7}, model, {.rule = dvfs_rule::reference, .reference_j = 1.5}),
+            policy::with_dvfs(policy::max_prob{0.7}, model, {.rule = dvfs::rule::reference, .reference_j = 1.5}),
             policy::with_dvfs(skipping_learner{}, model),
             policy::with_dvfs(policy::dee<>(dee_options{.lambda = 0.3, .confidence_bins = 4}), model),
             // Predictive Exit with the selector: the frequency decision follows each prediction.
             policy::with_dvfs(policy::predictive({.beta = 1.0, .rounds = 3}, std::vector<double>(positions.size(), 2.5)),
-                              model, {.objective = dvfs_objective::least_energy, .reserve = 0.5}),
+                              model, {.objective = dvfs::objective::least_energy, .reserve = 0.5}),
             policy::max_prob{0.8}};  // no selector: every sample at the default level
         INFO("seed " << seed << ", " << stages << " stages, " << positions.size() << " heads, deadline " << deadline);
         for (auto policy : policies) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <catch2/catch.hpp>
+#include <earlyexit/policy/any_policy.hpp>
 #include <earlyexit/policy/static.hpp>
 #include <earlyexit/trace/calibrate_predictive.hpp>
 #include <earlyexit/trace/replay.hpp>
@@ -214,6 +215,12 @@ TEST_CASE("calibration by hand: check_every_head on four samples", "[calibrate][
     CHECK(strict.on_calibration.name == "check_every_head_calibrated");
     CHECK(strict.parameter_text() == "beta 1.5 from head 0");
     CHECK(strict.make().name() == "check_every_head");
+    CHECK_FALSE(strict.make().falls_back_to_full());
+    CHECK(any_policy<float>(strict.make()).name() == "check_every_head");
+    CHECK(predictive_calibrated(t, accuracy_target{0.0}, {}, grid).make().name() == "predictive");
+    // make() converts to policy::predictive (which names itself as always).
+    const policy::predictive sliced = strict.make();
+    CHECK(sliced.beta() == 1.5);
     CHECK(strict.make().beta() == 1.5);
     // 25 points allowed: beta 0.5 (cheapest at 25 points lost).
     const auto loose = predictive_calibrated(t, accuracy_target{25.0}, {.predict = false}, grid);
@@ -346,8 +353,13 @@ TEST_CASE("no calibrated point costs more than the plain network: the fallback r
         CHECK(c.parameter_text() == "full (fallback)");
         CHECK_THAT(c.note, Contains("its cheapest point within the target (beta 0.25 from head 0) costs 150.0% more "
                                     "than full"));
-        // make() starts at the final head: exactly policy::full's run.
+        // make() starts at the final head: exactly policy::full's run, and named so (as
+        // calibrate()'s fallback, policy::full); the row keeps the calibration's name.
         CHECK(c.make().first_check({}) == 1);
+        CHECK(c.make().name() == "full");
+        CHECK(c.make().falls_back_to_full());
+        CHECK(any_policy<float>(c.make()).name() == "full");
+        CHECK(evaluate(t, c).name == c.name());
         CHECK(same_decisions(replay(t, c.make()), replay(t, policy::full{})));
         CHECK(evaluate(t, c).mean_macs == 12.0);
     }

@@ -207,7 +207,7 @@ template <class Static>
 
 /// The selector settings chosen on validation for one policy at one budget.
 struct selector_choice {
-    dvfs_options options{.reserve = 1.0};
+    dvfs::options options{.reserve = 1.0};
     bool qualified = false;  ///< some setting met the miss rate (else the safe fallback)
     nlohmann::json tried = nlohmann::json::array();
 };
@@ -219,9 +219,9 @@ template <class Policy>
                                               const dvfs::model_clock& clock, const trace& val, double deadline) {
     selector_choice c;
     double best = 0;
-    for (const auto objective : {dvfs_objective::lowest_level, dvfs_objective::least_energy})
+    for (const auto objective : {dvfs::objective::lowest_level, dvfs::objective::least_energy})
         for (const double r : demo_dvfs_reserves) {
-            const dvfs_options o{.objective = objective, .reserve = r};
+            const dvfs::options o{.objective = objective, .reserve = r};
             const auto m = modelled_row("dvfs", policy::with_dvfs(inner, model, o), val, clock, deadline);
             c.tried.push_back(nlohmann::json{{"objective", std::string(name_of(objective))},
                                              {"reserve", r},
@@ -321,7 +321,7 @@ template <class Static>
         const auto pf = summarize("predictive_fmax", fmax_out, test, d);
         const auto pd = modelled_row("predictive_dvfs", policy::with_dvfs(predictive, model, c.options), test, clock, d);
         const auto pr = modelled_row("predictive_dvfs_reference",
-                                     policy::with_dvfs(predictive, model, {.rule = dvfs_rule::reference}), test, clock, d);
+                                     policy::with_dvfs(predictive, model, {.rule = dvfs::rule::reference}), test, clock, d);
         const double bound = perfect_forecast_joules(model, fmax_out, d);
         put("predictive_fmax", pf);
         put("predictive_dvfs", pd, &c);
@@ -430,7 +430,7 @@ template <class Network, class Static, class Prepare>
     policies.push_back({"predictive_fmax", predictive});
     policies.push_back({"predictive_dvfs", policy::with_dvfs(predictive, model, predictive_choice.options)});
     policies.push_back(
-        {"predictive_dvfs_reference", policy::with_dvfs(predictive, model, {.rule = dvfs_rule::reference})});
+        {"predictive_dvfs_reference", policy::with_dvfs(predictive, model, {.rule = dvfs::rule::reference})});
     dvfs_section out;
     out.static_name = headline ? static_name : std::string();
     out.table = std::string(table_name);
@@ -444,10 +444,12 @@ template <class Network, class Static, class Prepare>
     // On the real governor: the same policies live, timed by the wall clock, RAPL's energy over
     // each sample's period (the clock sleeps through the slack).
     if (hardware != nullptr) {
-        const dvfs::hardware_clock hw(hardware->backend, hardware->meter, domain, std::nullopt,
-                                      between_samples::keep_level);
         for (const auto& p : policies) {
-            auto runner = make_runner(net, p.policy, hw);
+            // A clock of its own for each policy's runner (hardware_clock is move-only: one per
+            // frequency domain); making it applies the default level, so every policy starts there.
+            auto runner = make_runner(net, p.policy,
+                                      dvfs::hardware_clock(hardware->backend, hardware->meter, domain, std::nullopt,
+                                                           between_samples::keep_level));
             std::vector<sample_outcome> live;
             live.reserve(test.size());
             progress_line bar(fmt::format("cpufreq {}", p.name), test.size());
@@ -456,9 +458,6 @@ template <class Network, class Static, class Prepare>
                 live.push_back(outcome_of(runner.run(state, sample_info{i, label, deadline})));
                 bar.tick(i + 1);
             }
-            // The next policy's runner starts from a copy of `hw`, which believes the default level
-            // is in force: put the governor back to it (this runner kept its last level).
-            runner.clock().set_level(runner.clock().default_level());
             bar.finish();
             out.hardware_rows.push_back(
                 summarize(p.name + "_cpufreq", live, [&](std::size_t i) { return test.label(i); }, info, deadline));

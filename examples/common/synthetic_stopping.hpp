@@ -165,7 +165,7 @@ struct stopping_env {
 /// c_k for k = 0..K-1 (see the file comment) of a layout. Validates it.
 [[nodiscard]] inline std::vector<double> cost_fractions(const earlyexit::trace_layout& l) {
     l.validate();
-    const double full = earlyexit::detail::full_network_macs(l.stage_macs, l.head_macs);
+    const double full = earlyexit::full_network_macs(l.stage_macs, l.head_macs);
     std::vector<double> c(l.heads());
     double stages = 0, heads = 0;
     std::size_t p = 0;

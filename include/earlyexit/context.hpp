@@ -25,15 +25,17 @@ namespace detail {
 template <class>
 inline constexpr bool dependent_false = false;
 
-/// Declared cost of the plain network: every stage plus the final head.
+}  // namespace detail
+
+/// Declared cost of the plain network: every stage plus the final head (network_info::full_macs
+/// of a network of your own: {stages, heads, classes, positions, stage_macs, head_macs,
+/// full_network_macs(stage_macs, head_macs)}).
 [[nodiscard]] inline double full_network_macs(std::span<const double> stage_macs,
                                               std::span<const double> head_macs) noexcept {
     double m = head_macs.empty() ? 0.0 : head_macs.back();
     for (double s : stage_macs) m += s;
     return m;
 }
-
-}  // namespace detail
 
 /// The shape and declared cost of a multi-exit network, as policies see it. Views into the
 /// network, which outlives every runner built on it. Costs are declared multiply-accumulates.

@@ -1,7 +1,9 @@
 #pragma once
 // earlyexit: early-exit inference scheduling for any forward pass that can be cut into stages.
 // The umbrella header: the whole library except the parts that need nlohmann/json or POSIX
-// process control, which <earlyexit/io.hpp> adds (trace files, JSON reports, gnuplot plots).
+// process control, which <earlyexit/io.hpp> adds (trace files, JSON reports, gnuplot plots),
+// and the DVFS hardware backends, which need POSIX file calls and drive the machine:
+// <earlyexit/dvfs/hardware.hpp> adds them (cpufreq, RAPL, dvfs::hardware_clock).
 
 #include "version.hpp"
 #include "config.hpp"
@@ -28,8 +30,6 @@
 #include "dvfs/table.hpp"
 #include "dvfs/clock.hpp"
 #include "dvfs/selector.hpp"
-#include "dvfs/cpufreq.hpp"
-#include "dvfs/rapl.hpp"
 #include "trace/trace.hpp"
 #include "trace/npy.hpp"
 #include "trace/recorder.hpp"

@@ -151,7 +151,7 @@ public:
                             "would all read 0; declare them with stage(f, {{.macs = ...}}) and a head's macs() or "
                             "exit(h, head_info{{.macs = ...}}) ({{.macs = 1}} per stage counts stages)",
                             n_stages, n_heads);
-        full_macs_ = detail::full_network_macs(stage_macs_, head_macs_);
+        full_macs_ = full_network_macs(stage_macs_, head_macs_);
         // Savings are ratios to the plain network's cost: with only early heads declared it is 0.
         if (full_macs_ == 0.0)
             earlyexit::fail("multi_exit_network: the plain network (every stage and the final head {}) declares cost "

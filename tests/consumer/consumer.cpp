@@ -1,7 +1,10 @@
 // The program both consumer projects (find_package/, add_subdirectory/) build: proof that an
-// outside project can include earlyexit, build a network and run a sample through it.
+// outside project can include earlyexit, build a network and run a sample through it, and
+// include the DVFS hardware backends (dvfs/hardware.hpp, not in the umbrella header).
+#include <array>
 #include <cstdio>
 
+#include <earlyexit/dvfs/hardware.hpp>
 #include <earlyexit/earlyexit.hpp>
 
 int main() {
@@ -18,5 +21,7 @@ int main() {
     x << 1.f, 0.f;  // after stage 0 the logits are (4, 0): max-prob 0.982, exit at head 0
     const auto r = runner.run(x);
     std::printf("consumer: exit at head %zu, class %zu\n", r.head, r.predicted);
-    return (r.head == 0 && r.predicted == 0 && earlyexit::version_major == EARLYEXIT_VERSION_MAJOR) ? 0 : 1;
+    const std::array<double, 2> hz{1e9, 2e9};
+    const bool hardware = earlyexit::dvfs::nearest_frequency_hz(hz, 1.6e9) == 2e9;
+    return (r.head == 0 && r.predicted == 0 && hardware && earlyexit::version_major == EARLYEXIT_VERSION_MAJOR) ? 0 : 1;
 }

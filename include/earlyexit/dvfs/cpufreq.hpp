@@ -20,6 +20,7 @@
 // (dvfs/sysfs.hpp): tests run the backend against a fake tree of their own.
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -70,19 +71,16 @@ namespace detail {
 template <file_access Files>
 [[nodiscard]] std::string cpufreq_read(const Files& files, const std::filesystem::path& dir, unsigned cpu,
                                        const char* name) {
-    const auto path = dir / name;
-    auto r = files.read(path);
-    if (r.ok()) return std::move(r.text);
-    if (r.error == ENOENT) {
-        std::error_code ec;
-        if (!std::filesystem::exists(dir, ec))
-            earlyexit::fail("cpufreq: {} not found: this kernel has no cpufreq for cpu{} (a VM or container?)",
-                            dir.string(), cpu);
-        earlyexit::fail("cpufreq: {} is missing (the cpufreq driver of cpu{} does not offer it)", path.string(), cpu);
-    }
-    if (not_permitted(r.error))
-        earlyexit::fail("cpufreq: reading {} is not permitted ({}): run as root", path.string(), errno_text(r.error));
-    earlyexit::fail("cpufreq: cannot read {}: {}", path.string(), errno_text(r.error));
+    return read_or_fail(files, dir, name, "cpufreq", [cpu](read_problem p) -> std::string {
+        switch (p) {
+            case read_problem::folder_absent:
+                return fmt::format("this kernel has no cpufreq for cpu{} (a VM or container?)", cpu);
+            case read_problem::file_missing:
+                return fmt::format(" (the cpufreq driver of cpu{} does not offer it)", cpu);
+            default:
+                return "run as root";
+        }
+    });
 }
 
 template <file_access Files>

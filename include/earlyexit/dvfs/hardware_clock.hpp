@@ -9,13 +9,22 @@
 // idling until the deadline) as a periodic stream would, and the same policies and the same
 // accounting run on both.
 //
+// One hardware clock per frequency domain; parallel_runner refuses it. The clock is move-only:
+// every copy would drive the same CPUs and read the same package counter, so copies run side by
+// side (a parallel_runner gives each worker a copy of its clock) would overwrite each other's
+// level and each count the whole package's energy. A runner that copies its clock therefore does
+// not compile with it; give a runner the clock by std::move (make_runner(net, p, std::move(c)),
+// then runner.clock()), or make a new clock for each runner (construction applies the default
+// level, so each starts from the state it believes in).
+//
 // The backend and the meter are not owned (they restore the governor and hold the counter
-// state): both must outlive every clock and runner copy made from them. Copies share the
-// hardware but each remembers the level it set: with keep_level, put a copy back to its default
-// level (set_level(default_level())) before another copy, which believes the default is in
-// force, takes over. set_level() and
-// energy_joules() never throw: failures are counted by the backend and the meter (failures(),
-// last_error()), which callers check after a run.
+// state): both must outlive every clock made from them. With keep_level, put a clock back to its
+// default level (set_level(default_level())) before an older clock on the same backend, which
+// believes its own last level is in force, takes over (a new clock applies its default itself).
+// set_level() and energy_joules() never throw: failures are counted by the backend and the
+// meter (failures(), last_error()), which callers check after a run. The hardware headers
+// (cpufreq, RAPL, this clock) are not in <earlyexit/earlyexit.hpp>: include
+// <earlyexit/dvfs/hardware.hpp>.
 
 #include <algorithm>
 #include <chrono>
@@ -50,6 +59,14 @@ public:
         backend_->apply(domain_, default_);
         level_ = default_;
     }
+
+    /// Move-only (see the file comment): a copy would share the CPUs and the energy counter.
+    /// A moved-from clock may only be assigned to or destroyed.
+    hardware_clock(const hardware_clock&) = delete;
+    hardware_clock& operator=(const hardware_clock&) = delete;
+    hardware_clock(hardware_clock&&) noexcept = default;
+    hardware_clock& operator=(hardware_clock&&) noexcept = default;
+    ~hardware_clock() = default;
 
     [[nodiscard]] double now() const noexcept {
         return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();

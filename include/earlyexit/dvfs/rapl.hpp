@@ -17,15 +17,15 @@
 // try_read() is the noexcept form for hot paths. The sysfs access goes through a Files policy
 // (dvfs/sysfs.hpp): tests run the meter against a fake zone of their own.
 
-#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <filesystem>
 #include <string>
 #include <string_view>
-#include <system_error>
 #include <utility>
+
+#include <fmt/format.h>
 
 #include "../error.hpp"
 #include "sysfs.hpp"
@@ -88,25 +88,18 @@ public:
 
 private:
     [[nodiscard]] std::string read_text(const char* file) const {
-        const auto path = zone_ / file;
-        auto r = files_.read(path);
-        if (r.ok()) return std::move(r.text);
-        if (r.error == ENOENT) {
-            std::error_code ec;
-            if (!std::filesystem::exists(zone_, ec))
-                earlyexit::fail(
-                    "rapl: {} not found: no RAPL powercap zone here (a CPU or VM without RAPL, or the intel_rapl_msr "
-                    "module not loaded; see /sys/class/powercap)",
-                    zone_.string());
-            earlyexit::fail("rapl: {} is missing: {} is not an energy-counting powercap zone", path.string(),
-                            zone_.string());
-        }
-        if (detail::not_permitted(r.error))
-            earlyexit::fail(
-                "rapl: reading {} is not permitted ({}): since Linux 5.10 energy_uj is readable by root only "
-                "(CVE-2020-8694); run as root, or make it readable (chmod a+r, or a udev rule)",
-                path.string(), detail::errno_text(r.error));
-        earlyexit::fail("rapl: cannot read {}: {}", path.string(), detail::errno_text(r.error));
+        return detail::read_or_fail(files_, zone_, file, "rapl", [this](detail::read_problem p) -> std::string {
+            switch (p) {
+                case detail::read_problem::folder_absent:
+                    return "no RAPL powercap zone here (a CPU or VM without RAPL, or the intel_rapl_msr module not "
+                           "loaded; see /sys/class/powercap)";
+                case detail::read_problem::file_missing:
+                    return fmt::format(": {} is not an energy-counting powercap zone", zone_.string());
+                default:
+                    return "since Linux 5.10 energy_uj is readable by root only (CVE-2020-8694); run as root, or "
+                           "make it readable (chmod a+r, or a udev rule)";
+            }
+        });
     }
 
     [[nodiscard]] std::uint64_t read_uj(const char* file) const {

@@ -56,30 +56,37 @@
 
 namespace earlyexit {
 
-enum class dvfs_rule : unsigned char {
+namespace dvfs {
+
+/// Which rule the selector applies (see the file comment).
+enum class rule : unsigned char {
     deadline,   ///< the lowest level that fits the time left (see the file comment)
     reference,  ///< f = J * f_max / r, rounded up to a level
 };
 
-[[nodiscard]] constexpr std::string_view name_of(dvfs_rule r) noexcept {
-    return r == dvfs_rule::deadline ? "deadline" : "reference";
+[[nodiscard]] constexpr std::string_view name_of(rule r) noexcept {
+    return r == rule::deadline ? "deadline" : "reference";
 }
 
 /// Which of the levels that fit the deadline the deadline rule takes.
-enum class dvfs_objective : unsigned char {
+enum class objective : unsigned char {
     lowest_level,  ///< the lowest (slowest) level that fits: the rule as the Predictive Exit paper states it
     least_energy,  ///< the fitting level with the least modelled energy for the work to the predicted head
 };
 
-[[nodiscard]] constexpr std::string_view name_of(dvfs_objective o) noexcept {
-    return o == dvfs_objective::lowest_level ? "lowest_level" : "least_energy";
+[[nodiscard]] constexpr std::string_view name_of(objective o) noexcept {
+    return o == objective::lowest_level ? "lowest_level" : "least_energy";
 }
 
-struct dvfs_options {
-    dvfs_rule rule = dvfs_rule::deadline;
+/// The selector's settings. The defaults take the level of least modelled energy among those
+/// that keep the deadline guaranteed (reserve 1), so they never pick a level dearer than the one
+/// in force (tested on both shipped tables against f_max). The paper's rule is
+/// objective::lowest_level, which costs more where static power dominates a table's low levels.
+struct options {
+    dvfs::rule rule = dvfs::rule::deadline;
     /// deadline rule: which fitting level (with static power, the lowest level can cost more
     /// energy than a faster one that finishes sooner).
-    dvfs_objective objective = dvfs_objective::lowest_level;
+    dvfs::objective objective = dvfs::objective::least_energy;
     /// The head checked next is where the sample is expected to exit (false: the final head).
     bool predicted_exit = true;
     /// deadline rule: share in [0, 1] of the worst rest at the highest level kept in reserve.
@@ -89,12 +96,19 @@ struct dvfs_options {
     double reference_j = 1.0;
 };
 
+}  // namespace dvfs
+
+/// The names these had before they moved into namespace dvfs.
+using dvfs_rule [[deprecated("use earlyexit::dvfs::rule")]] = dvfs::rule;
+using dvfs_objective [[deprecated("use earlyexit::dvfs::objective")]] = dvfs::objective;
+using dvfs_options [[deprecated("use earlyexit::dvfs::options")]] = dvfs::options;
+
 namespace dvfs {
 
 /// Chooses levels on a platform model for a network (bind with prepare()).
 class selector {
 public:
-    selector(platform_model model, dvfs_options o = {}) : model_(std::move(model)), o_(o) {
+    selector(platform_model model, dvfs::options o = {}) : model_(std::move(model)), o_(o) {
         if (!(o_.reserve >= 0.0 && o_.reserve <= 1.0))
             earlyexit::fail("dvfs selector: reserve {} is out of range [0, 1]", o_.reserve);
         if (!(o_.reference_j > 0.0) || !std::isfinite(o_.reference_j))
@@ -120,7 +134,7 @@ public:
         const std::size_t h = o_.predicted_exit ? std::min(f.next_head, last) : last;
         const std::size_t from = std::min(f.stages_run, positions_[h] + 1);
         const std::size_t stages = positions_[h] + 1 - from;
-        if (o_.rule == dvfs_rule::reference) {
+        if (o_.rule == dvfs::rule::reference) {
             // J: stages to the predicted exit; r: stages left in the plain network (J <= r).
             const std::size_t left = positions_[last] + 1 - from;
             if (left == 0) return std::nullopt;  // nothing left to run
@@ -152,7 +166,7 @@ public:
             const double back = (h < last && o_.reserve > 0.0 && l != top) ? o_.reserve * model_.switch_seconds() : 0.0;
             const double t = model_.seconds(work, calls, l);
             if (sw + t + back + rest > *left) continue;
-            if (o_.objective == dvfs_objective::lowest_level) return l;
+            if (o_.objective == dvfs::objective::lowest_level) return l;
             // Over the period: the time not spent working is spent idle, so a level costs its
             // power above idle for its time.
             const double joules = (l == now ? 0.0 : model_.switch_joules()) + t * (model_.power_w(l) - model_.idle_w());
@@ -165,13 +179,13 @@ public:
     }
 
     [[nodiscard]] const platform_model& model() const noexcept { return model_; }
-    [[nodiscard]] const dvfs_options& options() const noexcept { return o_; }
+    [[nodiscard]] const dvfs::options& options() const noexcept { return o_; }
 
 private:
     [[nodiscard]] double head_macs(std::size_t k) const noexcept { return head_prefix_[k + 1] - head_prefix_[k]; }
 
     platform_model model_;
-    dvfs_options o_;
+    dvfs::options o_;
     std::size_t heads_ = 0;
     std::vector<std::size_t> positions_;
     std::vector<double> stage_prefix_;
@@ -187,7 +201,7 @@ namespace policy {
 template <class Policy>
 class with_dvfs {
 public:
-    with_dvfs(Policy inner, dvfs::platform_model model, dvfs_options o = {})
+    with_dvfs(Policy inner, dvfs::platform_model model, dvfs::options o = {})
         : inner_(std::move(inner)), selector_(std::move(model), o) {
         if constexpr (requires { std::string_view(inner_.name()); }) name_ = std::string(std::string_view(inner_.name()));
         else name_ = "policy";

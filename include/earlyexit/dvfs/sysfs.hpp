@@ -25,6 +25,8 @@
 #include <system_error>
 #include <vector>
 
+#include "../error.hpp"
+
 #if defined(__unix__) || defined(__APPLE__)
 #define EARLYEXIT_DVFS_POSIX_FILES 1
 #include <fcntl.h>
@@ -169,6 +171,38 @@ namespace detail {
 }
 
 [[nodiscard]] inline bool not_permitted(int e) noexcept { return e == EACCES || e == EPERM; }
+
+/// Why a sysfs file could not be read, as read_or_fail() tells a backend's hint.
+enum class read_problem : unsigned char {
+    folder_absent,  ///< ENOENT, and the folder itself is absent (no such device here)
+    file_missing,   ///< ENOENT in a folder that exists (the driver does not offer the file)
+    not_permitted,  ///< EACCES or EPERM
+};
+
+/// The whole file folder/name through `files`. On failure throws earlyexit::error, prefixed
+/// "<who>: ", whose text hint(read_problem) -> std::string completes (called only then):
+///   folder_absent  "<folder> not found: <hint>"
+///   file_missing   "<path> is missing<hint>"
+///   not_permitted  "reading <path> is not permitted (<errno text>): <hint>"
+///   any other      "cannot read <path>: <errno text>" (no hint)
+/// The cpufreq backend and the RAPL meter read every file through it.
+template <file_access Files, class Hint>
+[[nodiscard]] std::string read_or_fail(const Files& files, const std::filesystem::path& folder, const char* name,
+                                       std::string_view who, Hint&& hint) {
+    const auto path = folder / name;
+    auto r = files.read(path);
+    if (r.ok()) return std::move(r.text);
+    if (r.error == ENOENT) {
+        std::error_code ec;
+        if (!std::filesystem::exists(folder, ec))
+            earlyexit::fail("{}: {} not found: {}", who, folder.string(), hint(read_problem::folder_absent));
+        earlyexit::fail("{}: {} is missing{}", who, path.string(), hint(read_problem::file_missing));
+    }
+    if (not_permitted(r.error))
+        earlyexit::fail("{}: reading {} is not permitted ({}): {}", who, path.string(), errno_text(r.error),
+                        hint(read_problem::not_permitted));
+    earlyexit::fail("{}: cannot read {}: {}", who, path.string(), errno_text(r.error));
+}
 
 /// The failures of a device's noexcept operations: how many, and the last one's message.
 struct failure_log {

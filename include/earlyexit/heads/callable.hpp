@@ -46,11 +46,24 @@ private:
     std::size_t workspace_;
 };
 
+/// A callable head's shape and cost, named: make_head(f, {.classes = 10, .macs = 5120}).
+struct head_spec {
+    std::size_t classes = 0;    ///< logits it writes (> 0)
+    double macs = 0.0;          ///< declared cost (finite, >= 0)
+    std::size_t workspace = 0;  ///< scratch scalars it needs
+};
+
 /// make_head(f, classes[, macs[, workspace]]): a head from a callable.
 template <class F>
 [[nodiscard]] callable_head<std::decay_t<F>> make_head(F&& f, std::size_t classes, double macs = 0.0,
                                                        std::size_t workspace = 0) {
     return callable_head<std::decay_t<F>>(std::forward<F>(f), classes, macs, workspace);
+}
+
+/// make_head(f, {.classes = C, .macs = M, .workspace = W}): the same, with named arguments.
+template <class F>
+[[nodiscard]] callable_head<std::decay_t<F>> make_head(F&& f, const head_spec& spec) {
+    return callable_head<std::decay_t<F>>(std::forward<F>(f), spec.classes, spec.macs, spec.workspace);
 }
 
 }  // namespace earlyexit

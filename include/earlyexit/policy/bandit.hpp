@@ -13,7 +13,9 @@
 // An arm learns only when its quality is revealed: always for max_prob_reward, with a label for
 // correctness_reward (fed back later through feedback() otherwise), and for agreement_reward only
 // on probes: with probe_rate p, a fraction p of the samples evaluate every head and run to the
-// final head (cost counted), which reveals every arm's agreement with the final head.
+// final head (cost counted), which reveals every arm's agreement with the final head. Without
+// probes only pulls of the final arm would ever reveal anything, so an agreement bandit refuses
+// probe_rate 0 at construction.
 // Draws (probes, epsilon) hash the seed and the sample index: replay and live runs draw alike.
 // decide() is O(1), first_check() O(heads); both noexcept and allocation-free.
 
@@ -62,7 +64,17 @@ class exit_bandit {
 public:
     using reward_type = Reward;
 
-    explicit exit_bandit(bandit_options o = {}) : opt_(o) { opt_.validate(name()); }
+    /// Throws earlyexit::error naming an option out of range, or probe_rate 0 with
+    /// agreement_reward (see the file comment: it would never learn).
+    explicit exit_bandit(bandit_options o = {}) : opt_(o) {
+        opt_.validate(name());
+        if constexpr (std::same_as<Reward, reward::agreement_reward>)
+            if (opt_.probe_rate == 0.0)
+                fail("{}: probe_rate {} with the agreement reward never learns: a pull stops at its arm's head, so "
+                     "only probes (samples run to the final head) reveal whether an arm agrees with it; give "
+                     "probe_rate > 0",
+                     name(), opt_.probe_rate);
+    }
 
     [[nodiscard]] static constexpr std::string_view name() noexcept {
         return Rule == bandit_rule::ucb ? "ucb_exit" : "epsilon_greedy";

@@ -189,9 +189,16 @@ public:
     [[nodiscard]] std::span<const running_mean> cells() const noexcept { return cells_; }
     [[nodiscard]] std::span<const running_mean> base() const noexcept { return base_; }
 
-    /// Adds what `other` learned since its base (exact). Throws earlyexit::error when the sizes
-    /// differ, or when other's base holds more than this table (it was copied from a state this
-    /// learner never had, e.g. a later one: merging would count samples twice or lose them).
+    /// Adds what `other` learned since its base: cell by cell, other's count and sum less its
+    /// base's (exact, so merges commute). This table's own base is left as it is.
+    /// Not idempotent: a merge remembers nothing, so merging the same learner twice counts what
+    /// it learned twice. Merging a copy that learned nothing since it was made (cells equal to
+    /// its base, e.g. an unchanged copy of the shared start) adds nothing. To merge a learner
+    /// again later, restart its branch after each merge (rebase() it, or give it a copy of the
+    /// merged result, as parallel_runner::sync() does): the next merge then adds only what it
+    /// learned since. Throws earlyexit::error when the sizes differ, or when other's base holds
+    /// more than this table (it was copied from a state this learner never had, e.g. a later
+    /// one: merging would count samples twice or lose them).
     void merge(const learned_table& other, std::string_view who) {
         if (other.size() != size())
             fail("{}::merge: the other learner has {} cells, this one {} (another configuration)", who, other.size(),

@@ -23,6 +23,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -59,7 +60,7 @@ struct is_exit_bandit<policy::exit_bandit<Rule, R>> : std::true_type {};
 /// Field access that names the field on every failure.
 class state_reader {
 public:
-    state_reader(const nlohmann::json& j, std::string what) : j_(j), what_(std::move(what)) {}
+    explicit state_reader(std::string what) : what_(std::move(what)) {}
 
     [[nodiscard]] const nlohmann::json& field(const nlohmann::json& obj, const std::string& key,
                                               const std::string& path) const {
@@ -123,7 +124,6 @@ private:
     static std::string join(const std::string& path, const std::string& key) {
         return path.empty() ? key : path + "." + key;
     }
-    const nlohmann::json& j_;
     std::string what_;
 };
 
@@ -175,7 +175,7 @@ template <class P>
 template <class P>
     requires detail::is_dee<P>::value || detail::is_exit_bandit<P>::value
 [[nodiscard]] P policy_from_state_json(const nlohmann::json& j, const std::string& what) {
-    const detail::state_reader r(j, what);
+    const detail::state_reader r(what);
     if (const auto f = r.string(j, "format"); f != policy_state_format)
         fail("{}: field 'format' is '{}', not '{}'", what, f, policy_state_format);
     const auto version = r.unsigned_int(j, "version");

@@ -19,7 +19,9 @@
 //                                   passing head), so the whole grid is searched, never bisected.
 //                                   None qualifies: the plain network (falls_back_to_full, met,
 //                                   a note saying why; make() then starts at the final head,
-//                                   which runs exactly as policy::full).
+//                                   which runs exactly as policy::full, and names itself
+//                                   "full", as calibrate()'s fallback policy::full does; the row
+//                                   keeps the calibration's name, as calibrate()'s does).
 //                                   search.tests lists the exit tests to search (each with its
 //                                   own beta grid: betas for logit_extremum, softmax_betas for
 //                                   log_softmax); the rule above chooses among all of them.
@@ -44,6 +46,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -110,6 +113,28 @@ template <std::floating_point Scalar>
     return g;
 }
 
+namespace policy {
+
+/// What predictive_calibration::make() gives: a policy::predictive with the calibrated options
+/// that names itself "full" when the calibration fell back (it then starts at the final head and
+/// runs exactly as policy::full, calibrate()'s fallback), else as policy::predictive does
+/// ("predictive" or "check_every_head"). Converts to policy::predictive, which then names itself
+/// as policy::predictive again.
+class calibrated_predictive : public predictive {
+public:
+    calibrated_predictive(predictive_options options, std::vector<double> thresholds, bool falls_back_to_full)
+        : predictive(std::move(options), std::move(thresholds)), full_(falls_back_to_full) {}
+
+    [[nodiscard]] std::string_view name() const noexcept { return full_ ? "full" : predictive::name(); }
+    /// True when this is a fallen-back calibration: exactly policy::full's run.
+    [[nodiscard]] bool falls_back_to_full() const noexcept { return full_; }
+
+private:
+    bool full_ = false;
+};
+
+}  // namespace policy
+
 /// What predictive_calibrated() searches.
 struct predictive_search {
     std::vector<double> betas = default_beta_grid();  ///< logit_extremum candidates, each finite and > 0
@@ -162,8 +187,10 @@ struct predictive_calibration {
         return o;
     }
     /// The calibrated policy. On a fallback it starts at the final head, where the runner stops
-    /// without asking: exactly policy::full's run.
-    [[nodiscard]] policy::predictive make() const { return policy::predictive(chosen_options(), thresholds); }
+    /// without asking: exactly policy::full's run, and its name() is "full".
+    [[nodiscard]] policy::calibrated_predictive make() const {
+        return policy::calibrated_predictive(chosen_options(), thresholds, falls_back_to_full);
+    }
 };
 
 /// See the file comment. Throws earlyexit::error when the trace is empty or unlabelled, the

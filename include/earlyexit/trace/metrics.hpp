@@ -137,6 +137,49 @@ template <std::floating_point Scalar, class Policy>
     return summarize(std::move(name), outcomes, t, deadline);
 }
 
+/// A live run summarized as evaluate() summarizes a replay: runner.run() on samples 0..n-1 in
+/// order, fill(state, i) putting sample i's input in the runner's working state (made once,
+/// from `state`), labels[i] its label (labels empty: unlabelled; else one per sample), every
+/// sample with `deadline` when given. The runner's policy learns as it runs (a learning policy
+/// ends trained on the samples). Throws earlyexit::error naming a bad size, label or deadline.
+template <class Runner, class Fill>
+    requires std::invocable<Fill&, typename Runner::state_type&, std::size_t>
+[[nodiscard]] policy_metrics evaluate_live(Runner& runner, std::string name, std::size_t n,
+                                           typename Runner::state_type state, Fill&& fill,
+                                           std::span<const std::size_t> labels = {},
+                                           std::optional<double> deadline = std::nullopt) {
+    if (!labels.empty() && labels.size() != n)
+        earlyexit::fail("evaluate_live: {} labels for {} samples", labels.size(), n);
+    check_deadline(deadline, "evaluate_live: deadline");
+    const auto label = [&labels](std::size_t i) {
+        return labels.empty() ? std::nullopt : std::optional<std::size_t>(labels[i]);
+    };
+    std::vector<sample_outcome> outcomes;
+    outcomes.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        fill(state, i);
+        outcomes.push_back(outcome_of(runner.run(state, sample_info{i, label(i), deadline})));
+    }
+    return summarize(std::move(name), outcomes, label, runner.info(), deadline);
+}
+
+/// evaluate_live for a network whose state is its input (make_network<State>()): a runner of
+/// `policy` (taken by value, as evaluate() takes it) on `clock` runs inputs[i] in order.
+///   const auto row = evaluate_live(net, "max_prob", policy::max_prob{0.9F}, inputs, labels);
+template <runnable_network Network, class Policy, runner_clock Clock = wall_clock>
+    requires exit_policy<Policy, typename Network::scalar_type> &&
+             std::copy_constructible<typename Network::state_type>
+[[nodiscard]] policy_metrics evaluate_live(const Network& network, std::string name, Policy policy,
+                                           std::span<const typename Network::state_type> inputs,
+                                           std::span<const std::size_t> labels = {}, Clock clock = Clock{},
+                                           std::optional<double> deadline = std::nullopt) {
+    if (inputs.empty()) earlyexit::fail("evaluate_live: no inputs");
+    auto runner = make_runner(network, std::move(policy), std::move(clock));
+    return evaluate_live(runner, std::move(name), inputs.size(), inputs.front(),
+                         [&inputs](typename Network::state_type& s, std::size_t i) { s = inputs[i]; }, labels,
+                         deadline);
+}
+
 /// A policy with the name its report row carries.
 template <std::floating_point Scalar = float>
 struct named_policy {

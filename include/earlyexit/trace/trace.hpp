@@ -100,7 +100,7 @@ public:
     /// An empty trace for a network with this layout (validated).
     explicit basic_trace(trace_layout layout) : layout_(std::move(layout)) {
         layout_.validate();
-        full_macs_ = detail::full_network_macs(layout_.stage_macs, layout_.head_macs);
+        full_macs_ = full_network_macs(layout_.stage_macs, layout_.head_macs);
     }
 
     /// Appends one sample. Sizes: logits K*C (head-major), stage_seconds L, head_seconds K.

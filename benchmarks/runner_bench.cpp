@@ -19,7 +19,14 @@
 //                                       batch itself: batched_model_bench). Items are samples, the
 //                                       time is wall time. --batch N / --threads N pick one case;
 //                                       the default runs B in {1, 8, 64} x T in {1, 2}.
-// Counters: stages/sample and heads/sample confirm that each pair did the same work.
+//   stream_max_prob/B                   the same samples through stream_runner with B rows on one
+//                                       thread (continuous batching: exits' rows refilled from the
+//                                       samples, new ones catching up alone): its bookkeeping
+//                                       (catch-up rounds, append's state swaps) against
+//                                       batched_max_prob/B/1. Row by row, so width brings no gain
+//                                       here; the gain on a GEMM network is in the demos' grid.
+// Counters: stages/sample and heads/sample confirm that each pair did the same work;
+// last_stage_rows/call (batched and stream rows) is the width the last stage ran at.
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -30,6 +37,7 @@
 
 #include <benchmark/benchmark.h>
 #include <earlyexit/earlyexit.hpp>
+#include <earlyexit/stream_runner.hpp>
 
 namespace {
 
@@ -250,6 +258,38 @@ void batched_max_prob(benchmark::State& st) {
     const auto n = static_cast<double>(st.iterations() * samples.size());
     st.counters["stages/sample"] = stages / n;
     st.counters["heads/sample"] = heads / n;
+    st.counters["last_stage_rows/call"] = runner.stats().rows_per_call(depth - 1);
+    st.SetItemsProcessed(static_cast<std::int64_t>(st.iterations()) * static_cast<std::int64_t>(samples.size()));
+}
+
+void stream_max_prob(benchmark::State& st) {
+    const auto& m = the_model();
+    const auto net = static_network();
+    using rows_t = earlyexit::rowwise_network<decltype(net)>;
+    const rows_t rows(net);
+    const auto capacity = static_cast<std::size_t>(st.range(0));
+    earlyexit::stream_runner<rows_t, earlyexit::policy::max_prob> runner(
+        rows, earlyexit::policy::max_prob{threshold}, {.capacity = capacity},
+        [&] { return earlyexit::rowwise_state<state>(capacity, [] { return state{}; }); });
+    std::vector<earlyexit::sample_info> samples(4 * pool);
+    for (std::size_t i = 0; i < samples.size(); ++i) samples[i].index = i;
+    std::vector<earlyexit::sample_outcome> out(samples.size());
+    const auto fill = [&](earlyexit::rowwise_state<state>& s, std::size_t first, std::size_t n) noexcept {
+        for (std::size_t r = 0; r < n; ++r) s.row(r).x = m.inputs[(first + r) % pool];
+    };
+    double stages = 0, heads = 0;
+    for (auto _ : st) {
+        runner.run_in_order(samples, fill, out);
+        for (const auto& o : out) {
+            stages += static_cast<double>(o.positions_run);
+            heads += static_cast<double>(o.heads_evaluated);
+        }
+    }
+    const auto n = static_cast<double>(st.iterations() * samples.size());
+    st.counters["stages/sample"] = stages / n;
+    st.counters["heads/sample"] = heads / n;
+    const auto& s = runner.stats();
+    st.counters["last_stage_rows/call"] = s.rows_per_call(depth - 1);
     st.SetItemsProcessed(static_cast<std::int64_t>(st.iterations()) * static_cast<std::int64_t>(samples.size()));
 }
 
@@ -292,6 +332,7 @@ int main(int argc, char** argv) {
     const auto threads = take_flag(argc, argv, "--threads", {1, 2});
     for (const long t : threads)
         for (const long b : batches) benchmark::RegisterBenchmark("batched_max_prob", batched_max_prob)->Args({b, t})->UseRealTime();
+    for (const long b : batches) benchmark::RegisterBenchmark("stream_max_prob", stream_max_prob)->Arg(b)->UseRealTime();
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
     benchmark::RunSpecifiedBenchmarks();

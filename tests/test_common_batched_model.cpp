@@ -75,6 +75,11 @@ const mobilenet_v2& mobilenet() {
     static const mobilenet_v2 m(root / "models" / "mobilenet_v2_imagenet.safetensors");
     return m;
 }
+/// The fine-grained variant: its half-block stages hold a map across stages.
+const cifar_net& cifar_fine() {
+    static const cifar_net m(root / "models" / "cifar10_fine_exits.safetensors");
+    return m;
+}
 
 /// logits[k] of every head of the per-sample network on one input.
 template <class Case>
@@ -207,6 +212,70 @@ void head_on_listed_rows(const Case& c) {
     }
 }
 
+/// append(): rows that ran stages 0..p in another state join a state at the same stage (after
+/// it dropped a row) and go on with its rows to the final head, each row's logits at every head
+/// after p those of the per-sample network; for each p in `after`. A map held across stages
+/// (the fine-grained network's half blocks) moves with the rows. Also into an empty state.
+/// Returns how many of the appends moved a held map.
+template <class Case>
+std::size_t append_joins_rows(const Case& c, const std::vector<std::size_t>& after) {
+    std::size_t held = 0;
+    std::vector<std::vector<std::vector<float>>> want;
+    for (int i = 0; i < 5; ++i) want.push_back(per_sample(c, c.input(i)));
+    const batched_model net(c.model, 6);
+    const network_info info = net.info();
+    std::vector<float> logits(6 * info.classes), ws(net.batch_workspace_size());
+    std::vector<std::size_t> list(6);
+    for (const std::size_t p : after) {
+        for (const bool into_empty : {false, true}) {
+            INFO("append after stage " << p << (into_empty ? ", into an empty state" : ""));
+            auto a = net.make_state(), b = net.make_state();
+            // a: samples 0, 1, 2 (then 1 dropped); b: samples 3, 4.
+            for (std::size_t r = 0; r < 3; ++r) c.set_row(a, r, c.input(static_cast<int>(r)));
+            for (std::size_t r = 0; r < 2; ++r) c.set_row(b, r, c.input(static_cast<int>(3 + r)));
+            a.begin(c.model.input_shape(), 3);
+            b.begin(c.model.input_shape(), 2);
+            for (std::size_t q = 0; q <= p; ++q) {
+                net.run_batch_stage(q, a, 3);
+                net.run_batch_stage(q, b, 2);
+            }
+            std::vector<std::size_t> sample{0, 2};
+            std::size_t rows = 2;
+            if (into_empty) {
+                sample.clear();
+                rows = 0;
+            } else {
+                const std::vector<std::size_t> keep{0, 2};
+                net.compact(a, keep);
+            }
+            const bool holding = b.holding();
+            held += holding ? 1 : 0;
+            net.append(a, rows, b, 2);
+            sample.push_back(3);
+            sample.push_back(4);
+            rows += 2;
+            CHECK(a.holding() == holding);
+            std::size_t checked = 0;
+            for (std::size_t q = p + 1, k = 0; q < info.stages; ++q) {
+                net.run_batch_stage(q, a, rows);
+                while (k < info.heads && info.head_positions[k] < q) ++k;
+                if (k == info.heads || info.head_positions[k] != q) continue;
+                for (std::size_t r = 0; r < rows; ++r) list[r] = r;
+                net.run_batch_head(k, a, std::span<const std::size_t>(list.data(), rows),
+                                   std::span<float>(logits.data(), rows * info.classes), ws);
+                for (std::size_t r = 0; r < rows; ++r) {
+                    INFO("head " << k << ", sample " << sample[r]);
+                    CHECK(relative_error(std::span<const float>(logits).subspan(r * info.classes, info.classes),
+                                         want[sample[r]][k]) <= tolerance);
+                    ++checked;
+                }
+            }
+            CHECK(checked > 0);
+        }
+    }
+    return held;
+}
+
 struct heap_use {
     long operator_new = 0;  ///< allocations through operator new
     long eigen_malloc = 0;  ///< Eigen's own (malloc) allocations
@@ -295,6 +364,15 @@ TEST_CASE("mobilenet_v2: compaction keeps the kept samples' results") { compacti
 TEST_CASE("cifar_net and mobilenet_v2: a head on some rows gives those rows' logits") {
     head_on_listed_rows(cifar_case{cifar()});
     head_on_listed_rows(mobilenet_case{mobilenet()});
+}
+
+TEST_CASE("cifar_net (both variants) and mobilenet_v2: append() joins rows at the same stage, held maps included") {
+    CHECK(append_joins_rows(cifar_case{cifar()}, {0, 1, 3, 5}) == 0);
+    // After first halves (a block's input held) and second halves.
+    CHECK(append_joins_rows(cifar_case{cifar_fine()}, {1, 2, 7, 11}) > 0);
+    CHECK(append_joins_rows(mobilenet_case{mobilenet()}, {4, 12}) == 0);
+    STATIC_REQUIRE(batched_network_with_append<batched_cifar_net>);
+    STATIC_REQUIRE(batched_network_with_append<batched_mobilenet_v2>);
 }
 
 TEST_CASE("the counter sees an Eigen heap allocation in this translation unit", "[alloc]") {

@@ -4,8 +4,9 @@
 // is the H*W plane at (c * capacity + r) * H*W), so that a layer of every row is one GEMM.
 // Every buffer is allocated once, at construction: capacity times the per-sample sizes.
 // A map held across stages (feature_state::advance_holding: a residual block cut in two) is
-// held for every row, and compact() moves its rows with the current map's.
+// held for every row, and compact() and append() move its rows with the current map's.
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <span>
@@ -96,6 +97,23 @@ public:
         if (holding_) nn::batch_compact(held.data(), held_shape, capacity_, keep);
     }
 
+    /// Copies src's rows 0..src_rows-1 after rows 0..rows-1 of this state (rows + src_rows <=
+    /// capacity(), src_rows <= src.capacity(), src another state at the same stage: the same
+    /// map shape, and a held map when src holds one): the current map's rows and a held map's.
+    /// With rows == 0 this state takes src's shape and holding. O(src_rows * map size); no
+    /// allocation. (stream_runner admits new samples this way.)
+    void append(std::size_t rows, const batch_feature_state& src, std::size_t src_rows) noexcept {
+        EARLYEXIT_ASSERT(&src != this && rows + src_rows <= capacity_ && src_rows <= src.capacity_);
+        EARLYEXIT_ASSERT(rows == 0 || (shape == src.shape && holding_ == src.holding_ &&
+                                       (!holding_ || held_shape == src.held_shape)));
+        EARLYEXIT_ASSERT(!src.holding_ || can_hold());
+        shape = src.shape;
+        held_shape = src.held_shape;
+        holding_ = src.holding_;
+        append_rows(bufs[static_cast<std::size_t>(cur)].data(), src.data(), shape, rows, src.capacity_, src_rows);
+        if (holding_) append_rows(held.data(), src.held_data(), held_shape, rows, src.capacity_, src_rows);
+    }
+
     std::array<std::vector<float>, 4> bufs;  // 0/1: stage input/output, 2/3: scratch (2: the inputs before begin())
     std::vector<float> ws;                   // im2col columns of every row, head scratch
     std::vector<float> held;                 // the maps kept across stages (empty unless can_hold)
@@ -103,6 +121,15 @@ public:
     nn::shape3 shape{}, held_shape{};
 
 private:
+    /// Rows 0..n-1 of `from` (a batch of shape s laid out for from_capacity rows) become rows
+    /// at..at+n-1 of `to` (laid out for this state's capacity): one block per channel.
+    void append_rows(float* to, const float* from, nn::shape3 s, std::size_t at, std::size_t from_capacity,
+                     std::size_t n) const noexcept {
+        const std::size_t plane = s.positions();
+        for (std::size_t c = 0; c < static_cast<std::size_t>(s.c); ++c)
+            std::copy_n(from + c * from_capacity * plane, n * plane, to + (c * capacity_ + at) * plane);
+    }
+
     std::size_t capacity_, max_size_;
     bool holding_ = false;
 };

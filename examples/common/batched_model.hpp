@@ -137,6 +137,13 @@ public:
     }
     /// Keeps the listed rows (strictly increasing): row keep[j] becomes row j.
     void compact(batch_feature_state& s, std::span<const std::size_t> keep) const noexcept { s.compact(keep); }
+    /// src's rows 0..src_rows-1 after dst's rows 0..dst_rows-1, both states at the same stage
+    /// (batch_feature_state::append: copies the maps' rows), so a stream_runner can admit new
+    /// samples into a running batch.
+    void append(batch_feature_state& dst, std::size_t dst_rows, batch_feature_state& src,
+                std::size_t src_rows) const noexcept {
+        dst.append(dst_rows, src, src_rows);
+    }
 
 private:
     dynamic_network<feature_state> net_;

@@ -18,6 +18,7 @@
 
 #include <earlyexit/earlyexit.hpp>
 #include <earlyexit/io.hpp>
+#include <earlyexit/stream_runner.hpp>
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
@@ -88,6 +89,29 @@ template <class B, class Policy>
     return r;
 }
 
+/// Runs `policy` over `samples` through a stream_runner of `capacity` rows on one thread
+/// (continuous batching: exits' rows are refilled from the samples), timed on the wall clock;
+/// outcomes in input order, each sample's seconds from its admission to its exit. warm_up: a
+/// first untimed run over 2 * capacity samples (for policies that do not learn).
+template <class B, class Policy>
+[[nodiscard]] batched_run run_streamed(const B& b, const Policy& policy, std::span<const sample_info> samples,
+                                       std::size_t capacity, bool warm_up) {
+    using net_t = std::remove_cvref_t<decltype(*b.net)>;
+    stream_runner<net_t, Policy> runner(*b.net, policy, {.capacity = capacity}, [&] { return b.make_state(capacity); });
+    batched_run r;
+    r.outcomes.resize(samples.size());
+    if (warm_up) {
+        const std::size_t w = std::min(samples.size(), capacity * 2);
+        runner.run_in_order(samples.first(w), b.fill, std::span<sample_outcome>(r.outcomes).first(w));
+        runner.reset_stats();
+    }
+    const double t0 = wall_clock{}.now();
+    runner.run_in_order(samples, b.fill, r.outcomes);
+    r.wall_seconds = wall_clock{}.now() - t0;
+    r.stats = runner.stats();
+    return r;
+}
+
 /// The outcomes of `policy` replayed on the trace through the same batched schedule
 /// (rowwise_network over the replay network): what a batched live run must decide.
 template <class Policy>
@@ -144,6 +168,54 @@ template <class B>
     return rows;
 }
 
+/// The throughput grid's stream row: `headline` through stream_runner at one thread with
+/// `batch` rows (when the batched network has append(); nothing otherwise), printed as a grid
+/// row ("stream") with a line naming the runner and its ratio to batch_runner's `batch_rate`,
+/// and added to the JSON's rows (runner "stream_runner") and occupancy.
+template <class B>
+void stream_row(const B& b, const named_policy<float>& headline, const std::vector<sample_outcome>* one_by_one,
+                const trace& test, std::span<const sample_info> samples, std::size_t batch, double full_rate,
+                double batch_rate, const std::optional<double>& vs_torch, nlohmann::json& json) {
+    using net_t = std::remove_cvref_t<decltype(*b.net)>;
+    if constexpr (batched_network_with_append<net_t>) {
+        const auto info = test.info();
+        const std::size_t count = samples.size();
+        const auto run = run_streamed(b, headline.policy, samples, batch, true);
+        auto m = summarize(headline.name, run.outcomes, [&](std::size_t i) { return test.label(i); }, info);
+        const double rate = static_cast<double>(count) / run.wall_seconds;
+        std::size_t differ = 0;
+        for (std::size_t i = 0; i < count; ++i) differ += run.outcomes[i].head != (*one_by_one)[i].head;
+        fmt::print("  {:<9} {:>5} {:>7} {:>11.1f} {:>9.3g} {:>9.3g} {:>9.1f} {:>8.2f} {:>8.2f}x{}\n", 1, batch, "stream",
+                   rate, m.p50_seconds * 1e3, m.p99_seconds * 1e3, m.compute_saving * 100, *m.accuracy * 100,
+                   rate / full_rate, vs_torch ? fmt::format("  {:>8.2f}x", rate / *vs_torch) : std::string());
+        fmt::print("    (stream: {} through stream_runner, {} rows kept full by admitting new samples as others exit: "
+                   "{:.2f}x batch_runner's samples/s; latency from admission to exit{})\n",
+                   headline.name, batch, rate / batch_rate,
+                   differ > 0 ? fmt::format("; {} of {} exits differ from the one-by-one run", differ, count) : "");
+        json["rows"].push_back({{"policy", headline.name},
+                                {"runner", "stream_runner"},
+                                {"batch", batch},
+                                {"threads", 1},
+                                {"throughput_samples_per_s", rate},
+                                {"latency_p50_ms", m.p50_seconds * 1e3},
+                                {"latency_p99_ms", m.p99_seconds * 1e3},
+                                {"accuracy", *m.accuracy},
+                                {"compute_saving", m.compute_saving},
+                                {"throughput_vs_full", rate / full_rate},
+                                {"throughput_vs_batch_runner", rate / batch_rate},
+                                {"exits_differing_from_one_by_one", differ},
+                                {"torch_full_samples_per_s", vs_torch ? nlohmann::json(*vs_torch) : nlohmann::json(nullptr)}});
+        nlohmann::json occ = nlohmann::json::array();
+        for (std::size_t s = 0; s < info.stages; ++s)
+            occ.push_back(
+                {{"stage", s}, {"occupancy", run.stats.occupancy(s)}, {"rows_per_call", run.stats.rows_per_call(s)}});
+        json["occupancy"][fmt::format("stream_runner_batch_{}", batch)] = occ;
+    } else {
+        (void)b, (void)headline, (void)one_by_one, (void)test, (void)samples, (void)batch, (void)full_rate,
+            (void)batch_rate, (void)vs_torch, (void)json;
+    }
+}
+
 /// What the throughput grid measured, printed, written to the JSON and plotted.
 struct throughput_section {
     nlohmann::json json;
@@ -153,8 +225,11 @@ struct throughput_section {
 /// The grid: for each thread count and batch size, `full` and the headline over the first
 /// `count` samples; their throughput, latency percentiles, accuracy and saving; exits that
 /// differ from the one-by-one live runs (`one_by_one`: full's and the headline's outcomes);
-/// the headline's stage occupancy; and, when torch_rows is given (benchmarks/pytorch_throughput.py
-/// --json), PyTorch eager's full throughput at the same batch and threads beside it.
+/// the headline's stage occupancy; at one thread and the grid's largest batch (> 1), the headline
+/// also through stream_runner (continuous batching; "stream" rows, runner "stream_runner" in the
+/// JSON, latency from each sample's admission to its exit) beside batch_runner's; and, when
+/// torch_rows is given (benchmarks/pytorch_throughput.py --json), PyTorch eager's full throughput
+/// at the same batch and threads beside it.
 template <class B>
 [[nodiscard]] throughput_section run_throughput(const B& b, const trace& test, const named_policy<float>& full,
                                                 const named_policy<float>& headline,
@@ -169,6 +244,7 @@ template <class B>
     out.json = {{"samples", count},
                 {"schedule", "round_robin"},
                 {"latency", "per sample: from its batch's start to its exit (the batch's inputs prepared before)"},
+                {"latency_stream_runner", "per sample: from its admission (its input put into a free row) to its exit"},
                 {"throughput", "samples / wall time of the run, the inputs' preparation included"},
                 {"rows", nlohmann::json::array()},
                 {"occupancy", nlohmann::json::object()}};
@@ -206,6 +282,7 @@ template <class B>
                            vs_torch ? fmt::format("  {:>8.2f}x", rate / *vs_torch) : std::string());
                 (which == 0 ? c_full : c_head).points.emplace_back(static_cast<double>(batch), rate);
                 out.json["rows"].push_back({{"policy", p.name},
+                                            {"runner", "batch_runner"},
                                             {"batch", batch},
                                             {"threads", threads},
                                             {"throughput_samples_per_s", rate},
@@ -228,6 +305,8 @@ template <class B>
                     fmt::print("    ({} of {} exits differ from the one-by-one run: the batched GEMMs sum in another "
                                "order, which moves a confidence across its threshold)\n",
                                differ, count);
+                if (which == 1 && threads == 1 && batch == batches.back() && batch > 1)
+                    stream_row(b, headline, one_by_one[1], test, samples, batch, full_rate, rate, vs_torch, out.json);
             }
         }
         out.curves.push_back(std::move(c_full));
@@ -241,6 +320,12 @@ template <class B>
     for (const auto& s : last)
         fmt::print(" {:.2f} ({:.1f})", s["occupancy"].get<double>(), s["rows_per_call"].get<double>());
     fmt::print("\n");
+    if (const auto stream = out.json["occupancy"].find(fmt::format("stream_runner_batch_{}", batches.back()));
+        stream != out.json["occupancy"].end()) {
+        fmt::print("  {} through stream_runner at batch {}: rows per batched call:", headline.name, batches.back());
+        for (const auto& s : *stream) fmt::print(" {:.1f}", s["rows_per_call"].get<double>());
+        fmt::print("\n");
+    }
     if (torch) out.json["torch"] = *torch;
     return out;
 }

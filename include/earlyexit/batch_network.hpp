@@ -19,10 +19,26 @@
 // The state has capacity(). All three calls are noexcept and allocate nothing; the runner checks
 // every argument before the first (rows <= capacity, lists increasing and in range).
 //
+// Optional, for stream_runner (continuous batching: new samples join a running batch):
+//
+//   append(dst, dst_rows, src, src_rows)         src's rows 0..src_rows-1 become dst's rows
+//                                                dst_rows..dst_rows+src_rows-1 (dst_rows +
+//                                                src_rows <= dst.capacity(), src_rows <=
+//                                                src.capacity(), dst and src distinct states);
+//                                                both at the same stage position (the same
+//                                                stages run on every row). dst's rows below
+//                                                dst_rows stay; src's rows are left unspecified
+//                                                (a state may swap buffers rather than copy).
+//                                                noexcept, allocates nothing.
+//
+// batched_network_with_append names it; a network without it is refused by stream_runner at
+// compile time.
+//
 // Two models ship:
 // * rowwise_network<N>: any per-sample runnable_network batched by running it row by row over
-//   a rowwise_state of capacity per-sample states. Compaction permutes an index, it never copies
-//   a state. Results are bit-identical to the per-sample runner; it brings no speed of its own.
+//   a rowwise_state of capacity per-sample states. Compaction permutes an index and appending
+//   swaps states: neither copies one. Results are bit-identical to the per-sample runner; it
+//   brings no speed of its own.
 // * a network whose stages gain from wide batches (the demos' im2col + GEMM convolutions; see
 //   examples/common/batched_model.hpp) implements the calls on its own layout.
 
@@ -59,6 +75,15 @@ concept batched_network =
         n.compact(s, list);
     };
 
+/// A batched_network that can also append one state's rows to another's (see the header
+/// comment): what stream_runner needs to admit new samples into a running batch.
+template <class N>
+concept batched_network_with_append =
+    batched_network<N> && requires(const N& n, typename N::batch_state_type& dst, typename N::batch_state_type& src,
+                                   std::size_t rows) {
+        n.append(dst, rows, src, rows);
+    };
+
 /// The batch state of rowwise_network: capacity per-sample states, reached through an index so
 /// that compaction moves indices, never states. Put the input of row r in row(r).
 template <class State>
@@ -78,7 +103,8 @@ public:
     /// The state of row r (r < capacity()).
     [[nodiscard]] State& row(std::size_t r) noexcept { return states_[slot_[r]]; }
     [[nodiscard]] const State& row(std::size_t r) const noexcept { return states_[slot_[r]]; }
-    /// Row r is state r again (call before filling a new batch; batch_runner does).
+    /// Row r is state r again (call before filling a new batch, to start from the states in
+    /// their first order; no runner needs it: the rows are refilled in place).
     void reset_rows() noexcept { std::iota(slot_.begin(), slot_.end(), std::size_t{0}); }
 
     /// Keeps the listed rows (strictly increasing): row keep[j] becomes row j. The dropped
@@ -86,6 +112,14 @@ public:
     void compact(std::span<const std::size_t> keep) noexcept {
         // keep is increasing, so keep[j] >= j: swapping forwards never overwrites a kept slot.
         for (std::size_t j = 0; j < keep.size(); ++j) std::swap(slot_[j], slot_[keep[j]]);
+    }
+
+    /// Appends src's rows 0..src_rows-1 after rows 0..rows-1 of this state (rows + src_rows <=
+    /// capacity(), src_rows <= src.capacity(), src another state): the per-sample states are
+    /// swapped, never copied, so src's rows are left holding this state's spare ones.
+    void append(std::size_t rows, rowwise_state& src, std::size_t src_rows) noexcept(std::is_nothrow_swappable_v<State>) {
+        using std::swap;
+        for (std::size_t j = 0; j < src_rows; ++j) swap(states_[slot_[rows + j]], src.states_[src.slot_[j]]);
     }
 
 private:
@@ -120,6 +154,11 @@ public:
         for (std::size_t j = 0; j < list.size(); ++j) net_->run_head(k, s.row(list[j]), logits.subspan(j * c, c), ws);
     }
     void compact(batch_state_type& s, std::span<const std::size_t> keep) const noexcept { s.compact(keep); }
+    /// src's rows 0..src_rows-1 after dst's rows 0..dst_rows-1 (rowwise_state::append: swaps).
+    void append(batch_state_type& dst, std::size_t dst_rows, batch_state_type& src, std::size_t src_rows) const
+        noexcept(std::is_nothrow_swappable_v<state_type>) {
+        dst.append(dst_rows, src, src_rows);
+    }
 
 private:
     const Network* net_;

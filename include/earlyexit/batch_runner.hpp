@@ -416,11 +416,12 @@ template <class Network, class Policy, class Clock = wall_clock, class Observer 
 /// make_batch_runner(rowwise_network(net), ...) (it would dangle).
 template <class Network, class Policy, class... Rest>
     requires(!std::is_lvalue_reference_v<Network>)
-void make_batch_runner(Network&&, Policy, std::size_t, Rest&&...) {
+auto make_batch_runner(Network&&, Policy, std::size_t, Rest&&...) {
     static_assert(detail::dependent_false<Network>,
                   "make_batch_runner: the network is a temporary and would dangle (a runner only views its network, "
                   "which must outlive it); name it first: const rowwise_network batched(net); "
                   "auto r = make_batch_runner(batched, policy, capacity);");
+    return detail::refused_temporary_network{};
 }
 
 }  // namespace earlyexit

@@ -25,6 +25,10 @@ namespace detail {
 template <class>
 inline constexpr bool dependent_false = false;
 
+/// What a refused make_*_runner(temporary network, ...) returns after its static_assert, so that
+/// `auto r = make_runner(...)` reports that assertion and not an incomplete `void r`.
+struct refused_temporary_network {};
+
 }  // namespace detail
 
 /// Declared cost of the plain network: every stage plus the final head (network_info::full_macs

@@ -27,6 +27,7 @@
 #include "batch_network.hpp"
 #include "batch_runner.hpp"
 #include "parallel_runner.hpp"
+#include "stream_runner.hpp"
 #include "dvfs/table.hpp"
 #include "dvfs/clock.hpp"
 #include "dvfs/selector.hpp"

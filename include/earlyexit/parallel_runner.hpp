@@ -381,10 +381,11 @@ template <class Network, class Policy, class MakeState, class Clock = wall_clock
 /// Refused at compile time: make_parallel_runner on a temporary network (it would dangle).
 template <class Network, class Policy, class... Rest>
     requires(!std::is_lvalue_reference_v<Network>)
-void make_parallel_runner(Network&&, const Policy&, parallel_options, Rest&&...) {
+auto make_parallel_runner(Network&&, const Policy&, parallel_options, Rest&&...) {
     static_assert(detail::dependent_false<Network>,
                   "make_parallel_runner: the network is a temporary and would dangle (the workers only view the "
                   "network, which must outlive the runner); name it first: const rowwise_network batched(net);");
+    return detail::refused_temporary_network{};
 }
 
 }  // namespace earlyexit

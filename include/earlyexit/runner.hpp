@@ -338,10 +338,11 @@ template <class Network, class Policy, class Clock = wall_clock, class Observer 
 /// Refused at compile time: make_runner on a temporary network (it would dangle).
 template <class Network, class Policy, class... Rest>
     requires(!std::is_lvalue_reference_v<Network>)
-void make_runner(Network&&, Policy, Rest&&...) {
+auto make_runner(Network&&, Policy, Rest&&...) {
     static_assert(detail::dependent_false<Network>,
                   "make_runner: the network is a temporary and would dangle (a runner only views its network, which "
                   "must outlive it); name it first: const auto net = ...build(); auto r = make_runner(net, policy);");
+    return detail::refused_temporary_network{};
 }
 
 }  // namespace earlyexit

@@ -2,7 +2,7 @@
 // Learned state of the learning policies (dee, ucb_exit, epsilon_greedy) as versioned JSON.
 // Needs nlohmann/json: link earlyexit::io.
 //
-//   {"format": "earlyexit.policy_state", "version": 1, "policy": "dee", "reward": "max_prob",
+//   {"format": "earlyexit.policy_state", "version": 2, "policy": "dee", "reward": "max_prob",
 //    "options": {...every option...}, "heads": K, "edges": [...] (dee only),
 //    "cells": [[count, sum], ...], "base": [[count, sum], ...]}
 // sum is the fixed-point sum of learning.hpp (integer units of 2^-24), so a round trip is exact.

@@ -128,39 +128,41 @@ template <std::floating_point Scalar>
     return summarize(std::move(name), outcomes, [&t](std::size_t i) { return t.label(i); }, t.info(), deadline);
 }
 
-/// Replays one policy on the trace and summarizes it. The policy is taken by value: a learning
-/// policy passed by name is not trained by its evaluation (replay() by reference does that).
+/// Replays one policy on the trace (on its recorded times) and summarizes it. The policy is
+/// taken by value: a learning policy passed by name is not trained by its evaluation (replay()
+/// by reference does that). `deadline`, when given, is every sample's: the policy sees it (time
+/// left in its contexts) and the summary counts the misses.
 template <std::floating_point Scalar, class Policy>
 [[nodiscard]] policy_metrics evaluate(const basic_trace<Scalar>& t, std::string name, Policy policy,
                                       std::optional<double> deadline = std::nullopt) {
-    const auto outcomes = replay(t, std::move(policy));
+    replayer<Scalar, Policy> r(t, std::move(policy));
+    r.set_deadline(deadline);
+    const auto outcomes = r.run_all();
     return summarize(std::move(name), outcomes, t, deadline);
 }
 
 /// A live run summarized as evaluate() summarizes a replay: runner.run() on samples 0..n-1 in
-/// order, fill(state, i) putting sample i's input in the runner's working state (made once,
-/// from `state`), labels[i] its label (labels empty: unlabelled; else one per sample), every
-/// sample with `deadline` when given. The runner's policy learns as it runs (a learning policy
-/// ends trained on the samples). Throws earlyexit::error naming a bad size, label or deadline.
+/// order, with the fill record_trace() and check_live_against_replay() take: fill(i, state) puts
+/// sample i's input in the runner's working state (made once, from `state`) and returns its label
+/// (std::nullopt: unlabelled). Every sample has `deadline` when given. The runner's policy learns
+/// as it runs (a learning policy ends trained on the samples). Throws earlyexit::error naming a
+/// bad label or deadline.
 template <class Runner, class Fill>
-    requires std::invocable<Fill&, typename Runner::state_type&, std::size_t>
+    requires std::is_invocable_r_v<std::optional<std::size_t>, Fill&, std::size_t, typename Runner::state_type&>
 [[nodiscard]] policy_metrics evaluate_live(Runner& runner, std::string name, std::size_t n,
                                            typename Runner::state_type state, Fill&& fill,
-                                           std::span<const std::size_t> labels = {},
                                            std::optional<double> deadline = std::nullopt) {
-    if (!labels.empty() && labels.size() != n)
-        earlyexit::fail("evaluate_live: {} labels for {} samples", labels.size(), n);
     check_deadline(deadline, "evaluate_live: deadline");
-    const auto label = [&labels](std::size_t i) {
-        return labels.empty() ? std::nullopt : std::optional<std::size_t>(labels[i]);
-    };
     std::vector<sample_outcome> outcomes;
+    std::vector<std::optional<std::size_t>> labels;
     outcomes.reserve(n);
+    labels.reserve(n);
     for (std::size_t i = 0; i < n; ++i) {
-        fill(state, i);
-        outcomes.push_back(outcome_of(runner.run(state, sample_info{i, label(i), deadline})));
+        labels.push_back(fill(i, state));
+        outcomes.push_back(outcome_of(runner.run(state, sample_info{i, labels.back(), deadline})));
     }
-    return summarize(std::move(name), outcomes, label, runner.info(), deadline);
+    return summarize(std::move(name), outcomes, [&labels](std::size_t i) { return labels[i]; }, runner.info(),
+                     deadline);
 }
 
 /// evaluate_live for a network whose state is its input (make_network<State>()): a runner of
@@ -174,10 +176,16 @@ template <runnable_network Network, class Policy, runner_clock Clock = wall_cloc
                                            std::span<const std::size_t> labels = {}, Clock clock = Clock{},
                                            std::optional<double> deadline = std::nullopt) {
     if (inputs.empty()) earlyexit::fail("evaluate_live: no inputs");
+    if (!labels.empty() && labels.size() != inputs.size())
+        earlyexit::fail("evaluate_live: {} labels for {} samples", labels.size(), inputs.size());
     auto runner = make_runner(network, std::move(policy), std::move(clock));
-    return evaluate_live(runner, std::move(name), inputs.size(), inputs.front(),
-                         [&inputs](typename Network::state_type& s, std::size_t i) { s = inputs[i]; }, labels,
-                         deadline);
+    return evaluate_live(
+        runner, std::move(name), inputs.size(), inputs.front(),
+        [&](std::size_t i, typename Network::state_type& s) {
+            s = inputs[i];
+            return labels.empty() ? std::nullopt : std::optional<std::size_t>(labels[i]);
+        },
+        deadline);
 }
 
 /// A policy with the name its report row carries.

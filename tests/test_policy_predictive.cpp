@@ -9,7 +9,7 @@
 #include <catch2/catch.hpp>
 #include <earlyexit/policy/predictive.hpp>
 #include <earlyexit/runner.hpp>
-#include <earlyexit/trace/calibrate_predictive.hpp>
+#include <earlyexit/calibrate/predictive.hpp>
 #include <earlyexit/trace/replay.hpp>
 
 #include "counting_new.hpp"

@@ -16,7 +16,7 @@
 
 #include "error_text.hpp"
 #include "temp_dir.hpp"
-#include <earlyexit/trace/sweep.hpp>
+#include <earlyexit/calibrate/sweep.hpp>
 
 using namespace earlyexit;
 namespace fs = std::filesystem;

@@ -7,7 +7,7 @@
 //   exactly as the live run did).
 //   Context at a non-final head k: a cell b = (bin of a confidence measure, bin of the cost used,
 //   bin of the top-1 streak). The confidence bins are uniform on [0, 1] or given per exit (e.g.
-//   quantile_edges() from a warm-up trace, trace/hindsight.hpp). The cost bins are uniform on
+//   quantile_edges() from a warm-up trace, calibrate/hindsight.hpp). The cost bins are uniform on
 //   [0, max_cost_fraction] of either c_k (cost_context::declared) or the time used against the
 //   sample's budget, elapsed seconds / deadline (cost_context::budget: the latency half of DEE's
 //   context; a sample without a deadline falls back to c_k). With every head evaluated in
@@ -40,7 +40,7 @@
 //
 // Learning and serving: a learner from empty needs the UCB bonus (alpha) to explore; a learner
 // trained beforehand (e.g. with correctness_reward for several passes over a labelled
-// validation trace, trace/calibrate_lambda.hpp's warm_start) serves better with little or no
+// validation trace, calibrate/lambda.hpp's warm_start) serves better with little or no
 // bonus, and a few probes (probe_rate) to follow drift: serving(alpha, probe_rate) is that
 // copy, and with_reward<R>() carries what was learned over to another reward model (e.g. the
 // label-free agreement_reward while serving).

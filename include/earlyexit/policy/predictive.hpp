@@ -4,7 +4,7 @@
 // evaluating, so heads run only where the forecast points instead of at every position.
 //
 // Exit test at head k, two forms (predictive_options::test; let validation choose,
-// trace/calibrate_predictive.hpp does):
+// calibrate/predictive.hpp does):
 //   logit_extremum  (the authors' public code) the logits are valid and logit_extremum >
 //                   beta * T_k, T_k the mean logit extremum of head k over a calibration set.
 //                   The raw logit is not shift-invariant: a head whose logits carry a constant

@@ -18,7 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../error.hpp"
-#include "../trace/calibrate.hpp"
+#include "../calibrate/thresholds.hpp"
 #include "../trace/metrics.hpp"
 
 namespace earlyexit {

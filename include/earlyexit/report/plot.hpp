@@ -38,7 +38,7 @@
 
 #include "../error.hpp"
 #include "../trace/metrics.hpp"
-#include "../trace/sweep.hpp"
+#include "../calibrate/sweep.hpp"
 
 namespace earlyexit {
 

@@ -1,4 +1,4 @@
-// trace/hindsight.hpp and trace/calibrate_lambda.hpp: quantile bins, per-head rewards, the best
+// calibrate/hindsight.hpp and calibrate/lambda.hpp: quantile bins, per-head rewards, the best
 // rule of DEE's class in hindsight (by hand), regret curves, and lambda chosen for a goal.
 #include <cmath>
 #include <vector>

@@ -17,8 +17,8 @@
 #include "../error.hpp"
 #include "../policy/any_policy.hpp"
 #include "../policy/static.hpp"
-#include "metrics.hpp"
-#include "trace.hpp"
+#include "../trace/metrics.hpp"
+#include "../trace/trace.hpp"
 
 namespace earlyexit {
 

@@ -56,10 +56,10 @@
 #include "../error.hpp"
 #include "../policy/predictive.hpp"
 #include "../policy/static.hpp"
-#include "calibrate.hpp"
-#include "metrics.hpp"
-#include "replay.hpp"
-#include "trace.hpp"
+#include "thresholds.hpp"
+#include "../trace/metrics.hpp"
+#include "../trace/replay.hpp"
+#include "../trace/trace.hpp"
 
 namespace earlyexit {
 

@@ -1,7 +1,7 @@
 #include <vector>
 
 #include <catch2/catch.hpp>
-#include <earlyexit/trace/sweep.hpp>
+#include <earlyexit/calibrate/sweep.hpp>
 
 #include "support.hpp"
 

@@ -9,7 +9,7 @@
 #include <catch2/catch.hpp>
 #include <earlyexit/policy/any_policy.hpp>
 #include <earlyexit/policy/static.hpp>
-#include <earlyexit/trace/calibrate_predictive.hpp>
+#include <earlyexit/calibrate/predictive.hpp>
 #include <earlyexit/trace/replay.hpp>
 
 #include "support.hpp"

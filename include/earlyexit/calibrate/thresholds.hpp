@@ -39,10 +39,10 @@
 
 #include "../error.hpp"
 #include "../policy/any_policy.hpp"
-#include "metrics.hpp"
-#include "replay.hpp"
+#include "../trace/metrics.hpp"
+#include "../trace/replay.hpp"
 #include "sweep.hpp"
-#include "trace.hpp"
+#include "../trace/trace.hpp"
 
 namespace earlyexit {
 

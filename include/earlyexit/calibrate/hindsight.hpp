@@ -36,7 +36,7 @@
 #include "../policy/dee.hpp"
 #include "../policy/learning.hpp"
 #include "../result.hpp"
-#include "trace.hpp"
+#include "../trace/trace.hpp"
 
 namespace earlyexit {
 

@@ -4,7 +4,7 @@
 #include <vector>
 
 #include <catch2/catch.hpp>
-#include <earlyexit/trace/calibrate.hpp>
+#include <earlyexit/calibrate/thresholds.hpp>
 
 #include "support.hpp"
 

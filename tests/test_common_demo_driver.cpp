@@ -77,3 +77,20 @@ TEST_CASE("run_live_and_replayed: DEE and the bandits, learning online, match th
     // The given policies are left as they were: empty tables.
     CHECK(policies[0].policy.target<policy::dee<>>()->heads() == 0);
 }
+
+TEST_CASE("strip_absolute_paths cuts every absolute path in a JSON to its last component", "[demo_driver]") {
+    nlohmann::json j = {{"blas", "OpenBLAS (/usr/lib/x86_64-linux-gnu/libopenblasp-r0.3.21.so)"},
+                        {"model", "/home/someone/models/net.safetensors"},
+                        {"relative", "models/net.safetensors"},
+                        {"ratio", "3/4 of it"},
+                        {"rows", {{{"note", "read from '/tmp/x/a.json' twice"}}, 7}},
+                        {"count", 3}};
+    earlyexit::demo::strip_absolute_paths(j);
+    CHECK(j["blas"] == "OpenBLAS (libopenblasp-r0.3.21.so)");
+    CHECK(j["model"] == "net.safetensors");
+    CHECK(j["relative"] == "models/net.safetensors");
+    CHECK(j["ratio"] == "3/4 of it");
+    CHECK(j["rows"][0]["note"] == "read from 'a.json' twice");
+    CHECK(j["rows"][1] == 7);
+    CHECK(j["count"] == 3);
+}

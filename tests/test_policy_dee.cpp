@@ -318,6 +318,11 @@ TEST_CASE("dee serving copies keep the learned state with another alpha and prob
     CHECK(served.table() == trained.table());
     CHECK_THROWS_WITH(trained.serving(-1.0), Contains("alpha -1"));
     CHECK_THROWS_WITH(trained.serving(0.0, 2.0), Contains("probe_rate 2"));
+    const auto named = trained.serving({.alpha = 0.1, .probe_rate = 0.05, .memory = 300});  // named arguments
+    CHECK(named.options().alpha == 0.1);
+    CHECK(named.options().probe_rate == 0.05);
+    CHECK(named.options().memory == 300);
+    CHECK_THROWS_WITH(trained.serving({.probe_rate = 3.0}), Contains("probe_rate 3"));
     const auto agreeing = served.with_reward<reward::agreement_reward>();
     CHECK(agreeing.table() == served.table());
     CHECK(agreeing.heads() == 3);

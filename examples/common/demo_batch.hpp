@@ -52,6 +52,33 @@ batched_demo(const BatchNet*, MakeState, Fill) -> batched_demo<BatchNet, MakeSta
     return j;
 }
 
+/// Every string in `j` (recursively) with absolute paths cut to their last component
+/// ("/usr/lib/x/libopenblas.so" -> "libopenblas.so"), so that a JSON copied into the demo's
+/// result carries no path of the machine it was made on.
+inline void strip_absolute_paths(nlohmann::json& j) {
+    if (j.is_string()) {
+        const std::string s = j.get<std::string>();
+        std::string out;
+        for (std::size_t i = 0; i < s.size();) {
+            const bool starts = s[i] == '/' && (i == 0 || s[i - 1] == ' ' || s[i - 1] == '(' || s[i - 1] == '\'' ||
+                                                s[i - 1] == '"' || s[i - 1] == '=' || s[i - 1] == ':');
+            if (!starts) {
+                out += s[i++];
+                continue;
+            }
+            std::size_t end = i;  // the path runs to a space, quote or closing parenthesis
+            while (end < s.size() && s[end] != ' ' && s[end] != ')' && s[end] != '\'' && s[end] != '"') ++end;
+            const std::string path = s.substr(i, end - i);
+            const auto slash = path.find_last_of('/');
+            out += path.substr(slash + 1);
+            i = end;
+        }
+        j = out;
+    } else if (j.is_structured()) {
+        for (auto& v : j) strip_absolute_paths(v);
+    }
+}
+
 /// One timed batched run.
 struct batched_run {
     std::vector<sample_outcome> outcomes;
@@ -311,6 +338,11 @@ template <class B>
         }
         out.curves.push_back(std::move(c_full));
         out.curves.push_back(std::move(c_head));
+        // PyTorch eager's full network at the same batch sizes and threads, when its JSON was given.
+        curve c_torch{fmt::format("PyTorch full, {} thread{}", threads, threads == 1 ? "" : "s"), {}};
+        for (const std::size_t batch : batches)
+            if (const auto t = torch_at(batch, threads)) c_torch.points.emplace_back(static_cast<double>(batch), *t);
+        if (!c_torch.points.empty()) out.curves.push_back(std::move(c_torch));
     }
     // The occupancy behind the figures: share of the samples that reached each stage, and the
     // rows per batched call, for the headline at the largest batch.
@@ -326,7 +358,10 @@ template <class B>
         for (const auto& s : *stream) fmt::print(" {:.1f}", s["rows_per_call"].get<double>());
         fmt::print("\n");
     }
-    if (torch) out.json["torch"] = *torch;
+    if (torch) {
+        out.json["torch"] = *torch;
+        strip_absolute_paths(out.json["torch"]);  // the file is the user's: copy no machine path
+    }
     return out;
 }
 

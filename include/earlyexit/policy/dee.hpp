@@ -172,6 +172,14 @@ struct dee_options {
 
 namespace policy {
 
+/// What a served copy of a trained DEE changes (dee::serving): exploration weight, the share of
+/// samples probed to the final head for label-free feedback, and the memory (0: average all).
+struct serving_options {
+    double alpha = 0.0;
+    double probe_rate = 0.0;
+    std::size_t memory = 0;
+};
+
 /// DEE (see the file comment). Reward: a reward_model (learning.hpp), max_prob_reward by default.
 template <reward_model Reward = reward::max_prob_reward>
 class dee {
@@ -264,10 +272,14 @@ public:
     /// branch (learned_table): merging it back adds only what it learns while serving. Throws
     /// earlyexit::error naming a value out of range.
     [[nodiscard]] dee serving(double alpha, double probe_rate = 0.0, std::size_t memory = 0) const {
+        return serving(serving_options{.alpha = alpha, .probe_rate = probe_rate, .memory = memory});
+    }
+    /// The same with named arguments: serving({.alpha = 0, .probe_rate = 0.02, .memory = 300}).
+    [[nodiscard]] dee serving(const serving_options& o) const {
         dee d(*this);
-        d.opt_.alpha = alpha;
-        d.opt_.probe_rate = probe_rate;
-        d.opt_.memory = memory;
+        d.opt_.alpha = o.alpha;
+        d.opt_.probe_rate = o.probe_rate;
+        d.opt_.memory = o.memory;
         d.opt_.validate("dee::serving");
         return d;
     }

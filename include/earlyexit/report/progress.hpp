@@ -4,8 +4,11 @@
 // Quiet for short runs; on a terminal one line redrawn in place, elsewhere (a log, CI) a plain
 // line per step of the total, so logs stay short. tick() is cheap enough to call per sample.
 
+#if __has_include(<unistd.h>)
 #include <stdio.h>   // fileno (POSIX)
 #include <unistd.h>  // isatty
+#define EARLYEXIT_HAS_ISATTY 1
+#endif
 
 #include <algorithm>
 #include <array>
@@ -23,6 +26,21 @@
 #include "../error.hpp"
 
 namespace earlyexit {
+
+namespace detail {
+
+/// Whether f is a terminal (isatty where POSIX has it; elsewhere never: plain lines).
+[[nodiscard]] inline bool is_terminal(std::FILE* f) noexcept {
+#ifdef EARLYEXIT_HAS_ISATTY
+    return ::isatty(::fileno(f)) != 0;
+#else
+    (void)f;
+    return false;
+#endif
+}
+
+}  // namespace detail
+
 
 /// Where the progress goes: `automatic` redraws one line when the stream is a terminal
 /// (isatty) and prints plain lines otherwise; `terminal` and `lines` force either.
@@ -55,7 +73,7 @@ public:
             earlyexit::fail("progress_line: redraw_seconds {} must be >= 0", opt_.redraw_seconds);
         if (opt_.lines == 0) earlyexit::fail("progress_line: lines must be >= 1");
         terminal_ = opt_.style == progress_style::terminal ||
-                    (opt_.style == progress_style::automatic && ::isatty(::fileno(out_)) != 0);
+                    (opt_.style == progress_style::automatic && detail::is_terminal(out_));
         start_ = static_cast<double>(clock_.now());
     }
     basic_progress_line(const basic_progress_line&) = delete;

@@ -129,4 +129,28 @@ inline earlyexit::exit_context<float> context_with(float max_prob, float margin,
     return c;
 }
 
+/// The calibration tests' synthetic trace: 6 heads after stages 0..5 (100 MACs each, heads
+/// `head_macs`), 5 classes. Heads grow more accurate with depth; the label is the final head's
+/// class 90% of the time; every other sample is easy (all heads see its final class clearly),
+/// so early exits pay. Each stage and head recorded `stage_seconds` / `head_seconds`.
+inline earlyexit::trace synthetic_calibration_trace(std::size_t samples, unsigned seed, double head_macs = 5.0,
+                                                    double stage_seconds = 1e-3, double head_seconds = 1e-4) {
+    const std::size_t heads = 6, classes = 5;
+    const auto table = random_table(samples, heads, classes, seed);
+    earlyexit::trace t(earlyexit::trace_layout{classes, {0, 1, 2, 3, 4, 5}, std::vector<double>(heads, 100.0),
+                                               std::vector<double>(heads, head_macs)});
+    std::mt19937 rng(seed + 1);
+    for (std::size_t i = 0; i < samples; ++i) {
+        const std::size_t final_top = earlyexit::top1(table[i].back());
+        std::vector<float> z;
+        for (auto h : table[i]) {
+            if (i % 2 == 0) h[final_top] += 6.f;
+            z.insert(z.end(), h.begin(), h.end());
+        }
+        const std::size_t y = rng() % 100 < 90 ? final_top : (final_top + 2) % classes;
+        t.add(z, std::vector<double>(heads, stage_seconds), std::vector<double>(heads, head_seconds), y);
+    }
+    return t;
+}
+
 }  // namespace earlyexit_test

@@ -21,26 +21,10 @@ namespace {
 
 constexpr double z95 = 1.6448536269514722;
 
-/// Heads sharpen with depth; the label is the final head's class 90% of the time; every other
-/// sample is easy at every head (as test_calibrate.cpp's synthetic trace). Stage 100 MACs, head
-/// `head_macs`.
+/// The calibration tests' synthetic trace (support.hpp) with heads of `head_macs` and no
+/// recorded time.
 trace synthetic(std::size_t samples, unsigned seed, double head_macs = 5.0) {
-    const std::size_t heads = 6, classes = 5;
-    const auto table = earlyexit_test::random_table(samples, heads, classes, seed);
-    trace t(trace_layout{classes, {0, 1, 2, 3, 4, 5}, std::vector<double>(heads, 100.0),
-                         std::vector<double>(heads, head_macs)});
-    std::mt19937 rng(seed + 1);
-    for (std::size_t i = 0; i < samples; ++i) {
-        const std::size_t final_top = top1(table[i].back());
-        std::vector<float> z;
-        for (auto h : table[i]) {
-            if (i % 2 == 0) h[final_top] += 6.f;
-            z.insert(z.end(), h.begin(), h.end());
-        }
-        const std::size_t y = rng() % 100 < 90 ? final_top : (final_top + 2) % classes;
-        t.add(z, std::vector<double>(6, 0.0), std::vector<double>(6, 0.0), y);
-    }
-    return t;
+    return earlyexit_test::synthetic_calibration_trace(samples, seed, head_macs, 0.0, 0.0);
 }
 
 /// The exit head and declared cost of one sample, from algorithms.md section 3 with plain loops

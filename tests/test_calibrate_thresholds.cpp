@@ -13,25 +13,8 @@ using Catch::Matchers::Contains;
 
 namespace {
 
-// Heads grow more accurate with depth; the label is the final head's class 90% of the time.
-// Every other sample is easy: all heads see its final class clearly, so early exits pay.
-trace synthetic(std::size_t samples, unsigned seed) {
-    const std::size_t heads = 6, classes = 5;
-    const auto table = earlyexit_test::random_table(samples, heads, classes, seed);
-    trace t(trace_layout{classes, {0, 1, 2, 3, 4, 5}, std::vector<double>(6, 100.0), std::vector<double>(6, 5.0)});
-    std::mt19937 rng(seed + 1);
-    for (std::size_t i = 0; i < samples; ++i) {
-        const std::size_t final_top = top1(table[i].back());
-        std::vector<float> z;
-        for (auto h : table[i]) {
-            if (i % 2 == 0) h[final_top] += 6.f;
-            z.insert(z.end(), h.begin(), h.end());
-        }
-        const std::size_t y = rng() % 100 < 90 ? final_top : (final_top + 2) % classes;
-        t.add(z, std::vector<double>(6, 1e-3), std::vector<double>(6, 1e-4), y);
-    }
-    return t;
-}
+// Heads grow more accurate with depth, every other sample is easy (support.hpp).
+trace synthetic(std::size_t samples, unsigned seed) { return earlyexit_test::synthetic_calibration_trace(samples, seed); }
 
 /// What a family does on one sample, computed from the logits alone (no runner, no replay):
 /// the exit head, the heads evaluated and the declared cost.

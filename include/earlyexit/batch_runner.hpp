@@ -318,17 +318,11 @@ private:
                     std::size_t rows) noexcept {
         const std::size_t classes = info_.classes;
         auto& c = cursors_[i];
-        // Measured from buffers of their own, allocated as basic_runner's are: the vectorized
-        // sums in measure() depend on where the data sits, and so would the last bit of a
-        // measure read in place at row j.
-        const auto row = head_logits_.begin() + static_cast<std::ptrdiff_t>(j * classes);
-        std::copy(row, row + static_cast<std::ptrdiff_t>(classes), row_logits_.begin());
-        const std::span<const scalar_type> logits(row_logits_);
-        const std::span<scalar_type> probs(row_probs_);
-        const exit_context<scalar_type> ctx = c.evaluated_head(logits, probs, elapsed, level, info_);
-        detail::observe_head(observer_, ctx);
+        const std::span<const scalar_type> row(head_logits_.data() + j * classes, classes);
+        const std::span<scalar_type> logits(row_logits_), probs(row_probs_);
+        exit_context<scalar_type> ctx;
         last_round_[j] = i;
-        if (c.decide(policy_, ctx, steps_of(i)) == decision::stop) {
+        if (c.meet_head(policy_, observer_, row, logits, probs, elapsed, level, info_, steps_of(i), ctx) == decision::stop) {
             const auto out = exit_logits_.begin() + static_cast<std::ptrdiff_t>(i * classes);
             const auto out_p = exit_probs_.begin() + static_cast<std::ptrdiff_t>(i * classes);
             std::copy(logits.begin(), logits.end(), out);
@@ -337,8 +331,7 @@ private:
                                    std::span<const scalar_type>(exit_probs_.data() + i * classes, classes), info_);
             return true;
         }
-        c.advance(policy_, ctx);
-        (void)c.ask_frequency(policy_, c.frequency_at(pos, elapsed, level, &ctx, info_, rows));
+        c.proceed(policy_, ctx, pos, elapsed, level, info_, rows);
         return false;
     }
 
@@ -368,13 +361,9 @@ private:
         }
     }
     [[nodiscard]] std::size_t level_in_force() const noexcept {
-        if constexpr (detail::clock_with_levels<Clock>) return static_cast<std::size_t>(clock_.level());
-        else return batch_level_ ? *batch_level_ : npos;
+        return detail::clock_level_in_force(clock_, batch_level_, npos);
     }
-    [[nodiscard]] double energy_now() const noexcept {
-        if constexpr (detail::clock_with_energy<Clock>) return static_cast<double>(clock_.energy_joules());
-        else return 0.0;
-    }
+    [[nodiscard]] double energy_now() const noexcept { return detail::clock_energy(clock_); }
     /// The energy since `mark`, shared equally by the rows that ran; moves the mark.
     void share_energy(std::size_t rows, double& mark) noexcept {
         if constexpr (detail::clock_with_energy<Clock>) {

@@ -98,6 +98,22 @@ concept clock_with_energy = requires(const C& c) {
     { c.energy_joules() } noexcept -> std::convertible_to<double>;
 };
 
+/// The energy the clock has metered so far (0 on a clock that meters none).
+template <class C>
+[[nodiscard]] double clock_energy(const C& c) noexcept {
+    if constexpr (clock_with_energy<C>) return static_cast<double>(c.energy_joules());
+    else return 0.0;
+}
+
+/// The level in force: the clock's when it knows levels, else `asked` (the last level a runner
+/// set), else `none`.
+template <class C>
+[[nodiscard]] std::size_t clock_level_in_force(const C& c, const std::optional<std::size_t>& asked,
+                                               std::size_t none) noexcept {
+    if constexpr (clock_with_levels<C>) return static_cast<std::size_t>(c.level());
+    else return asked ? *asked : none;
+}
+
 /// A clock that can wait out the rest of a period (idle(seconds)).
 template <class C>
 concept clock_with_idle = requires(C& c, double s) {

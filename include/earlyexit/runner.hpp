@@ -109,6 +109,30 @@ struct sample_cursor {
         return d;
     }
 
+    /// A batched runner's row meets head `next`: its logits (`row`, in the batch's head output)
+    /// are copied into `logits` (a buffer of their own, as basic_runner's: the vectorized sums in
+    /// measure() depend on where the data sits, and so would the last bit of a measure read in
+    /// place), measured into `probs`, shown to the observer and decided. `ctx` is the context
+    /// (valid while the buffers are).
+    template <class Policy, class Observer>
+    decision meet_head(Policy& p, Observer& observer, std::span<const Scalar> row, std::span<Scalar> logits,
+                       std::span<Scalar> probs, double elapsed_seconds, std::size_t level, const network_info& info,
+                       std::span<episode_step<Scalar>> step_buffer, exit_context<Scalar>& ctx) noexcept {
+        std::copy(row.begin(), row.end(), logits.begin());
+        ctx = evaluated_head(logits, probs, elapsed_seconds, level, info);
+        observe_head(observer, ctx);
+        return decide(p, ctx, step_buffer);
+    }
+
+    /// After a proceed in a batch: next_check(), then frequency() for the stages from `pos` on
+    /// with `rows` rows running.
+    template <class Policy>
+    void proceed(Policy& p, const exit_context<Scalar>& ctx, std::size_t pos, double elapsed_seconds, std::size_t level,
+                 const network_info& info, std::size_t rows) noexcept {
+        advance(p, ctx);
+        (void)ask_frequency(p, frequency_at(pos, elapsed_seconds, level, &ctx, info, rows));
+    }
+
     /// After a proceed: next_check(). A policy cannot go backwards or stay: anything <= the
     /// head means the next head, anything past the end means the final head.
     template <class Policy>
@@ -292,13 +316,9 @@ public:
 private:
     /// The level in force: the clock's when it knows levels, else the last one asked for.
     [[nodiscard]] std::size_t level_in_force(const std::optional<std::size_t>& asked) const noexcept {
-        if constexpr (detail::clock_with_levels<Clock>) return static_cast<std::size_t>(clock_.level());
-        else return asked ? *asked : npos;
+        return detail::clock_level_in_force(clock_, asked, npos);
     }
-    [[nodiscard]] double energy_now() const noexcept {
-        if constexpr (detail::clock_with_energy<Clock>) return static_cast<double>(clock_.energy_joules());
-        else return 0.0;
-    }
+    [[nodiscard]] double energy_now() const noexcept { return detail::clock_energy(clock_); }
     void ask_frequency(detail::sample_cursor<scalar_type>& c, const frequency_context<scalar_type>& f) noexcept {
         if (const auto l = c.ask_frequency(policy_, f)) detail::clock_set_level(clock_, *l);
     }

@@ -371,15 +371,11 @@ private:
                     Deliver& deliver) {
         const std::size_t classes = info_.classes;
         auto& c = cursors_[s];
-        // Measured from buffers of their own, as batch_runner does (see there).
-        const auto row = head_logits_.begin() + static_cast<std::ptrdiff_t>(j * classes);
-        std::copy(row, row + static_cast<std::ptrdiff_t>(classes), row_logits_.begin());
-        const std::span<const scalar_type> logits(row_logits_);
-        const std::span<scalar_type> probs(row_probs_);
+        const std::span<const scalar_type> row(head_logits_.data() + j * classes, classes);
+        const std::span<scalar_type> logits(row_logits_), probs(row_probs_);
         const double elapsed = now - since_[s];
-        const exit_context<scalar_type> ctx = c.evaluated_head(logits, probs, elapsed, level, info_);
-        detail::observe_head(observer_, ctx);
-        if (c.decide(policy_, ctx, steps_of(s)) == decision::stop) {
+        exit_context<scalar_type> ctx;
+        if (c.meet_head(policy_, observer_, row, logits, probs, elapsed, level, info_, steps_of(s), ctx) == decision::stop) {
             result_type r = c.result(elapsed, logits, probs, info_);
             if constexpr (detail::clock_with_energy<Clock>) r.energy_joules = energy_[s];
             const episode<scalar_type> ep = c.episode_of(steps_of(s), r, info_);
@@ -389,8 +385,7 @@ private:
             deliver(exit_type{infos_[s].index, admitted_[s], r});
             return true;
         }
-        c.advance(policy_, ctx);
-        (void)c.ask_frequency(policy_, c.frequency_at(pos, elapsed, level, &ctx, info_, flight));
+        c.proceed(policy_, ctx, pos, elapsed, level, info_, flight);
         return false;
     }
 
@@ -412,13 +407,9 @@ private:
         }
     }
     [[nodiscard]] std::size_t level_in_force() const noexcept {
-        if constexpr (detail::clock_with_levels<Clock>) return static_cast<std::size_t>(clock_.level());
-        else return level_ ? *level_ : npos;
+        return detail::clock_level_in_force(clock_, level_, npos);
     }
-    [[nodiscard]] double energy_now() const noexcept {
-        if constexpr (detail::clock_with_energy<Clock>) return static_cast<double>(clock_.energy_joules());
-        else return 0.0;
-    }
+    [[nodiscard]] double energy_now() const noexcept { return detail::clock_energy(clock_); }
     /// The energy since the last share, shared equally by cohort c's rows.
     void share_energy(const cohort& c) noexcept {
         if constexpr (detail::clock_with_energy<Clock>) {

@@ -71,11 +71,16 @@ struct sample_info {
     std::optional<double> deadline_seconds{};
 };
 
+/// Whether a deadline setting is acceptable: absent, or finite and > 0 seconds.
+[[nodiscard]] inline bool valid_deadline(const std::optional<double>& seconds) noexcept {
+    return !seconds || (std::isfinite(*seconds) && *seconds > 0.0);
+}
+
 /// Checks a deadline or period setting: absent, or finite and > 0 seconds (earlyexit::error
 /// naming `what` and the value otherwise: a NaN deadline would let a DVFS selector pick the
 /// slowest level, a 0 or negative one would count every sample as a miss).
 inline void check_deadline(const std::optional<double>& seconds, std::string_view what) {
-    if (seconds && !(std::isfinite(*seconds) && *seconds > 0.0))
+    if (!valid_deadline(seconds))
         fail("{} {} s: a deadline must be finite and > 0 seconds", what, *seconds);
 }
 

@@ -192,7 +192,7 @@ void check_sample_args(const sample_info& sample, const network_info& info, cons
         earlyexit::fail("sample {}: label {} is out of range [0, {})", sample.index, *sample.label, info.classes);
     if (!sample.label && hooks::needs_label(policy))
         earlyexit::fail("sample {}: the policy needs a label (evaluation only) and none was given", sample.index);
-    if (sample.deadline_seconds && !(std::isfinite(*sample.deadline_seconds) && *sample.deadline_seconds > 0.0))
+    if (!valid_deadline(sample.deadline_seconds))
         earlyexit::fail("sample {}: deadline {} s must be finite and > 0 seconds", sample.index, *sample.deadline_seconds);
 }
 

@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
     std::string corrupt_spec;
     std::uint64_t shuffle_seed = 1;
     std::optional<std::size_t> corrupt_from;
-    bool fine_grained = false;
+    bool fine_grained = false, corrupt_first = false;
     demo_options opt;
     opt.program = "earlyexit-cifar10";
 
@@ -72,6 +72,9 @@ int main(int argc, char** argv) {
     app.add_option("--corrupt-from", corrupt_from,
                    "drift experiment: the stream is test images 0..N-1 clean, then the same N images corrupted")
         ->check(CLI::PositiveNumber);
+    app.add_flag("--corrupt-first", corrupt_first,
+                 "drift experiment, the recovery case: the stream starts with the N corrupted images and turns to "
+                 "the same N clean (with --corrupt and --corrupt-from)");
     CLI11_PARSE(app, argc, argv);
 
     try {
@@ -89,6 +92,7 @@ int main(int argc, char** argv) {
         const auto net = model.network();
         const image_dataset dataset = open_dataset(data, {.classes = model.class_names()});
         const bool drift = !corrupt_spec.empty() || corrupt_from;
+        if (corrupt_first && !drift) earlyexit::fail("--corrupt-first needs --corrupt and --corrupt-from");
         if (drift && (corrupt_spec.empty() || !corrupt_from))
             earlyexit::fail("--corrupt and --corrupt-from go together (given: {})",
                             corrupt_spec.empty() ? fmt::format("--corrupt-from {}", *corrupt_from)
@@ -135,18 +139,24 @@ int main(int argc, char** argv) {
             corrupted.reserve(n);
             for (std::size_t i = 0; i < n; ++i) corrupted.push_back(corrupt(images[i], corrupted_by, i));
             opt.drift_from = n;
-            opt.drift_what = fmt::format("the same images corrupted ({})", describe(corrupted_by));
+            opt.drift_what = corrupt_first ? fmt::format("the same images clean (before: corrupted, {})", describe(corrupted_by))
+                                           : fmt::format("the same images corrupted ({})", describe(corrupted_by));
         }
-        opt.dataset = fmt::format("CIFAR-10 {}{}", data.filename().string(), drift ? " + corrupted copy" : "");
+        opt.dataset = fmt::format("CIFAR-10 {}{}", data.filename().string(),
+                                  !drift ? "" : corrupt_first ? ", a corrupted copy first" : " + corrupted copy");
         opt.model = fmt::format("{} (ResNet, {} exits{})", weights.stem().string(), model.num_heads(),
                                 fine_grained ? ": after every conv" : "");
+        // Sample i of the stream: image i % n, clean or corrupted by which half it is in.
+        const auto pixels = [&](std::size_t i) {
+            const bool is_corrupted = (i >= n) != corrupt_first;
+            return std::span<const std::uint8_t>(is_corrupted ? corrupted[i % n].pixels : images[i % n].pixels);
+        };
         auto state = model.make_state();
         const auto prepare = [&](std::size_t i, feature_state& s) {
-            model.set_input(s, i < n ? images[i].pixels : corrupted[i - n].pixels);
+            model.set_input(s, pixels(i));
             return std::optional<std::size_t>(labels[i % n]);
         };
         // The batched network for --batch and the throughput grid: rows filled from the same images.
-        const auto pixels = [&](std::size_t i) { return std::span<const std::uint8_t>(i < n ? images[i].pixels : corrupted[i - n].pixels); };
         std::size_t capacity = opt.batch.value_or(1);
         for (const std::size_t b : opt.throughput_batches) capacity = std::max(capacity, b);
         const batched_cifar_net batched(model, capacity);

@@ -1,6 +1,7 @@
 #include <cmath>
 #include <iterator>
 #include <optional>
+#include <random>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -324,4 +325,42 @@ TEST_CASE("calibration with a confidence bound: within the bound, never cheaper 
     CHECK_FALSE(valid_confidence(0.2));
     CHECK_FALSE(valid_confidence(1.0));
     CHECK_FALSE(valid_confidence(std::nan("")));
+}
+
+TEST_CASE("family_wise_confidence: Bonferroni over the candidates searched, by hand", "[calibrate]") {
+    CHECK(family_wise_confidence(0.95, 1) == 0.95);
+    CHECK(family_wise_confidence(0.95, 5) == Approx(0.99).epsilon(1e-15));
+    CHECK(family_wise_confidence(0.9, 4) == Approx(0.975).epsilon(1e-15));
+    CHECK(family_wise_confidence(0.0, 7) == 0.0);  // no bound stays no bound
+    CHECK(valid_confidence(family_wise_confidence(0.95, 1000)));
+    CHECK_THROWS_WITH(family_wise_confidence(0.95, 0), Contains("m 0"));
+    CHECK_THROWS_WITH(family_wise_confidence(0.3, 2), Contains("confidence 0.3"));
+}
+
+TEST_CASE("family_wise_confidence keeps the chosen candidate's bound honest: the winner's curse, simulated",
+          "[calibrate]") {
+    // m candidates, each truly losing exactly the target (q of n samples lost, none won). A
+    // search accepts one when its bound is within the target: a false acceptance. One bound at
+    // 95% accepts falsely about 5% of the time; the best of 5 such about 1 - 0.95^5 = 23%; the
+    // best of 5 at family_wise_confidence(0.95, 5) at most about 5% (a little more: the bound is
+    // a normal approximation, slightly optimistic in the tail at 500 expected losses).
+    constexpr std::size_t m = 5, n = 10000, trials = 4000;
+    constexpr double q = 0.05;  // 5 points: the target
+    std::mt19937_64 rng(20261206);
+    std::binomial_distribution<std::size_t> lost(n, q);
+    const auto false_accept_rate = [&](double confidence, std::size_t candidates) {
+        std::size_t accepted = 0;
+        for (std::size_t trial = 0; trial < trials; ++trial) {
+            bool any = false;
+            for (std::size_t c = 0; c < candidates; ++c) any |= accuracy_drop_bound(lost(rng), 0, n, confidence) <= 100 * q;
+            accepted += any;
+        }
+        return static_cast<double>(accepted) / static_cast<double>(trials);
+    };
+    const double one = false_accept_rate(0.95, 1);
+    const double each = false_accept_rate(0.95, m);
+    const double joint = false_accept_rate(family_wise_confidence(0.95, m), m);
+    CHECK(one < 0.07);
+    CHECK(each > 0.15);
+    CHECK(joint < 0.07);
 }

@@ -127,6 +127,8 @@ struct demo_options {
 /// gets after a change can move it), both fixed before any drift run.
 inline constexpr std::size_t demo_drift_memory = 20;
 inline constexpr double demo_drift_probe_rate = 0.05;
+/// The drift goal's grace period: a policy is judged on the samples from this many after the change on.
+inline constexpr std::size_t demo_drift_settle = 1000;
 
 /// Adds the flags both demos take (--data, --labels and --weights are the demo's own).
 inline void add_demo_flags(CLI::App& app, demo_options& o) {
@@ -283,19 +285,32 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
                "(--max-loss {:.3g} - margin {:.3g}), {}\n",
                val.size(), display_path(o.calibration).string(), val_final * 100, o.calibration_points(), o.points, o.margin,
                o.confidence == 0.0 ? std::string("as measured")
-                                   : fmt::format("at the {:.3g}% upper confidence bound", o.confidence * 100));
+                                   : fmt::format("at the {:.3g}% upper confidence bound (joint over a choice's candidates)", o.confidence * 100));
+    std::vector<threshold_family> families;
+    for (const auto family : all_families)
+        if (wanted(name_of(family))) families.push_back(family);
+    // Every choice among several searched candidates holds its bounds family-wise (Bonferroni,
+    // family_wise_confidence): the headline's family among the families, dee's shape among its
+    // shapes, Predictive Exit's start head and test among theirs. A single search (a lambda
+    // grid, a threshold sweep) keeps the level as given.
+    const auto target_among = [&](std::size_t m) {
+        return accuracy_target{o.calibration_points(), family_wise_confidence(o.confidence, std::max<std::size_t>(m, 1))};
+    };
+    const auto say_level = [&](std::size_t m, std::string_view what) {
+        if (o.confidence > 0.0 && m > 1)
+            fmt::print("  (each bound at {:.4g}%: {:.3g}% jointly over the {} {} searched)\n",
+                       100 * family_wise_confidence(o.confidence, m), 100 * o.confidence, m, what);
+    };
+    say_level(families.size(), "families");
     if (o.confidence > 0.0) {
-        const double one = smallest_nonzero_drop_bound(val.size(), o.confidence);
+        const double one = smallest_nonzero_drop_bound(val.size(), target_among(families.size()).confidence);
         if (one > o.calibration_points())
             fmt::print("  note: with {} validation samples, a single one that the final head gets right and a policy "
                        "gets wrong already puts the bound at {:.2f} points, above {:.3g}: only policies that agree with "
                        "the final head on every validation sample qualify (the split is too small for this bound)\n",
                        val.size(), one, o.calibration_points());
     }
-    std::vector<threshold_family> families;
-    for (const auto family : all_families)
-        if (wanted(name_of(family))) families.push_back(family);
-    const auto calibrations = calibrate_all(val, families, target);
+    const auto calibrations = calibrate_all(val, families, target_among(families.size()));
     std::vector<named_policy<float>> policies;
     for (const auto& c : calibrations) {
         const auto& m = c.on_calibration;
@@ -355,13 +370,16 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
         std::optional<lambda_calibration<dee_trainee>> best;
         dee_options best_shape;
         nlohmann::json shapes = nlohmann::json::array();
+        const std::size_t shape_count = demo_dee_bin_choices.size() * demo_dee_streak_choices.size();
+        const accuracy_target dee_target = target_among(shape_count);
+        say_level(shape_count, "dee shapes");
         for (const std::size_t bins : demo_dee_bin_choices)
             for (const std::size_t streak : demo_dee_streak_choices) {
                 dee_shape = dee_options{.confidence_bins = bins,
                                         .streak_bins = streak,
                                         .confidence_edges = quantile_edges(val, context_measure::max_prob, bins)};
                 auto c = calibrate_lambda(
-                    val, [&](double lambda) { return dee_trainee(dee_trained_options(lambda)); }, target,
+                    val, [&](double lambda) { return dee_trainee(dee_trained_options(lambda)); }, dee_target,
                     lambda_search{.grid = demo_dee_lambda_grid(), .passes = demo_dee_passes, .folds = 2}, serve_dee);
                 shapes.push_back({{"confidence_bins", bins},
                                   {"streak_bins", streak},
@@ -386,6 +404,7 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
                                    dee_shape.confidence_bins, dee_shape.streak_bins, serve_probes,
                                    o.drift_from ? fmt::format(", memory {}", demo_drift_memory) : std::string()));
         learning_json["dee"]["shapes_on_validation"] = shapes;
+        learning_json["dee"]["bound_confidence"] = dee_target.confidence;
         if (c.falls_back_to_full) {
             policies.push_back({"dee", policy::full{}});
         } else {
@@ -447,15 +466,21 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
     const predictive_search demo_search{.choose_start_head = true,
                                         .tests = {exit_test::logit_extremum, exit_test::log_softmax}};
     std::optional<policy::predictive> predictive_policy, every_head_policy;
+    const std::size_t predictive_families = demo_search.tests.size() * std::max<std::size_t>(info.heads - 1, 1);
+    const accuracy_target predictive_target = target_among(predictive_families);
+    if (wanted("check_every_head") || wanted("predictive") || wanted("dvfs"))
+        say_level(predictive_families, "(exit test, start head) pairs");
     if (wanted("check_every_head")) {
-        const auto c = predictive_calibrated(val, target, predictive_options{.predict = false}, demo_search);
+        const auto c = predictive_calibrated(val, predictive_target, predictive_options{.predict = false}, demo_search);
         report_predictive("check_every_head", c);
+        learning_json["check_every_head"]["bound_confidence"] = predictive_target.confidence;
         every_head_policy = c.make();
         policies.push_back({"check_every_head", *every_head_policy});
     }
     if (wanted("predictive") || wanted("dvfs")) {
-        const auto c = predictive_calibrated(val, target, predictive_options{}, demo_search);
+        const auto c = predictive_calibrated(val, predictive_target, predictive_options{}, demo_search);
         report_predictive("predictive", c);
+        learning_json["predictive"]["bound_confidence"] = predictive_target.confidence;
         predictive_policy = c.make();
         if (wanted("predictive")) policies.push_back({"predictive", *predictive_policy});
     }
@@ -734,9 +759,36 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
             fmt::print("\n");
             const std::optional<std::size_t> recovery =
                 back_since ? std::optional<std::size_t>(*back_since + w - *o.drift_from) : std::nullopt;
+            // All the samples from demo_drift_settle after the change on, pooled: the loss (the mean
+            // of full right - this right, in {-1, 0, 1}) with its normal 95% interval, and the saving.
+            // A window of w samples is noisy (the interval's half-width grows by sqrt(pooled / w)).
+            nlohmann::json settled = nullptr;
+            const std::size_t from = *o.drift_from + demo_drift_settle;
+            if (from < out.size()) {
+                double sum = 0, sum_sq = 0, macs = 0;
+                for (std::size_t i = from; i < out.size(); ++i) {
+                    const double d = static_cast<double>(full_live[i].predicted == *test.label(i)) -
+                                     static_cast<double>(out[i].predicted == *test.label(i));
+                    sum += d;
+                    sum_sq += d * d;
+                    macs += out[i].macs;
+                }
+                const double m = static_cast<double>(out.size() - from);
+                const double mean = sum / m;
+                const double half = 1.96 * std::sqrt(std::max(0.0, sum_sq / m - mean * mean) / m);
+                const double saved = 1.0 - macs / m / info.full_macs;
+                settled = {{"from", from}, {"samples", out.size() - from}, {"loss_points", 100 * mean},
+                           {"loss_points_interval_95", {100 * (mean - half), 100 * (mean + half)}},
+                           {"compute_saving", saved}, {"within_max_loss", 100 * mean <= o.points + 1e-9}};
+                fmt::print("  {:<20} from {} samples after the change on ({} samples): {:+.2f} points (95% interval "
+                           "{:+.2f} to {:+.2f}), {:.1f}% saved\n",
+                           "", demo_drift_settle, out.size() - from, -100 * mean, -100 * (mean + half),
+                           -100 * (mean - half), saved * 100);
+            }
             (*drift_json)["policies"][name] = {
                 {"windows", windows},
-                {"samples_to_recover", recovery ? nlohmann::json(*recovery) : nlohmann::json(nullptr)}};
+                {"samples_to_recover", recovery ? nlohmann::json(*recovery) : nlohmann::json(nullptr)},
+                {"after_settle", settled}};
             fmt::print("  {:<20} {}\n", "",
                        recovery ? fmt::format("within {:.3g} points in every window from {} samples after the change", o.points, *recovery)
                                 : fmt::format("not back within {:.3g} points for good after the change", o.points));
@@ -782,7 +834,9 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
         j["execution"] = {{"batch", batch}, {"threads", threads}, {"batched", batched_rows}};
         j["throughput"] = throughput ? throughput->json : nlohmann::json(nullptr);
         j["headline"] = head_json ? *head_json : nlohmann::json(nullptr);
-        j["calibration"] = calibration_json(calibrations, val.size(), target);
+        j["calibration"] = calibration_json(calibrations, val.size(), target_among(families.size()));
+        j["calibration"]["target"]["joint_confidence"] = o.confidence;
+        j["calibration"]["target"]["families_searched"] = families.size();
         j["learning"] = learning_json;
         j["dee_regret"] = regret_json ? *regret_json : nlohmann::json(nullptr);
         if (drift_json) j["drift"] = *drift_json;

@@ -24,6 +24,12 @@
 // calibrate_all() calibrates several families on the same split; headline() picks, on that
 // split only, the family whose calibrated point saves the most: the rule that chooses which
 // result to report before any evaluation image is looked at.
+//
+// A choice among m searched candidates (families, a learner's shapes, Predictive Exit's start
+// heads and tests) takes the one whose bound looks best, and so the one whose noise flattered it
+// most: each bound at level c holds alone, not for the winner. family_wise_confidence(c, m) is
+// the level each of the m bounds needs for all of them to hold together at c (Bonferroni), so
+// that the chosen one's holds too.
 
 #include <algorithm>
 #include <cmath>
@@ -56,6 +62,17 @@ struct accuracy_target {
 
 /// Whether c is a confidence accuracy_target and accuracy_drop_bound take: 0 (none) or in [0.5, 1).
 [[nodiscard]] constexpr bool valid_confidence(double c) noexcept { return c == 0.0 || (c >= 0.5 && c < 1.0); }
+
+/// The level each of m bounds must hold at for all m to hold together at `confidence`
+/// (Bonferroni: 1 - (1 - confidence) / m; m = 1 gives confidence; 0, no bound, stays 0). Throws
+/// earlyexit::error for m = 0 or a confidence outside {0} and [0.5, 1), naming the value.
+[[nodiscard]] inline double family_wise_confidence(double confidence, std::size_t m) {
+    if (!valid_confidence(confidence))
+        fail("family_wise_confidence: confidence {} must be 0 (none) or in [0.5, 1)", confidence);
+    if (m == 0) fail("family_wise_confidence: m 0: at least one candidate is searched");
+    if (confidence == 0.0) return 0.0;
+    return 1.0 - (1.0 - confidence) / static_cast<double>(m);
+}
 
 struct cost_target {
     double max_cost_fraction = 0.5;  ///< of the plain network's declared MACs

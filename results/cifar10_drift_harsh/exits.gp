@@ -13,8 +13,5 @@ set style fill solid 0.85 border -1
 plot 'exits.dat' using 2:xtic(1) title 'full', \
      '' using 3 title 'oracle', \
      '' using 4 title 'max_prob_calibrated', \
-     '' using 5 title 'entropy_calibrated', \
-     '' using 6 title 'margin_calibrated', \
-     '' using 7 title 'patience_calibrated', \
-     '' using 8 title 'fixed_calibrated', \
-     '' using 9 title 'dee'
+     '' using 5 title 'margin_calibrated', \
+     '' using 6 title 'dee'

@@ -19,8 +19,5 @@ plot 'tradeoff.dat' index 0 using 1:2 with linespoints linewidth 2 pointsize 0.6
      '' index 6 every ::0::0 using 1:2 with points pointtype 7 pointsize 1.5 linecolor rgb 'black' title 'full', \
      '' index 6 every ::1::1 using 1:2 with points pointtype 5 pointsize 1.5 linecolor rgb 'black' title 'oracle', \
      '' index 6 every ::2::2 using 1:2 with points pointtype 9 pointsize 1.5 linecolor rgb 'black' title 'max_prob_calibrated', \
-     '' index 6 every ::3::3 using 1:2 with points pointtype 11 pointsize 1.5 linecolor rgb 'black' title 'entropy_calibrated', \
-     '' index 6 every ::4::4 using 1:2 with points pointtype 13 pointsize 1.5 linecolor rgb 'black' title 'margin_calibrated', \
-     '' index 6 every ::5::5 using 1:2 with points pointtype 6 pointsize 1.5 linecolor rgb 'black' title 'patience_calibrated', \
-     '' index 6 every ::6::6 using 1:2 with points pointtype 4 pointsize 1.5 linecolor rgb 'black' title 'fixed_calibrated', \
-     '' index 6 every ::7::7 using 1:2 with points pointtype 8 pointsize 1.5 linecolor rgb 'black' title 'dee'
+     '' index 6 every ::3::3 using 1:2 with points pointtype 11 pointsize 1.5 linecolor rgb 'black' title 'margin_calibrated', \
+     '' index 6 every ::4::4 using 1:2 with points pointtype 13 pointsize 1.5 linecolor rgb 'black' title 'dee'

@@ -12,4 +12,5 @@ plot 'energy_deadline_exynos5422_a15.dat' index 0 using 1:2 with linespoints lin
      '' index 3 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'predictive_fmax', \
      '' index 4 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'predictive_dvfs', \
      '' index 5 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'predictive_dvfs_reference', \
-     '' index 6 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'predictive_perfect_forecast'
+     '' index 6 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'predictive_perfect_forecast', \
+     '' index 7 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'predictive_first_head_forecast'

@@ -301,16 +301,17 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
             fmt::print("  (each bound at {:.4g}%: {:.3g}% jointly over the {} {} searched)\n",
                        100 * family_wise_confidence(o.confidence, m), 100 * o.confidence, m, what);
     };
+    const accuracy_target family_target = target_among(families.size());
     say_level(families.size(), "families");
     if (o.confidence > 0.0) {
-        const double one = smallest_nonzero_drop_bound(val.size(), target_among(families.size()).confidence);
+        const double one = smallest_nonzero_drop_bound(val.size(), family_target.confidence);
         if (one > o.calibration_points())
             fmt::print("  note: with {} validation samples, a single one that the final head gets right and a policy "
                        "gets wrong already puts the bound at {:.2f} points, above {:.3g}: only policies that agree with "
                        "the final head on every validation sample qualify (the split is too small for this bound)\n",
                        val.size(), one, o.calibration_points());
     }
-    const auto calibrations = calibrate_all(val, families, target_among(families.size()));
+    const auto calibrations = calibrate_all(val, families, family_target);
     std::vector<named_policy<float>> policies;
     for (const auto& c : calibrations) {
         const auto& m = c.on_calibration;
@@ -834,7 +835,7 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
         j["execution"] = {{"batch", batch}, {"threads", threads}, {"batched", batched_rows}};
         j["throughput"] = throughput ? throughput->json : nlohmann::json(nullptr);
         j["headline"] = head_json ? *head_json : nlohmann::json(nullptr);
-        j["calibration"] = calibration_json(calibrations, val.size(), target_among(families.size()));
+        j["calibration"] = calibration_json(calibrations, val.size(), family_target);
         j["calibration"]["target"]["joint_confidence"] = o.confidence;
         j["calibration"]["target"]["families_searched"] = families.size();
         j["learning"] = learning_json;

@@ -237,19 +237,18 @@ namespace detail {
     const double prefix_macs = info.macs_through(pos) + info.head_macs[h];
     const std::size_t prefix_calls = pos + 2;  // stages 0..pos and head h
     const double plain_rest = info.full_macs - info.macs_through(pos);
-    const std::size_t plain_rest_calls = info.stages - pos - 1 + 1;  // the stages after pos and the final head
+    const std::size_t plain_rest_calls = info.stages - pos;  // the stages after pos and the final head
     const double fastest_prefix = model.seconds(prefix_macs, prefix_calls, top);
     const double latest_prefix = deadline - model.seconds(plain_rest, plain_rest_calls, top);
-    std::optional<double> best;
+    // steps = 0 when there is no room to slow the prefix: its f_max time alone.
     constexpr int grid = 64;
-    for (int g = 0; g <= grid; ++g) {
-        if (latest_prefix < fastest_prefix && g > 0) break;
-        const double tp = latest_prefix <= fastest_prefix
-                              ? fastest_prefix
-                              : fastest_prefix + (latest_prefix - fastest_prefix) * g / grid;
-        const auto prefix = detail::cheapest_within(model, prefix_macs, prefix_calls, tp);
-        const double prefix_j = prefix ? *prefix : fastest_prefix * (model.power_w(top) - idle);
-        const double left = deadline - std::max(tp, fastest_prefix);
+    const int steps = latest_prefix > fastest_prefix ? grid : 0;
+    std::optional<double> best;
+    for (int g = 0; g <= steps; ++g) {
+        const double tp = fastest_prefix + (latest_prefix - fastest_prefix) * g / grid;  // >= fastest_prefix
+        const double prefix_j = detail::cheapest_within(model, prefix_macs, prefix_calls, tp)
+                                    .value_or(fastest_prefix * (model.power_w(top) - idle));
+        const double left = deadline - tp;
         double sum = 0;
         for (const auto& o : at_fmax) {
             const std::size_t calls = o.positions_run + o.heads_evaluated;

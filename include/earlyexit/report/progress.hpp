@@ -41,7 +41,6 @@ namespace detail {
 
 }  // namespace detail
 
-
 /// Where the progress goes: `automatic` redraws one line when the stream is a terminal
 /// (isatty) and prints plain lines otherwise; `terminal` and `lines` force either.
 enum class progress_style { automatic, terminal, lines };

@@ -9,14 +9,23 @@
 //                       (B = 1, 8, 64): each convolution one GEMM over the B rows
 // mobilenet_per_sample and mobilenet_batched/B (B = 1, 8, 16) do the same for MobileNetV2 on
 // cropped 224x224 inputs (the final classifier head).
+// With oneDNN built (EARLYEXIT_HAVE_DNNL; examples/common/dnnl_model.hpp), the same networks on
+// it: onednn_fp32/B, onednn_bf16/B, mobilenet_onednn_fp32/B, mobilenet_onednn_bf16/B (blocked
+// nChw16c maps; fp32 lets oneDNN pick Winograd). And one layer kind at a time, every layer of
+// that kind of the network at B rows, Eigen (conv2d::run_batch) against oneDNN fp32 and bf16:
+//   layers/<net>/<kind>/<backend>/B   kind: conv3x3 (standard k x k), pointwise (1x1),
+//                                     depthwise (groups = channels); items = samples
 // items_per_second is samples per second in all; allocs = heap allocations (operator new)
-// inside the timed loop (expected 0). Compiled as the demos are (-march=native). Run with
+// inside the timed loop (expected 0 on Eigen; on oneDNN its execute allocates 8 per call
+// inside libdnnl). Compiled as the demos are (-march=native). Run with
 // --benchmark_enable_random_interleaving=true --benchmark_repetitions=N on a noisy machine.
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <span>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -27,6 +36,10 @@
 #include "common/cifar_net.hpp"
 #include "common/image.hpp"
 #include "common/mobilenet_v2.hpp"
+#include "common/stage_program.hpp"
+#if EARLYEXIT_HAVE_DNNL
+#include "common/dnnl_model.hpp"
+#endif
 
 // The tests' counting allocator (this executable is its one translation unit).
 #include "../tests/counting_new.hpp"
@@ -77,9 +90,29 @@ void per_sample(benchmark::State& st) {
     finish(st, before, samples);
 }
 
+/// The batched network of `m` for `rows` rows on a backend: Eigen, or oneDNN in fp32 / bf16.
+enum class backend { eigen, onednn_fp32, onednn_bf16 };
+
+template <backend B, class M>
+auto make_net(const M& m, std::size_t rows) {
+#if EARLYEXIT_HAVE_DNNL
+    if constexpr (B != backend::eigen) {
+        dnnl_options o;
+        o.precision = B == backend::onednn_bf16 ? dnnl_precision::bf16 : dnnl_precision::f32;
+        dnnl_model net(m, rows, o);
+        net.prepare(rows);
+        return net;
+    } else
+#endif
+    {
+        return batched_model(m, rows);
+    }
+}
+
+template <backend B>
 void batched(benchmark::State& st) {
     const auto rows = static_cast<std::size_t>(st.range(0));
-    const batched_model net(model(), rows);
+    const auto net = make_net<B>(model(), rows);
     auto state = net.make_state();
     const network_info info = net.info();
     std::vector<float> logits(rows * info.classes), ws(net.batch_workspace_size());
@@ -140,10 +173,11 @@ void mobilenet_per_sample(benchmark::State& st) {
     finish(st, before, samples);
 }
 
+template <backend B>
 void mobilenet_batched(benchmark::State& st) {
     const auto& m = imagenet_model();
     const auto rows = static_cast<std::size_t>(st.range(0));
-    const batched_model net(m, rows);
+    const auto net = make_net<B>(m, rows);
     auto state = net.make_state();
     const network_info info = net.info();
     std::vector<float> logits(rows * info.classes), ws(net.batch_workspace_size());
@@ -162,11 +196,113 @@ void mobilenet_batched(benchmark::State& st) {
     finish(st, before, samples);
 }
 
+// ---- One layer kind at a time ----
+
+enum class kind { conv3x3, pointwise, depthwise };
+
+[[nodiscard]] kind kind_of(const nn::conv2d& c) {
+    if (c.depthwise()) return kind::depthwise;
+    return c.kernel() == 1 ? kind::pointwise : kind::conv3x3;
+}
+
+/// Every convolution of `m`'s stages, in stage order.
+template <class M>
+std::vector<nn::conv_step> steps_of(const M& m) {
+    std::vector<nn::conv_step> out;
+    for (std::size_t i = 0; i < m.num_stages(); ++i) {
+        const auto p = m.stage(i).stage->program();
+        out.insert(out.end(), p.steps.begin(), p.steps.end());
+    }
+    return out;
+}
+
+/// Every layer of kind K of `m` on `rows` rows of arbitrary maps, Eigen: conv2d::run_batch
+/// between two buffers of the batch layout (their values do not change the cost).
+template <class M, kind K>
+void layers_eigen(benchmark::State& st, const M& m) {
+    const auto rows = static_cast<std::size_t>(st.range(0));
+    std::vector<nn::conv_step> steps;
+    std::size_t floats = 0, ws = 0;
+    for (const auto& c : steps_of(m)) {
+        if (kind_of(*c.conv) != K) continue;
+        steps.push_back(c);
+        floats = std::max({floats, c.in.size(), c.conv->output_shape(c.in).size()});
+        ws = std::max(ws, c.conv->batch_workspace_size(c.in, rows));
+    }
+    std::vector<float> x(rows * floats, 0.5f), y(rows * floats), work(ws);
+    std::size_t samples = 0;
+    const long before = earlyexit_test::allocations.load();
+    for (auto _ : st) {
+        for (const auto& c : steps) c.conv->run_batch(x.data(), c.in, {rows, rows}, y.data(), work);
+        benchmark::DoNotOptimize(y.data());
+        samples += rows;
+    }
+    st.counters["layers"] = static_cast<double>(steps.size());
+    finish(st, before, samples);
+}
+
+#if EARLYEXIT_HAVE_DNNL
+/// The same on oneDNN (dnnl_model::run_convolution: each layer between its program's buffers).
+template <class M, kind K, dnnl_precision P>
+void layers_onednn(benchmark::State& st, const M& m) {
+    const auto rows = static_cast<std::size_t>(st.range(0));
+    dnnl_options o;
+    o.precision = P;
+    const dnnl_model net(m, rows, o);
+    auto state = net.make_state();
+    std::vector<std::size_t> ls;
+    for (std::size_t l = 0; l < net.convolutions().size(); ++l)
+        if (kind_of(*net.convolutions()[l].conv) == K) ls.push_back(l);
+    net.prepare(state, rows);
+    std::size_t samples = 0;
+    const long before = earlyexit_test::allocations.load();
+    for (auto _ : st) {
+        for (const std::size_t l : ls) net.run_convolution(l, state, rows);
+        samples += rows;
+    }
+    st.counters["layers"] = static_cast<double>(ls.size());
+    finish(st, before, samples);
+}
+#endif
+
+/// Registers the layer benchmarks of network `name` (model m) at the given batch sizes.
+template <class M>
+void register_layers(const char* name, const M& (*m)(), std::initializer_list<long> batches) {
+    const auto add = [&](const std::string& label, auto fn) {
+        auto* b = benchmark::RegisterBenchmark(label.c_str(), fn);
+        for (const long r : batches) b->Arg(r);
+        b->Unit(benchmark::kMicrosecond);
+    };
+    const auto each_kind = [&]<kind K>(const char* k) {
+        const std::string base = std::string("layers/") + name + "/" + k;
+        add(base + "/eigen", [m](benchmark::State& st) { layers_eigen<M, K>(st, m()); });
+#if EARLYEXIT_HAVE_DNNL
+        add(base + "/onednn_fp32", [m](benchmark::State& st) { layers_onednn<M, K, dnnl_precision::f32>(st, m()); });
+        add(base + "/onednn_bf16", [m](benchmark::State& st) { layers_onednn<M, K, dnnl_precision::bf16>(st, m()); });
+#endif
+    };
+    each_kind.template operator()<kind::conv3x3>("conv3x3");
+    each_kind.template operator()<kind::pointwise>("pointwise");
+    each_kind.template operator()<kind::depthwise>("depthwise");
+}
+
+const int registered = [] {
+    register_layers<cifar_net>("cifar10", &model, {1, 64});
+    register_layers<mobilenet_v2>("mobilenet_v2", &imagenet_model, {1, 8});
+    return 0;
+}();
+
 }  // namespace
 
 BENCHMARK(per_sample)->Unit(benchmark::kMicrosecond);
-BENCHMARK(batched)->Arg(1)->Arg(8)->Arg(64)->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(batched, backend::eigen)->Arg(1)->Arg(8)->Arg(64)->Unit(benchmark::kMicrosecond);
 BENCHMARK(mobilenet_per_sample)->Unit(benchmark::kMillisecond);
-BENCHMARK(mobilenet_batched)->Arg(1)->Arg(8)->Arg(16)->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(mobilenet_batched, backend::eigen)->Arg(1)->Arg(8)->Arg(16)->Unit(benchmark::kMillisecond);
+#if EARLYEXIT_HAVE_DNNL
+BENCHMARK_TEMPLATE(batched, backend::onednn_fp32)->Arg(1)->Arg(8)->Arg(64)->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(batched, backend::onednn_bf16)->Arg(1)->Arg(8)->Arg(64)->Unit(benchmark::kMicrosecond);
+BENCHMARK_TEMPLATE(mobilenet_batched, backend::onednn_fp32)->Arg(1)->Arg(8)->Arg(16)->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(mobilenet_batched, backend::onednn_bf16)->Arg(1)->Arg(8)->Arg(16)->Unit(benchmark::kMillisecond);
+#endif
 
 BENCHMARK_MAIN();

@@ -85,11 +85,11 @@ int main(int argc, char** argv) {
             weights = resources.find(fine_grained ? "models/cifar10_fine_exits.safetensors" : "models/cifar10_multiexit.safetensors",
                                      "--weights");
         if (opt.calibration.empty())
-            opt.calibration = resources.find(fine_grained ? "data/cifar10/val_trace_fine" : "data/cifar10/val_trace",
+            opt.calibration = resources.find(std::string(fine_grained ? "data/cifar10/val_trace_fine" : "data/cifar10/val_trace") +
+                                                 (opt.precision == precision_bf16 ? "_bf16" : ""),
                                              "--calibration");
         if (opt.dvfs_table.empty()) opt.dvfs_table = resources.find("data/dvfs/exynos5422_a15.json", "--dvfs-table");
         const cifar_net model(weights);
-        const auto net = model.network();
         const image_dataset dataset = open_dataset(data, {.classes = model.class_names()});
         const bool drift = !corrupt_spec.empty() || corrupt_from;
         if (corrupt_first && !drift) earlyexit::fail("--corrupt-first needs --corrupt and --corrupt-from");
@@ -151,21 +151,22 @@ int main(int argc, char** argv) {
             const bool is_corrupted = (i >= n) != corrupt_first;
             return std::span<const std::uint8_t>(is_corrupted ? corrupted[i % n].pixels : images[i % n].pixels);
         };
-        auto state = model.make_state();
-        const auto prepare = [&](std::size_t i, feature_state& s) {
+        const auto label = [&](std::size_t i) { return std::optional<std::size_t>(labels[i % n]); };
+        const auto put = [&](std::size_t i, feature_state& s) {
             model.set_input(s, pixels(i));
-            return std::optional<std::size_t>(labels[i % n]);
+            return label(i);
         };
         // The batched network for --batch and the throughput grid: rows filled from the same images.
         std::size_t capacity = opt.batch.value_or(1);
         for (const std::size_t b : opt.throughput_batches) capacity = std::max(capacity, b);
-        const batched_cifar_net batched(model, capacity);
-        const batched_demo rows{&batched, [&](std::size_t r) { return batched.make_state(r); },
-                                [&](batch_feature_state& s, std::size_t first, std::size_t count) {
-                                    for (std::size_t r = 0; r < count; ++r) model.set_input_row(s, r, pixels(first + r));
-                                    s.begin(model.input_shape(), count);
-                                }};
-        return run_demo(net, state, drift ? 2 * n : n, prepare, rows, opt);
+        const auto fill = [&](auto& s, std::size_t first, std::size_t count) {
+            for (std::size_t r = 0; r < count; ++r) model.set_input_row(s, r, pixels(first + r));
+            s.begin(model.input_shape(), count);
+        };
+        return with_backend(model, capacity, opt.backend, opt.precision, put, fill, label,
+                            [&](const auto& net, auto& state, const auto& prepare, const auto& rows) {
+                                return run_demo(net, state, drift ? 2 * n : n, prepare, rows, opt);
+                            });
     } catch (const std::exception& e) {
         fmt::print(stderr, "earlyexit-cifar10: {}\n", e.what());
         return 1;

@@ -57,7 +57,9 @@ int main(int argc, char** argv) {
         if (data.empty()) data = resources.find("data/imagenet/sample", "--data");
         if (weights.empty()) weights = resources.find("models/mobilenet_v2_imagenet.safetensors", "--weights");
         if (opt.calibration.empty())
-            opt.calibration = resources.find("data/imagenet/calibration_trace", "--calibration");
+            opt.calibration = resources.find(std::string("data/imagenet/calibration_trace") +
+                                                 (opt.precision == precision_bf16 ? "_bf16" : ""),
+                                             "--calibration");
         if (opt.dvfs_table.empty()) opt.dvfs_table = resources.find("data/dvfs/exynos5422_a15.json", "--dvfs-table");
         if (labels.empty()) {
             if (!fs::is_directory(data))
@@ -68,7 +70,6 @@ int main(int argc, char** argv) {
                 earlyexit::fail("no --labels given and {} does not exist", display_path(labels).string());
         }
         const mobilenet_v2 model(weights);
-        const auto net = model.network();
         dataset_options dopt;
         dopt.labels = labels;
         const image_dataset dataset = open_dataset(data, dopt);
@@ -80,7 +81,6 @@ int main(int argc, char** argv) {
 
         opt.dataset = fmt::format("ImageNet {}", data.filename().string());
         opt.model = "mobilenet_v2 + distilled exits";
-        auto state = model.make_state();
         // Decoding and preprocessing happen before each run, outside the timed inference. The
         // 8-bit crops are kept (--image-cache-mb) when they fit: the recording and every policy
         // run then only normalize; otherwise each run decodes, resizes and crops again.
@@ -93,33 +93,37 @@ int main(int argc, char** argv) {
                                         static_cast<double>(n * square_bytes) / (1 << 20))
                           : fmt::format("decoded again for every run (their crops do not fit in --image-cache-mb {} MiB)",
                                         cache_mib));
-        const auto prepare = [&](std::size_t i, feature_state& s) {
+        const auto label = [&](std::size_t i) { return std::optional<std::size_t>(static_cast<std::size_t>(dataset.label(i))); };
+        const auto put = [&](std::size_t i, feature_state& s) {
             if (cached) {
                 if (squares[i].pixels.empty()) squares[i] = model.transform().resize_and_crop(dataset.load(i));
                 model.set_cropped_input(s, squares[i]);
             } else {
                 model.set_input(s, dataset.load(i));
             }
-            return std::optional<std::size_t>(static_cast<std::size_t>(dataset.label(i)));
+            return label(i);
         };
         // The batched network for --batch and the throughput grid. The workers fill rows at once:
-        // they read the crops (every one is made by the recording that runs first) and never
-        // write them.
+        // they read the crops (every one is made by the recording that runs first, which on
+        // oneDNN fills one row at a time through this same function) and never write them.
         std::size_t capacity = opt.batch.value_or(1);
         for (const std::size_t b : opt.throughput_batches) capacity = std::max(capacity, b);
-        const batched_mobilenet_v2 batched(model, capacity);
-        const batched_demo rows{&batched, [&](std::size_t r) { return batched.make_state(r); },
-                                [&](batch_feature_state& s, std::size_t first, std::size_t count) {
-                                    for (std::size_t r = 0; r < count; ++r) {
-                                        const std::size_t i = first + r;
-                                        if (cached && !squares[i].pixels.empty())
-                                            model.set_cropped_input_row(s, r, squares[i]);
-                                        else
-                                            model.set_input_row(s, r, dataset.load(i));
-                                    }
-                                    s.begin(model.input_shape(), count);
-                                }};
-        return run_demo(net, state, n, prepare, rows, opt);
+        const auto fill = [&](auto& s, std::size_t first, std::size_t count) {
+            for (std::size_t r = 0; r < count; ++r) {
+                const std::size_t i = first + r;
+                if (cached) {
+                    if (squares[i].pixels.empty()) squares[i] = model.transform().resize_and_crop(dataset.load(i));
+                    model.set_cropped_input_row(s, r, squares[i]);
+                } else {
+                    model.set_input_row(s, r, dataset.load(i));
+                }
+            }
+            s.begin(model.input_shape(), count);
+        };
+        return with_backend(model, capacity, opt.backend, opt.precision, put, fill, label,
+                            [&](const auto& net, auto& state, const auto& prepare, const auto& rows) {
+                                return run_demo(net, state, n, prepare, rows, opt);
+                            });
     } catch (const std::exception& e) {
         fmt::print(stderr, "earlyexit-imagenet: {}\n", e.what());
         return 1;

@@ -23,7 +23,10 @@
 #include <cstddef>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
+
+#include <fmt/core.h>
 
 #include <earlyexit/batch_network.hpp>
 #include <earlyexit/earlyexit.hpp>
@@ -86,6 +89,10 @@ public:
     [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
     /// Head scratch for a batch of capacity() rows, in floats.
     [[nodiscard]] std::size_t batch_workspace_size() const noexcept { return head_ws_; }
+    /// What runs the layers, for reports: "Eigen 3.4.0".
+    [[nodiscard]] static std::string backend() {
+        return fmt::format("Eigen {}.{}.{}", EIGEN_WORLD_VERSION, EIGEN_MAJOR_VERSION, EIGEN_MINOR_VERSION);
+    }
     /// The model's input shape (what state.begin() takes).
     [[nodiscard]] nn::shape3 input_shape() const noexcept { return input_; }
 

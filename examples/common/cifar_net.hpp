@@ -44,6 +44,7 @@
 #include "feature_state.hpp"
 #include "nn.hpp"
 #include "safetensors.hpp"
+#include "stage_program.hpp"
 #include "staged_model.hpp"
 
 namespace earlyexit::demo {
@@ -113,6 +114,37 @@ struct cifar_block {
         }
         s.advance(out);
     }
+    /// The stage as convolutions between a state's buffers (stage_program.hpp), for another
+    /// backend: the same order of layers and sums as operator() and run_batch.
+    [[nodiscard]] nn::stage_program program() const {
+        using nn::slot;
+        nn::stage_program p{.steps = {}, .out = out, .holds_input = kind == part::block_conv1,
+                            .releases_held = kind == part::block_conv2};
+        // conv2 + (shortcut of the block input, or the block input itself), then ReLU.
+        const auto residual = [&](slot t, slot x) {
+            slot sc = x;
+            if (shortcut) {
+                p.steps.push_back(nn::step(*shortcut, block_in, x, slot::scratch1));
+                sc = slot::scratch1;
+            }
+            p.steps.push_back(nn::step(*conv2, mid, t, slot::next, sc, nn::activation::relu));
+        };
+        switch (kind) {
+            case part::stem:
+            case part::block_conv1:
+                p.steps.push_back(nn::step(conv1, in, slot::current, slot::next));
+                break;
+            case part::block:
+                p.steps.push_back(nn::step(conv1, in, slot::current, slot::scratch0));
+                residual(slot::scratch0, slot::current);
+                break;
+            case part::block_conv2:
+                residual(slot::current, slot::held);
+                break;
+        }
+        return p;
+    }
+
     /// Workspace floats run_batch needs for `rows` rows.
     [[nodiscard]] std::size_t batch_workspace_size(std::size_t rows) const {
         const bool has_conv1 = kind != part::block_conv2;
@@ -197,8 +229,10 @@ public:
     }
 
     /// The same into row r of a batch (r < s.capacity()); once its rows are written,
-    /// s.begin(input_shape(), rows) starts the batch.
-    void set_input_row(batch_feature_state& s, std::size_t r, std::span<const std::uint8_t> hwc) const noexcept {
+    /// s.begin(input_shape(), rows) starts the batch. Any batch state with input_row(r) (a CHW
+    /// float map): batch_feature_state, dnnl_batch_state.
+    template <class BatchState>
+    void set_input_row(BatchState& s, std::size_t r, std::span<const std::uint8_t> hwc) const noexcept {
         normalize(hwc, s.input_row(r));
     }
 

@@ -269,6 +269,7 @@ template <class B>
     const auto samples = samples_of(test, count);
     throughput_section out;
     out.json = {{"samples", count},
+                {"backend", b.net->backend()},
                 {"schedule", "round_robin"},
                 {"latency", "per sample: from its batch's start to its exit (the batch's inputs prepared before)"},
                 {"latency_stream_runner", "per sample: from its admission (its input put into a free row) to its exit"},
@@ -283,9 +284,9 @@ template <class B>
                 best = std::max(best.value_or(0.0), r.value("samples_per_s", 0.0));
         return best;
     };
-    fmt::print("\nthroughput on the first {} images (wall time, inputs prepared inside the run; latency from the batch's "
-               "start to the sample's exit):\n",
-               count);
+    fmt::print("\nthroughput on the first {} images, batched network on {} (wall time, inputs prepared inside the run; "
+               "latency from the batch's start to the sample's exit):\n",
+               count, b.net->backend());
     fmt::print("  {:<9} {:>5} {:>7} {:>11} {:>9} {:>9} {:>9} {:>8} {:>9}{}\n", "threads", "batch", "policy", "samples/s",
                "p50 ms", "p99 ms", "saving %", "acc %", "vs full", torch ? "  vs torch full" : "");
     const named_policy<float>* both[2] = {&full, &headline};

@@ -43,6 +43,7 @@
 #include <fmt/core.h>
 #include <fmt/ranges.h>
 
+#include "demo_backend.hpp"
 #include "demo_batch.hpp"
 #include "demo_dvfs.hpp"
 #include "live_rows.hpp"
@@ -105,6 +106,12 @@ struct demo_options {
     std::vector<std::size_t> throughput_batches{1, 8, 64};
     std::vector<std::size_t> throughput_threads{1, 2};
     std::filesystem::path torch_json;
+    /// --backend: what runs the network, every run of the demo (demo_backend.hpp): "onednn"
+    /// (dnnl_model, the default where it was built) or "eigen" (the per-sample network and
+    /// batched_model); --precision: "fp32", or "bf16" on oneDNN, calibrated on a validation
+    /// trace recorded in bf16 (a trace of the other precision is refused).
+    std::string backend = default_backend();
+    std::string precision = std::string(precision_fp32);
 
     /// DVFS rows: the frequency table (--dvfs-table; the demo's default when empty), the
     /// budget (--deadline-ms; the plain network's modelled time at f_max when not given) and the backend (--dvfs:
@@ -187,6 +194,14 @@ inline void add_demo_flags(CLI::App& app, demo_options& o) {
     app.add_option("--throughput-threads", o.throughput_threads, "thread counts of the throughput grid")
         ->delimiter(',')
         ->check(CLI::PositiveNumber);
+    app.add_option("--backend", o.backend,
+                   have_dnnl ? "what runs the network in every run: onednn (fast kernels) or eigen (the reference)"
+                             : "what runs the network in every run: eigen (this build has no oneDNN)")
+        ->capture_default_str();
+    app.add_option("--precision", o.precision,
+                   "fp32, or bf16 (oneDNN only; calibrated on a validation trace recorded in bf16, by default the "
+                   "shipped <validation trace>_bf16)")
+        ->capture_default_str();
     app.add_option("--torch-json", o.torch_json,
                    "PyTorch eager's throughput (benchmarks/pytorch_throughput.py --json FILE), printed beside the grid");
 }
@@ -198,6 +213,7 @@ inline void check_demo_flags(const demo_options& o) {
     if (o.throughput_samples > 0 && (o.throughput_batches.empty() || o.throughput_threads.empty()))
         earlyexit::fail("--throughput-batches and --throughput-threads need at least one value each");
     if (o.record_only && o.record_trace.empty()) earlyexit::fail("--record-only needs --record-trace DIR");
+    check_backend(o.backend, o.precision);
     if (o.margin > o.points)
         earlyexit::fail("--calibration-margin {} is larger than --max-loss {}: nothing left to calibrate to", o.margin,
                                 o.points);
@@ -253,7 +269,7 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
         progress_line recording("recording (probe, all heads)", n);
         auto t = record_trace(net, state, n, prepare, wall_clock{}, [&](std::size_t i) { recording.tick(i + 1); });
         recording.finish();
-        t.provenance = {{"dataset", o.dataset}, {"model", o.model}};
+        t.provenance = {{"dataset", o.dataset}, {"model", o.model}, {"backend", o.backend}, {"precision", o.precision}};
         write_trace(o.record_trace, t);
         fmt::print("wrote the trace of {} images to {}\n", n, display_path(o.record_trace).string());
         return 0;
@@ -278,6 +294,15 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
 
     // 1. Calibration on the validation trace, and the headline chosen there.
     const trace val = read_trace(o.calibration);
+    // Thresholds chosen on logits of one precision are never used on the other's: a trace
+    // without the field was recorded before bf16 existed, in fp32.
+    if (const auto it = val.provenance.find("precision");
+        (it == val.provenance.end() ? std::string(precision_fp32) : it->second) != o.precision)
+        earlyexit::fail("calibration trace {} was recorded in {}, this run is --precision {}: record a validation trace "
+                        "in {} (--precision {} --record-only --record-trace DIR) and pass it with --calibration",
+                        display_path(o.calibration).string(),
+                        it == val.provenance.end() ? std::string(precision_fp32) : it->second, o.precision, o.precision,
+                        o.precision);
     val.layout().require_same(info, fmt::format("calibration trace {}", display_path(o.calibration).string()));
     const double val_final = *evaluate(val, "full", policy::full{}).accuracy;
     const accuracy_target target{o.calibration_points(), o.confidence};
@@ -491,7 +516,7 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
     progress_line recording("recording (probe, all heads)", n);
     auto test = record_trace(net, state, n, prepare, wall_clock{}, [&](std::size_t i) { recording.tick(i + 1); });
     recording.finish();
-    test.provenance = {{"dataset", o.dataset}, {"model", o.model}};
+    test.provenance = {{"dataset", o.dataset}, {"model", o.model}, {"backend", o.backend}, {"precision", o.precision}};
     if (!o.record_trace.empty()) write_trace(o.record_trace, test);
     if (!test.labelled()) earlyexit::fail("{}: every image needs a label (the accuracy and the oracle need it)", o.dataset);
 

@@ -44,6 +44,7 @@
 #include "nn.hpp"
 #include "preprocess.hpp"
 #include "safetensors.hpp"
+#include "stage_program.hpp"
 #include "staged_model.hpp"
 
 namespace earlyexit::demo {
@@ -105,6 +106,26 @@ struct mobilenet_stage {
         }
         s.advance(out);
     }
+    /// The stage as convolutions between a state's buffers (stage_program.hpp), for another
+    /// backend: expand, depthwise and project as operator() runs them, the residual as a sum.
+    [[nodiscard]] nn::stage_program program() const {
+        using nn::slot;
+        nn::stage_program p{.steps = {}, .out = out};
+        if (!project) {
+            p.steps.push_back(nn::step(main, in, slot::current, slot::next));
+            return p;
+        }
+        slot e = slot::current;
+        if (expand) {
+            p.steps.push_back(nn::step(*expand, in, slot::current, slot::scratch0));
+            e = slot::scratch0;
+        }
+        p.steps.push_back(nn::step(main, hidden, e, slot::scratch1));
+        p.steps.push_back(nn::step(*project, mid, slot::scratch1, slot::next,
+                                   residual ? std::optional<slot>(slot::current) : std::nullopt));
+        return p;
+    }
+
     /// Workspace floats run_batch needs for `rows` rows.
     [[nodiscard]] std::size_t batch_workspace_size(std::size_t rows) const {
         if (!project) return main.batch_workspace_size(in, rows);
@@ -249,11 +270,14 @@ public:
     }
 
     /// set_input and set_cropped_input into row r of a batch (r < s.capacity()); once its rows
-    /// are written, s.begin(input_shape(), rows) starts the batch.
-    void set_input_row(batch_feature_state& s, std::size_t r, const image_u8& image) const {
+    /// are written, s.begin(input_shape(), rows) starts the batch. Any batch state with
+    /// input_row(r) (a CHW float map): batch_feature_state, dnnl_batch_state.
+    template <class BatchState>
+    void set_input_row(BatchState& s, std::size_t r, const image_u8& image) const {
         transform_(image, std::span<float>(s.input_row(r), input_shape().size()));
     }
-    void set_cropped_input_row(batch_feature_state& s, std::size_t r, const image_u8& square) const {
+    template <class BatchState>
+    void set_cropped_input_row(BatchState& s, std::size_t r, const image_u8& square) const {
         transform_.normalize(square, std::span<float>(s.input_row(r), input_shape().size()));
     }
 

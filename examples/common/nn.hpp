@@ -201,6 +201,13 @@ public:
     [[nodiscard]] int in_channels() const noexcept { return in_; }
     [[nodiscard]] int out_channels() const noexcept { return static_cast<int>(w_.rows()); }
     [[nodiscard]] bool depthwise() const noexcept { return groups_ != 1; }
+    /// The layer's parameters (for another backend of the same layer, e.g. dnnl_model.hpp).
+    [[nodiscard]] const rmatrix& weight() const noexcept { return w_; }
+    [[nodiscard]] const Eigen::VectorXf& bias() const noexcept { return b_; }
+    [[nodiscard]] int kernel() const noexcept { return k_; }
+    [[nodiscard]] int stride() const noexcept { return stride_; }
+    [[nodiscard]] int padding() const noexcept { return pad_; }
+    [[nodiscard]] activation act() const noexcept { return act_; }
 
     /// Output shape for an input shape; throws when the channels do not match or nothing is left.
     [[nodiscard]] shape3 output_shape(shape3 in) const {

@@ -1,0 +1,601 @@
+#pragma once
+// dnnl_model: a staged_model's batched network on oneDNN (Debian's libdnnl-dev, 2.6), the fast
+// backend of the demo networks; batched_model.hpp (Eigen) stays the fallback and the reference.
+// Built only when CMake finds oneDNN (EARLYEXIT_HAVE_DNNL); the library core never includes it.
+//
+// What runs where:
+//   - every convolution of a stage (its stage_program, stage_program.hpp: standard, pointwise
+//     and depthwise) is one oneDNN convolution primitive over the rows of the batch, with the
+//     bias, the activation, a residual sum and the activation after it fused as post-ops;
+//   - the heads are the model's own (Eigen) heads, on each listed row's map converted to CHW
+//     float (a head reads a few KB; the convolutions are the cost).
+//
+// Layout: N-major, so that compaction and append move whole samples (one memmove per row):
+// each row's map is contiguous, in oneDNN's blocked nChw16c format (dnnl_layout::blocked, the
+// default: what its AVX-512 kernels run fastest) or NHWC. The network input is plain NCHW.
+// Precision: float32, or bfloat16 maps and weights (dnnl_precision::bf16: float32 accumulation
+// and bias, the heads in float32), opt in.
+//
+// Primitives: one per (convolution, rows), created lazily the first time a batch of that many
+// rows reaches it (1-5 ms each: a batch that shrinks as samples exit meets many row counts) and
+// kept in the model, shared by every state and thread; prepare(rows) makes them all up front.
+// Weights are reordered once per format the primitives ask for. A state keeps its own memory
+// objects per (convolution, rows) (their data handles are set at each call) and the scratchpad
+// (user mode). Each call runs on one oneDNN (OpenMP) thread: parallelism stays with
+// parallel_runner's workers.
+//
+// Allocation: once a state has met a row count (or prepare(state, rows)), this code allocates
+// nothing per batch; oneDNN's execute builds its own argument maps (8 small allocations per
+// primitive call inside libdnnl, counted in tests/test_common_dnnl_model.cpp).
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <fmt/core.h>
+#include <omp.h>
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <earlyexit/batch_network.hpp>
+#include <earlyexit/earlyexit.hpp>
+
+#include "feature_state.hpp"
+#include "nn.hpp"
+#include "stage_program.hpp"
+#include "staged_model.hpp"
+
+namespace earlyexit::demo {
+
+/// Element type of the maps and weights of a dnnl_model.
+enum class dnnl_precision : std::uint8_t { f32, bf16 };
+/// Layout of each row's maps: oneDNN's blocked nChw16c, or NHWC.
+enum class dnnl_layout : std::uint8_t { blocked, nhwc };
+
+[[nodiscard]] inline std::string_view to_string(dnnl_precision p) noexcept { return p == dnnl_precision::f32 ? "fp32" : "bf16"; }
+[[nodiscard]] inline std::string_view to_string(dnnl_layout l) noexcept { return l == dnnl_layout::blocked ? "nChw16c" : "nhwc"; }
+
+/// How a dnnl_model runs its convolutions.
+struct dnnl_options {
+    dnnl_precision precision = dnnl_precision::f32;
+    dnnl_layout layout = dnnl_layout::blocked;
+    /// Let oneDNN pick Winograd (F(4x4, 3x3)) for a 3x3 convolution where it is faster: float32
+    /// and the blocked layout only (ignored otherwise). It sums in another order: the logits of
+    /// both demo networks still equal the Eigen path's within 1e-6 relative (the parity test).
+    bool allow_winograd = true;
+};
+
+namespace dnnl_detail {
+
+using tag = dnnl::memory::format_tag;
+using dt = dnnl::memory::data_type;
+
+/// Bytes aligned for AVX-512 loads, allocated once.
+class aligned_bytes {
+public:
+    aligned_bytes() = default;
+    explicit aligned_bytes(std::size_t n) : p_(n ? static_cast<std::byte*>(::operator new(n, std::align_val_t{64})) : nullptr), n_(n) {
+        if (p_) std::memset(p_, 0, n);
+    }
+    aligned_bytes(aligned_bytes&& o) noexcept : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
+    aligned_bytes& operator=(aligned_bytes&& o) noexcept {
+        std::swap(p_, o.p_);
+        std::swap(n_, o.n_);
+        return *this;
+    }
+    aligned_bytes(const aligned_bytes&) = delete;
+    aligned_bytes& operator=(const aligned_bytes&) = delete;
+    ~aligned_bytes() {
+        if (p_) ::operator delete(p_, std::align_val_t{64});
+    }
+    [[nodiscard]] std::byte* data() const noexcept { return p_; }
+    [[nodiscard]] std::size_t size() const noexcept { return n_; }
+
+private:
+    std::byte* p_ = nullptr;
+    std::size_t n_ = 0;
+};
+
+/// A convolution's primitive for one row count, shared by every state of the model (oneDNN
+/// primitives may run on many threads at once), with its weights in the primitive's format and
+/// its bias (memory objects only read).
+struct conv_primitive {
+    dnnl::convolution_forward::primitive_desc pd;
+    dnnl::primitive prim;
+    dnnl::memory weights, bias;
+    int add_arg = 0;  ///< DNNL_ARG_ATTR_MULTIPLE_POST_OP(i) | DNNL_ARG_SRC_1 when a sum is fused
+    std::string impl;  ///< the kernel oneDNN chose (e.g. "jit:avx512_core")
+};
+
+/// Every (convolution, rows) primitive of a model, created on first use by whichever thread
+/// meets it: readers load a slot's pointer (acquire); a creator takes the mutex, creates it
+/// once and publishes it (release). Entries live as long as the table.
+struct primitive_table {
+    primitive_table(std::size_t convs, std::size_t capacity) : slots(convs * (capacity + 1)), row_slots(capacity + 1) {}
+    std::vector<std::atomic<const conv_primitive*>> slots;  // [conv * row_slots + rows]
+    std::size_t row_slots;
+    std::mutex mutex;  // guards owned, weights and creation
+    std::vector<std::unique_ptr<conv_primitive>> owned;
+    std::vector<std::vector<std::pair<dnnl::memory::desc, dnnl::memory>>> weights;  // per conv: by format
+};
+
+/// A state's memory objects for one (convolution, rows): their data handles are set at each call.
+struct conv_memory {
+    const conv_primitive* prim = nullptr;
+    dnnl::memory src, dst, add, scratch;
+};
+
+/// Keeps the calling thread's OpenMP team to one thread while it lives, then restores it. A
+/// oneDNN primitive fixes its thread count when it is made (from omp_get_max_threads()) and
+/// runs that many: made and run under this guard, every call stays on its worker's thread.
+class one_omp_thread {
+public:
+    one_omp_thread() noexcept : saved_(omp_get_max_threads()) { omp_set_num_threads(1); }
+    ~one_omp_thread() { omp_set_num_threads(saved_); }
+    one_omp_thread(const one_omp_thread&) = delete;
+    one_omp_thread& operator=(const one_omp_thread&) = delete;
+
+private:
+    int saved_;
+};
+
+[[nodiscard]] inline float bf16_to_float(std::uint16_t v) noexcept { return std::bit_cast<float>(std::uint32_t{v} << 16); }
+/// Rounds to the nearest bfloat16, ties to even (what oneDNN's reorders do); NaN stays NaN.
+[[nodiscard]] inline std::uint16_t float_to_bf16(float f) noexcept {
+    const auto u = std::bit_cast<std::uint32_t>(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<std::uint16_t>((u >> 16) | 0x40u);
+    return static_cast<std::uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+}  // namespace dnnl_detail
+
+/// The batch state of a dnnl_model (make it with dnnl_model::make_state): capacity rows of
+/// maps in the model's layout and precision (see the header comment), N-major, allocated once;
+/// the per-state primitive caches; a float staging area for the inputs (input_row, begin).
+class dnnl_batch_state {
+public:
+    [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+    /// Rows 0..rows-1 in use, for checks.
+    [[nodiscard]] nn::shape3 shape() const noexcept { return shape_; }
+
+    /// Where to write row r's network input, a CHW float map (r < capacity()); then begin().
+    [[nodiscard]] float* input_row(std::size_t r) noexcept { return staging_.data() + r * input_floats_; }
+
+    /// Makes the inputs written to input_row(0..rows-1), of shape s, the current map (converted
+    /// to the model's precision). Throws earlyexit::error naming the value when rows exceeds the
+    /// capacity or s is not the model's input shape.
+    void begin(nn::shape3 s, std::size_t rows) {
+        if (rows > capacity_) fail("dnnl_batch_state: begin with {} rows, the capacity is {}", rows, capacity_);
+        if (s.size() != input_floats_)
+            fail("dnnl_batch_state: input of {}x{}x{} = {} floats, the model's input has {}", s.c, s.h, s.w, s.size(),
+                 input_floats_);
+        const std::size_t n = rows * input_floats_, hw = s.positions(), cs = static_cast<std::size_t>(s.c);
+        // Element i of the buffer takes staging element from(i): the same (NCHW) or HWC per row.
+        const auto from = [&](std::size_t i) {
+            if (!nhwc_) return i;
+            const std::size_t r = i / input_floats_, q = i % input_floats_;
+            return r * input_floats_ + (q % cs) * hw + q / cs;
+        };
+        if (bf16_) {
+            auto* out = reinterpret_cast<std::uint16_t*>(bufs_[0].data());
+            for (std::size_t i = 0; i < n; ++i) out[i] = dnnl_detail::float_to_bf16(staging_[from(i)]);
+        } else if (nhwc_) {
+            auto* out = reinterpret_cast<float*>(bufs_[0].data());
+            for (std::size_t i = 0; i < n; ++i) out[i] = staging_[from(i)];
+        } else {
+            std::memcpy(bufs_[0].data(), staging_.data(), n * sizeof(float));
+        }
+        cur_ = 0;
+        shape_ = s;
+        row_bytes_ = input_floats_ * (bf16_ ? 2 : 4);
+        holding_ = false;
+    }
+
+    /// Keeps the listed rows (strictly increasing): row keep[j] becomes row j (whole rows move).
+    void compact(std::span<const std::size_t> keep) noexcept {
+        compact_rows(bufs_[cur_].data(), row_bytes_, keep);
+        if (holding_) compact_rows(held_.data(), held_row_bytes_, keep);
+    }
+
+    /// Copies src's rows 0..src_rows-1 after rows 0..rows-1 (both at the same stage; see
+    /// batch_feature_state::append).
+    void append(std::size_t rows, const dnnl_batch_state& src, std::size_t src_rows) noexcept {
+        EARLYEXIT_ASSERT(&src != this && rows + src_rows <= capacity_ && src_rows <= src.capacity_);
+        EARLYEXIT_ASSERT(rows == 0 || (shape_ == src.shape_ && holding_ == src.holding_));
+        shape_ = src.shape_;
+        row_bytes_ = src.row_bytes_;
+        held_row_bytes_ = src.held_row_bytes_;
+        holding_ = src.holding_;
+        std::memcpy(bufs_[cur_].data() + rows * row_bytes_, src.bufs_[src.cur_].data(), src_rows * row_bytes_);
+        if (holding_) std::memcpy(held_.data() + rows * held_row_bytes_, src.held_.data(), src_rows * held_row_bytes_);
+    }
+
+private:
+    template <class Stage, class Head>
+    friend class dnnl_model;
+
+    dnnl_batch_state(std::size_t capacity, std::size_t row_bytes, std::size_t input_floats, bool can_hold, bool bf16,
+                     bool nhwc, std::size_t convs, std::size_t head_map_floats, std::size_t head_ws, const dnnl::engine& eng)
+        : capacity_(capacity),
+          row_capacity_(row_bytes),
+          input_floats_(input_floats),
+          bf16_(bf16),
+          nhwc_(nhwc),
+          staging_(capacity * input_floats),
+          held_(can_hold ? capacity * row_bytes : 0),
+          memories_(convs * (capacity + 1)),
+          stream_(eng),
+          head_view_(head_map_floats, head_ws) {
+        if (capacity_ == 0) fail("dnnl_batch_state: capacity 0; a batch state holds at least one row");
+        for (auto& b : bufs_) b = dnnl_detail::aligned_bytes(capacity * row_bytes);
+    }
+
+    static void compact_rows(std::byte* x, std::size_t row_bytes, std::span<const std::size_t> keep) noexcept {
+        for (std::size_t j = 0; j < keep.size(); ++j)
+            if (keep[j] != j) std::memcpy(x + j * row_bytes, x + keep[j] * row_bytes, row_bytes);
+    }
+
+    [[nodiscard]] std::byte* buffer(nn::slot s) noexcept {
+        switch (s) {
+            case nn::slot::current: return bufs_[cur_].data();
+            case nn::slot::next: return bufs_[1 - cur_].data();
+            case nn::slot::scratch0: return bufs_[2].data();
+            case nn::slot::scratch1: return bufs_[3].data();
+            case nn::slot::held: return held_.data();
+        }
+        return nullptr;
+    }
+
+    std::size_t capacity_, row_capacity_, input_floats_;
+    bool bf16_, nhwc_;
+    std::array<dnnl_detail::aligned_bytes, 4> bufs_;  // 0/1: stage input/output, 2/3: scratch
+    std::vector<float> staging_;                      // the inputs before begin()
+    dnnl_detail::aligned_bytes held_;
+    dnnl_detail::aligned_bytes scratchpad_;
+    std::vector<dnnl_detail::conv_memory> memories_;  // [conv * (capacity + 1) + rows]
+    dnnl::stream stream_;
+    mutable feature_state head_view_;  // one row as CHW float, for the model's heads
+    std::size_t cur_ = 0, row_bytes_ = 0, held_row_bytes_ = 0;
+    nn::shape3 shape_{}, held_shape_{};
+    bool holding_ = false;
+};
+
+/// The batched network of a staged_model on oneDNN (see the header comment):
+/// earlyexit::batched_network over dnnl_batch_state, like batched_model over
+/// batch_feature_state. Shares the model's layers and heads; info() is the per-sample network's.
+template <class Stage, class Head>
+class dnnl_model {
+public:
+    using scalar_type = float;
+    using batch_state_type = dnnl_batch_state;
+
+    /// The oneDNN form of `model` for batches of up to `capacity` rows. Throws earlyexit::error
+    /// when capacity is 0, or when oneDNN cannot make a convolution (its message and the layer).
+    dnnl_model(const staged_model<Stage, Head>& model, std::size_t capacity, dnnl_options opt = {})
+        : net_(model.network()), capacity_(capacity), opt_(opt), input_(model.input_shape()), holds_(model.holds_maps()),
+          eng_(dnnl::engine::kind::cpu, 0) {
+        if (capacity_ == 0) fail("dnnl_model: capacity 0; a batch holds at least one row");
+        std::size_t row_bytes = input_.size() * elem();
+        for (std::size_t i = 0; i < model.num_stages(); ++i) {
+            const auto& st = model.stage(i).stage;
+            keep_.push_back(st);
+            nn::stage_program p = st->program();
+            for (const nn::conv_step& c : p.steps) {
+                row_bytes = std::max({row_bytes, map_row_bytes(c.in), map_row_bytes(c.conv->output_shape(c.in))});
+            }
+            programs_.push_back(std::move(p));
+        }
+        for (const auto& p : programs_) {
+            first_step_.push_back(steps_.size());
+            out_row_bytes_.push_back(map_row_bytes(p.out));
+            steps_.insert(steps_.end(), p.steps.begin(), p.steps.end());
+        }
+        first_step_.push_back(steps_.size());
+        row_bytes_ = row_bytes;
+        for (std::size_t k = 0; k < model.num_heads(); ++k) {
+            heads_.push_back(model.head_at(k).head);
+            head_ws_ = std::max(head_ws_, static_cast<std::size_t>(heads_.back()->workspace_size()));
+        }
+        head_map_ = model.max_map_size();
+        table_ = std::make_shared<dnnl_detail::primitive_table>(steps_.size(), capacity_);
+        table_->weights.resize(steps_.size());
+        // oneDNN keeps compiled kernels in a process-wide cache (1024 by default): room for
+        // every (convolution, rows) of this model, so that none is compiled twice.
+        const auto need = static_cast<int>(std::min<std::size_t>(steps_.size() * capacity_ + 1024, 1 << 16));
+        if (dnnl::get_primitive_cache_capacity() < need) dnnl::set_primitive_cache_capacity(need);
+        // Every convolution for one row and for capacity rows now, so that a layer oneDNN
+        // cannot run fails here, by value, not on the hot path.
+        for (std::size_t l = 0; l < steps_.size(); ++l) {
+            (void)primitive(l, 1);
+            (void)primitive(l, capacity_);
+        }
+    }
+
+    [[nodiscard]] network_info info() const noexcept { return net_.info(); }
+    [[nodiscard]] const dynamic_network<feature_state>& network() const noexcept { return net_; }
+    [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
+    [[nodiscard]] const dnnl_options& options() const noexcept { return opt_; }
+    [[nodiscard]] nn::shape3 input_shape() const noexcept { return input_; }
+    /// Head scratch (the model's heads, one row at a time).
+    [[nodiscard]] std::size_t batch_workspace_size() const noexcept { return head_ws_; }
+
+    /// A state of capacity() rows (allocates; make one per thread and reuse it).
+    [[nodiscard]] dnnl_batch_state make_state() const { return make_state(capacity_); }
+    /// A state of `rows` rows; throws earlyexit::error for 0 rows or more than capacity().
+    [[nodiscard]] dnnl_batch_state make_state(std::size_t rows) const {
+        if (rows > capacity_) fail("dnnl_model: a state of {} rows exceeds the capacity {}", rows, capacity_);
+        return dnnl_batch_state(rows, row_bytes_, input_.size(), holds_, opt_.precision == dnnl_precision::bf16,
+                                opt_.layout == dnnl_layout::nhwc, steps_.size(), head_map_, head_ws_, eng_);
+    }
+
+    /// Creates the primitives of every convolution for each row count 1..rows (at most
+    /// capacity()), so that no later call compiles one (otherwise each is made the first time a
+    /// batch of that many rows reaches it: ~1-5 ms each). Thread-safe. Throws earlyexit::error
+    /// when oneDNN cannot make one.
+    void prepare(std::size_t rows) const {
+        for (std::size_t r = 1; r <= std::min(rows, capacity_); ++r)
+            for (std::size_t l = 0; l < steps_.size(); ++l) (void)primitive(l, r);
+    }
+    /// The same, and s's memory objects for them (so that nothing on its hot path allocates).
+    void prepare(dnnl_batch_state& s, std::size_t rows) const {
+        for (std::size_t r = 1; r <= std::min(rows, s.capacity()); ++r)
+            for (std::size_t l = 0; l < steps_.size(); ++l) (void)memory_for(s, l, r);
+    }
+
+    /// The kernel oneDNN runs convolution l (in stage order) with at `rows` rows, e.g.
+    /// "jit:avx512_core" or "jit_wino_4x3:avx512_core" (creates the primitive when needed).
+    [[nodiscard]] std::string_view implementation(std::size_t l, std::size_t rows) const { return primitive(l, rows).impl; }
+    /// What runs the convolutions, for reports: "oneDNN 2.6.3, fp32, nChw16c, Winograd allowed".
+    [[nodiscard]] std::string backend() const {
+        const dnnl_version_t* v = dnnl_version();
+        const bool wino = opt_.allow_winograd && opt_.precision == dnnl_precision::f32 && opt_.layout == dnnl_layout::blocked;
+        return fmt::format("oneDNN {}.{}.{}, {}, {}{}", v->major, v->minor, v->patch, to_string(opt_.precision),
+                           to_string(opt_.layout), wino ? ", Winograd allowed" : "");
+    }
+    /// Every convolution, in stage order (the stages' programs, stage_program.hpp).
+    [[nodiscard]] const std::vector<nn::conv_step>& convolutions() const noexcept { return steps_; }
+    /// Convolution l alone on rows 0..rows-1 of s, between the buffers its program names,
+    /// whatever they hold (a benchmark of one layer; the state's map is left as it was).
+    void run_convolution(std::size_t l, dnnl_batch_state& s, std::size_t rows) const noexcept {
+        const dnnl_detail::one_omp_thread one;
+        const nn::conv_step& c = steps_[l];
+        EARLYEXIT_ASSERT(s.held_.size() > 0 || (c.src != nn::slot::held && c.add != nn::slot::held));
+        run(memory_for(s, l, rows), s, s.buffer(c.src), s.buffer(c.dst), c.add ? s.buffer(*c.add) : nullptr);
+    }
+    /// Convolutions in stage order.
+    [[nodiscard]] std::size_t num_convolutions() const noexcept { return steps_.size(); }
+
+    /// Stage p on rows 0..rows-1. A primitive met for the first time is created here (warm-up).
+    void run_batch_stage(std::size_t p, dnnl_batch_state& s, std::size_t rows) const noexcept {
+        const dnnl_detail::one_omp_thread one;
+        const nn::stage_program& prog = programs_[p];
+        for (std::size_t l = first_step_[p]; l < first_step_[p + 1]; ++l) {
+            const nn::conv_step& c = steps_[l];
+            run(memory_for(s, l, rows), s, s.buffer(c.src), s.buffer(c.dst), c.add ? s.buffer(*c.add) : nullptr);
+        }
+        if (prog.holds_input) {  // keep the input as the held map: the buffers trade places, no copy
+            std::swap(s.held_, s.bufs_[s.cur_]);
+            s.held_shape_ = s.shape_;
+            s.held_row_bytes_ = s.row_bytes_;
+            s.holding_ = true;
+        }
+        s.cur_ = 1 - s.cur_;
+        s.shape_ = prog.out;
+        s.row_bytes_ = out_row_bytes_[p];
+        if (prog.releases_held) s.holding_ = false;
+    }
+
+    /// Head k on the listed rows: each row's map as CHW float, through the model's head.
+    void run_batch_head(std::size_t k, const dnnl_batch_state& s, std::span<const std::size_t> list,
+                        std::span<float> logits, std::span<float> ws) const noexcept {
+        const Head& h = *heads_[k];
+        const std::size_t c = h.num_classes();
+        feature_state& v = s.head_view_;
+        for (std::size_t j = 0; j < list.size(); ++j) {
+            to_chw(s.bufs_[s.cur_].data() + list[j] * s.row_bytes_, s.shape_, v.input());
+            v.begin(s.shape_);
+            h(v, logits.subspan(j * c, c), ws);
+        }
+    }
+
+    void compact(dnnl_batch_state& s, std::span<const std::size_t> keep) const noexcept { s.compact(keep); }
+    void append(dnnl_batch_state& dst, std::size_t dst_rows, dnnl_batch_state& src, std::size_t src_rows) const noexcept {
+        dst.append(dst_rows, src, src_rows);
+    }
+
+    /// Bytes of one row's map of shape m in this model's layout and precision.
+    [[nodiscard]] std::size_t map_row_bytes(nn::shape3 m) const { return desc(1, m).get_size(); }
+
+    /// Writes one row's map (shape m, this model's layout and precision) as CHW float.
+    void to_chw(const std::byte* row, nn::shape3 m, float* out) const noexcept {
+        if (opt_.precision == dnnl_precision::bf16)
+            to_chw(reinterpret_cast<const std::uint16_t*>(row), m, out, [](std::uint16_t v) { return dnnl_detail::bf16_to_float(v); });
+        else
+            to_chw(reinterpret_cast<const float*>(row), m, out, [](float v) { return v; });
+    }
+
+private:
+    /// to_chw for elements of type T, converted to float by cvt. The blocked layout is a
+    /// transpose of each block of 16 channels ([position][16] -> [16][position]), done in tiles
+    /// of 16 positions so that the 16 rows read and written stay in cache.
+    template <class T, class Cvt>
+    void to_chw(const T* in, nn::shape3 m, float* out, Cvt cvt) const noexcept {
+        const std::size_t hw = m.positions(), cs = static_cast<std::size_t>(m.c);
+        if (opt_.layout == dnnl_layout::blocked && m == input_) {  // the input is NCHW
+            for (std::size_t i = 0; i < m.size(); ++i) out[i] = cvt(in[i]);
+        } else if (opt_.layout == dnnl_layout::nhwc) {
+            for (std::size_t p = 0; p < hw; ++p)
+                for (std::size_t c = 0; c < cs; ++c) out[c * hw + p] = cvt(in[p * cs + c]);
+        } else {
+            constexpr std::size_t b = 16;
+            for (std::size_t c0 = 0; c0 < cs; c0 += b) {
+                const std::size_t nc = std::min(b, cs - c0);
+                const T* src = in + c0 * hw;  // the block's [position][16]
+                float* dst = out + c0 * hw;
+                for (std::size_t p0 = 0; p0 < hw; p0 += b) {
+                    const std::size_t np = std::min(b, hw - p0);
+                    for (std::size_t i = 0; i < nc; ++i)
+                        for (std::size_t p = p0; p < p0 + np; ++p) dst[i * hw + p] = cvt(src[p * b + i]);
+                }
+            }
+        }
+    }
+
+    [[nodiscard]] std::size_t elem() const noexcept { return opt_.precision == dnnl_precision::bf16 ? 2 : 4; }
+    [[nodiscard]] dnnl_detail::dt data_type() const noexcept {
+        return opt_.precision == dnnl_precision::bf16 ? dnnl_detail::dt::bf16 : dnnl_detail::dt::f32;
+    }
+    /// The memory descriptor of `rows` rows of maps of shape m (the input: NCHW).
+    [[nodiscard]] dnnl::memory::desc desc(std::size_t rows, nn::shape3 m) const {
+        using dnnl_detail::tag;
+        const tag t = opt_.layout == dnnl_layout::nhwc ? tag::nhwc : m == input_ ? tag::nchw : tag::nChw16c;
+        return {{static_cast<dnnl::memory::dim>(rows), m.c, m.h, m.w}, data_type(), t};
+    }
+
+    /// The primitive of convolution l for `rows` rows, created on first use (thread-safe).
+    const dnnl_detail::conv_primitive& primitive(std::size_t l, std::size_t rows) const {
+        EARLYEXIT_ASSERT(rows >= 1 && rows <= capacity_);
+        auto& slot = table_->slots[l * table_->row_slots + rows];
+        if (const auto* p = slot.load(std::memory_order_acquire)) return *p;
+        const std::lock_guard lock(table_->mutex);
+        if (const auto* p = slot.load(std::memory_order_relaxed)) return *p;
+        const dnnl_detail::one_omp_thread one;
+        table_->owned.push_back(make_primitive(l, rows));
+        slot.store(table_->owned.back().get(), std::memory_order_release);
+        return *table_->owned.back();
+    }
+
+    /// s's memory objects for convolution l at `rows` rows, created on first use; the state's
+    /// scratchpad grows to what the primitive needs.
+    const dnnl_detail::conv_memory& memory_for(dnnl_batch_state& s, std::size_t l, std::size_t rows) const {
+        auto& m = s.memories_[l * (s.capacity() + 1) + rows];
+        if (m.prim) return m;
+        const auto& p = primitive(l, rows);
+        m.src = dnnl::memory(p.pd.src_desc(), eng_, DNNL_MEMORY_NONE);
+        m.dst = dnnl::memory(p.pd.dst_desc(), eng_, DNNL_MEMORY_NONE);
+        if (p.add_arg != 0) m.add = dnnl::memory(p.pd.dst_desc(), eng_, DNNL_MEMORY_NONE);
+        const dnnl::memory::desc sp = p.pd.scratchpad_desc();
+        if (sp.get_size() > s.scratchpad_.size()) s.scratchpad_ = dnnl_detail::aligned_bytes(sp.get_size());
+        m.scratch = dnnl::memory(sp, eng_, DNNL_MEMORY_NONE);
+        m.prim = &p;
+        return m;
+    }
+
+    /// Makes convolution l's primitive for `rows` rows (under the table's mutex).
+    std::unique_ptr<dnnl_detail::conv_primitive> make_primitive(std::size_t l, std::size_t rows) const {
+        using namespace dnnl;
+        using dnnl_detail::dt;
+        using dnnl_detail::tag;
+        const nn::conv_step& c = steps_[l];
+        const nn::conv2d& conv = *c.conv;
+        const nn::shape3 out = conv.output_shape(c.in);
+        const memory::dim k = conv.kernel(), st = conv.stride(), pad = conv.padding();
+        const bool dw = conv.depthwise();
+        const memory::dims wdims = dw ? memory::dims{out.c, 1, 1, k, k} : memory::dims{out.c, c.in.c, k, k};
+        const memory::desc plain_w(wdims, dt::f32, dw ? tag::goihw : tag::oihw);
+        const memory::desc any_w(wdims, data_type(), tag::any);
+        const memory::desc bias_md({out.c}, dt::f32, tag::a);
+        const memory::desc src_md = desc(rows, c.in), dst_md = desc(rows, out);
+        post_ops po;
+        const auto eltwise = [&](nn::activation a) {
+            if (a == nn::activation::relu) po.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
+            if (a == nn::activation::relu6) po.append_eltwise(1.f, algorithm::eltwise_clip, 0.f, 6.f);
+        };
+        eltwise(conv.act());
+        int add_index = -1;
+        if (c.add) {
+            add_index = po.len();
+            po.append_binary(algorithm::binary_add, dst_md);
+        }
+        eltwise(c.after_add);
+        primitive_attr attr;
+        attr.set_post_ops(po);
+        attr.set_scratchpad_mode(scratchpad_mode::user);
+        const bool wino = opt_.allow_winograd && opt_.precision == dnnl_precision::f32 && opt_.layout == dnnl_layout::blocked;
+        const algorithm alg = wino ? algorithm::convolution_auto : algorithm::convolution_direct;
+        auto p = std::make_unique<dnnl_detail::conv_primitive>();
+        try {
+            const convolution_forward::desc d(prop_kind::forward_inference, alg, src_md, any_w, bias_md, dst_md, {st, st},
+                                              {pad, pad}, {pad, pad});
+            p->pd = convolution_forward::primitive_desc(d, attr, eng_);
+            p->prim = convolution_forward(p->pd);
+            p->impl = p->pd.impl_info_str();
+            // The weights in the primitive's format: reordered once per format.
+            auto& formats = table_->weights[l];
+            const memory::desc want = p->pd.weights_desc();
+            auto it = std::find_if(formats.begin(), formats.end(), [&](const auto& w) { return w.first == want; });
+            if (it == formats.end()) {
+                memory w(want, eng_);
+                memory src(plain_w, eng_, const_cast<float*>(conv.weight().data()));
+                stream strm(eng_);
+                reorder(src, w).execute(strm, src, w);
+                strm.wait();
+                formats.emplace_back(want, w);
+                it = std::prev(formats.end());
+            }
+            p->weights = it->second;
+            p->bias = memory(bias_md, eng_, const_cast<float*>(conv.bias().data()));
+        } catch (const dnnl::error& err) {
+            fail("dnnl_model: convolution {} ({}x{}x{} -> {}x{}x{}, kernel {}, stride {}, {} rows, {}, {}): oneDNN: {}", l,
+                 c.in.c, c.in.h, c.in.w, out.c, out.h, out.w, k, st, rows, to_string(opt_.precision),
+                 to_string(opt_.layout), err.what());
+        }
+        if (c.add) p->add_arg = DNNL_ARG_ATTR_MULTIPLE_POST_OP(add_index) | DNNL_ARG_SRC_1;
+        return p;
+    }
+
+    /// One convolution: sets the data handles (no allocation) and executes through the C API
+    /// with the arguments on the stack.
+    static void run(const dnnl_detail::conv_memory& m, dnnl_batch_state& s, const std::byte* src, std::byte* dst,
+                    const std::byte* add) noexcept {
+        const dnnl_detail::conv_primitive& p = *m.prim;
+        dnnl_memory_set_data_handle(m.src.get(), const_cast<std::byte*>(src));
+        dnnl_memory_set_data_handle(m.dst.get(), dst);
+        dnnl_memory_set_data_handle(m.scratch.get(), s.scratchpad_.data());
+        std::array<dnnl_exec_arg_t, 6> args{{{DNNL_ARG_SRC, m.src.get()},
+                                             {DNNL_ARG_WEIGHTS, p.weights.get()},
+                                             {DNNL_ARG_BIAS, p.bias.get()},
+                                             {DNNL_ARG_DST, m.dst.get()},
+                                             {DNNL_ARG_SCRATCHPAD, m.scratch.get()},
+                                             {}}};
+        int n = 5;
+        if (add) {
+            dnnl_memory_set_data_handle(m.add.get(), const_cast<std::byte*>(add));
+            args[5] = {p.add_arg, m.add.get()};
+            n = 6;
+        }
+        const dnnl_status_t st = dnnl_primitive_execute(p.prim.get(), s.stream_.get(), n, args.data());
+        EARLYEXIT_ASSERT(st == dnnl_success);
+        (void)st;
+        dnnl_stream_wait(s.stream_.get());
+    }
+
+    dynamic_network<feature_state> net_;
+    std::size_t capacity_;
+    dnnl_options opt_;
+    nn::shape3 input_;
+    bool holds_;
+    dnnl::engine eng_;
+    std::vector<std::shared_ptr<const Stage>> keep_;  // the layers the programs point into
+    std::vector<nn::stage_program> programs_;
+    std::vector<nn::conv_step> steps_;  // every convolution, in stage order (pointing into keep_)
+    std::vector<std::size_t> first_step_;     // stage p's convolutions: [first_step_[p], first_step_[p + 1])
+    std::vector<std::size_t> out_row_bytes_;  // stage p's output: bytes per row
+    std::vector<std::shared_ptr<const Head>> heads_;
+    std::size_t row_bytes_ = 0, head_ws_ = 0, head_map_ = 0;
+    std::shared_ptr<dnnl_detail::primitive_table> table_;  // shared by copies of the model
+};
+
+}  // namespace earlyexit::demo

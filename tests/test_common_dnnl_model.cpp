@@ -1,0 +1,386 @@
+// examples/common/dnnl_model.hpp: the oneDNN backend of the demo networks. Every head of every
+// row equals the Eigen per-sample network (the reference) for the CIFAR-10 network, its
+// fine-grained variant (maps held across stages) and MobileNetV2, in both layouts, at 1 to 64
+// rows and across compaction and append; bf16 is close but not equal; runners give the Eigen
+// path's exits; the hot path's allocations are oneDNN's own, a fixed few per convolution; bad
+// capacities and inputs are refused by value.
+//
+// Tolerance (fp32): 1e-4 of the head's largest |logit| on that sample (at least 1), the issue's
+// bound. oneDNN's direct and Winograd kernels sum in other orders than Eigen's GEMM (Winograd
+// also transforms its tiles); measured here at most 9e-7 (CIFAR-10) and 2.4e-6 (MobileNetV2),
+// while a wrong row, channel, tap or post-op moves logits by O(1). bf16 (8-bit mantissa):
+// measured 6e-3 and 2.5e-2; checked below 0.1 and above 1e-4 (it must really round).
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <span>
+#include <type_traits>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <earlyexit/batch_network.hpp>
+#include <earlyexit/earlyexit.hpp>
+#include <earlyexit/parallel_runner.hpp>
+#include <earlyexit/policy/static.hpp>
+#include <earlyexit/stream_runner.hpp>
+
+#include "common/batched_model.hpp"
+#include "common/cifar_net.hpp"
+#include "common/dnnl_model.hpp"
+#include "common/image.hpp"
+#include "common/mobilenet_v2.hpp"
+#include "counting_new.hpp"
+#include "error_text.hpp"
+
+using namespace earlyexit;
+using namespace earlyexit::demo;
+using earlyexit_test::what_of;
+namespace fs = std::filesystem;
+
+namespace {
+
+const fs::path root = EARLYEXIT_SOURCE_DIR;
+constexpr double tolerance = 1e-4;
+
+using dnnl_cifar = dnnl_model<demo::detail::cifar_block, demo::detail::cifar_head>;
+using dnnl_mobilenet = dnnl_model<demo::detail::mobilenet_stage, demo::detail::mobilenet_head>;
+
+image_u8 pattern(int width, int height, int seed) {
+    image_u8 im(width, height);
+    for (std::size_t i = 0; i < im.pixels.size(); ++i)
+        im.pixels[i] = static_cast<std::uint8_t>((i * 37 + static_cast<std::size_t>(seed) * 101 + i / 97 + i * i % 11) % 256);
+    return im;
+}
+
+struct cifar_case {
+    const cifar_net& model;
+    image_u8 input(int i) const { return pattern(32, 32, i); }
+    void set(feature_state& s, const image_u8& im) const { model.set_input(s, im.pixels); }
+    template <class B>
+    void set_row(B& s, std::size_t r, const image_u8& im) const { model.set_input_row(s, r, im.pixels); }
+};
+struct mobilenet_case {
+    const mobilenet_v2& model;
+    image_u8 input(int i) const { return pattern(224, 224, i); }
+    void set(feature_state& s, const image_u8& im) const { model.set_cropped_input(s, im); }
+    template <class B>
+    void set_row(B& s, std::size_t r, const image_u8& im) const { model.set_cropped_input_row(s, r, im); }
+};
+
+const cifar_net& cifar() {
+    static const cifar_net m(root / "models" / "cifar10_multiexit.safetensors");
+    return m;
+}
+const cifar_net& cifar_fine() {
+    static const cifar_net m(root / "models" / "cifar10_fine_exits.safetensors");
+    return m;
+}
+const mobilenet_v2& mobilenet() {
+    static const mobilenet_v2 m(root / "models" / "mobilenet_v2_imagenet.safetensors");
+    return m;
+}
+
+/// logits[k] of every head of the Eigen per-sample network on one input.
+template <class Case>
+std::vector<std::vector<float>> per_sample(const Case& c, const image_u8& im) {
+    const auto net = c.model.network();
+    auto state = c.model.make_state();
+    std::vector<float> ws(net.workspace_size());
+    std::vector<std::vector<float>> out;
+    c.set(state, im);
+    for (std::size_t p = 0, k = 0; p < net.num_stages(); ++p) {
+        net.run_stage(p, state);
+        if (k < net.num_heads() && net.head_position(k) == p) {
+            out.emplace_back(net.num_classes());
+            net.run_head(k++, state, out.back(), ws);
+        }
+    }
+    return out;
+}
+
+/// Largest |got - want| over the largest |want| (at least 1).
+double relative_error(std::span<const float> got, std::span<const float> want) {
+    double diff = 0, scale = 1;
+    for (std::size_t i = 0; i < want.size(); ++i) {
+        diff = std::max(diff, static_cast<double>(std::abs(got[i] - want[i])));
+        scale = std::max(scale, static_cast<double>(std::abs(want[i])));
+    }
+    return diff / scale;
+}
+
+/// Runs `net` on `rows` inputs (input(r) in row r) through every stage and head in a state of
+/// `capacity` rows; after head k, keep(k, rows) lists the rows to keep (compaction). check(k,
+/// sample, logits) sees every row at every head.
+template <class Case, class Net, class Keep, class Check>
+void run_rows(const Case& c, const Net& net, std::size_t capacity, std::size_t rows, Keep keep, Check check) {
+    auto state = net.make_state(capacity);
+    const network_info info = net.info();
+    std::vector<std::size_t> sample(rows), list(rows);
+    for (std::size_t r = 0; r < rows; ++r) {
+        c.set_row(state, r, c.input(static_cast<int>(r)));
+        sample[r] = r;
+    }
+    state.begin(c.model.input_shape(), rows);
+    std::vector<float> logits(capacity * info.classes), ws(net.batch_workspace_size());
+    for (std::size_t p = 0, k = 0; p < info.stages && rows > 0; ++p) {
+        net.run_batch_stage(p, state, rows);
+        if (k == info.heads || info.head_positions[k] != p) continue;
+        for (std::size_t r = 0; r < rows; ++r) list[r] = r;
+        net.run_batch_head(k, state, std::span<const std::size_t>(list.data(), rows),
+                           std::span<float>(logits.data(), rows * info.classes), ws);
+        for (std::size_t r = 0; r < rows; ++r)
+            check(k, sample[r], std::span<const float>(logits.data() + r * info.classes, info.classes));
+        const std::vector<std::size_t> kept = keep(k, rows);
+        if (kept.size() < rows) {
+            net.compact(state, kept);
+            for (std::size_t j = 0; j < kept.size(); ++j) sample[j] = sample[kept[j]];
+            rows = kept.size();
+        }
+        ++k;
+    }
+}
+
+std::vector<std::size_t> keep_all(std::size_t, std::size_t rows) {
+    std::vector<std::size_t> all(rows);
+    for (std::size_t r = 0; r < rows; ++r) all[r] = r;
+    return all;
+}
+
+/// Every head of every row of a batch (rows of `sizes`, states of rows + 1) within `tol` of the
+/// Eigen per-sample network, in `opt`; the largest relative error seen.
+template <class Case>
+double parity(const Case& c, dnnl_options opt, std::initializer_list<std::size_t> sizes, double tol) {
+    std::size_t most = 0;
+    for (const std::size_t n : sizes) most = std::max(most, n);
+    std::vector<std::vector<std::vector<float>>> want;
+    for (std::size_t i = 0; i < most; ++i) want.push_back(per_sample(c, c.input(static_cast<int>(i))));
+    const dnnl_model net(c.model, most + 1, opt);
+    double worst = 0;
+    for (const std::size_t rows : sizes) {
+        INFO(to_string(opt.precision) << ", " << to_string(opt.layout) << ", " << rows << " rows");
+        std::size_t checked = 0;
+        run_rows(c, net, rows + 1, rows, keep_all, [&](std::size_t k, std::size_t s, std::span<const float> got) {
+            ++checked;
+            INFO("head " << k << ", sample " << s);
+            const double e = relative_error(got, want[s][k]);
+            worst = std::max(worst, e);
+            CHECK(e <= tol);
+        });
+        CHECK(checked == rows * c.model.num_heads());
+    }
+    return worst;
+}
+
+template <class Case>
+void compaction_keeps_rows(const Case& c, dnnl_options opt) {
+    // Drop rows 0 and 2 of 5 after head 0, then row 1 (sample 3) after head 1.
+    std::vector<std::vector<std::vector<float>>> want;
+    for (int i = 0; i < 5; ++i) want.push_back(per_sample(c, c.input(i)));
+    std::vector<std::vector<std::size_t>> samples(c.model.num_heads());
+    const dnnl_model net(c.model, 6, opt);
+    run_rows(
+        c, net, 6, 5,
+        [](std::size_t k, std::size_t rows) {
+            if (k == 0) return std::vector<std::size_t>{1, 3, 4};
+            if (k == 1) return std::vector<std::size_t>{0, 2};
+            return keep_all(k, rows);
+        },
+        [&](std::size_t k, std::size_t s, std::span<const float> got) {
+            samples[k].push_back(s);
+            INFO("head " << k << ", sample " << s);
+            CHECK(relative_error(got, want[s][k]) <= tolerance);
+        });
+    CHECK(samples[0] == std::vector<std::size_t>{0, 1, 2, 3, 4});
+    CHECK(samples[1] == std::vector<std::size_t>{1, 3, 4});
+    for (std::size_t k = 2; k < c.model.num_heads(); ++k) CHECK(samples[k] == std::vector<std::size_t>{1, 4});
+}
+
+/// Two states run apart to stage q, then b's rows appended to a's; the rest of the network on
+/// the joined rows gives each sample's per-sample logits (held maps move with the rows).
+template <class Case>
+std::size_t append_joins_rows(const Case& c) {
+    const dnnl_model net(c.model, 6);
+    const network_info info = net.info();
+    std::vector<std::vector<std::vector<float>>> want;
+    for (int i = 0; i < 5; ++i) want.push_back(per_sample(c, c.input(i)));
+    std::size_t checked = 0;
+    for (std::size_t q = 0; q + 1 < info.stages; ++q) {
+        auto a = net.make_state(), b = net.make_state();
+        for (std::size_t r = 0; r < 3; ++r) c.set_row(a, r, c.input(static_cast<int>(r)));
+        for (std::size_t r = 0; r < 2; ++r) c.set_row(b, r, c.input(static_cast<int>(3 + r)));
+        a.begin(c.model.input_shape(), 3);
+        b.begin(c.model.input_shape(), 2);
+        for (std::size_t p = 0; p <= q; ++p) {
+            net.run_batch_stage(p, a, 3);
+            net.run_batch_stage(p, b, 2);
+        }
+        net.append(a, 3, b, 2);
+        std::vector<float> logits(5 * info.classes), ws(net.batch_workspace_size());
+        const std::vector<std::size_t> list{0, 1, 2, 3, 4};
+        for (std::size_t p = q + 1, k = 0; p < info.stages; ++p) {
+            net.run_batch_stage(p, a, 5);
+            while (k < info.heads && info.head_positions[k] < p) ++k;
+            if (k == info.heads || info.head_positions[k] != p) continue;
+            net.run_batch_head(k, a, list, logits, ws);
+            for (std::size_t r = 0; r < 5; ++r) {
+                INFO("appended after stage " << q << ", head " << k << ", sample " << r);
+                CHECK(relative_error(std::span<const float>(logits).subspan(r * info.classes, info.classes), want[r][k]) <=
+                      tolerance);
+                ++checked;
+            }
+        }
+    }
+    return checked;
+}
+
+}  // namespace
+
+TEST_CASE("dnnl_model is an earlyexit::batched_network with append for both demo networks") {
+    STATIC_REQUIRE(batched_network_with_append<dnnl_cifar>);
+    STATIC_REQUIRE(batched_network_with_append<dnnl_mobilenet>);
+}
+
+TEST_CASE("dnnl_model declares the per-sample network's costs and positions") {
+    const dnnl_model net(cifar(), 4);
+    const auto reference = cifar().network();  // info() points into the network: keep it
+    const network_info a = net.info(), b = reference.info();
+    CHECK(a.stages == b.stages);
+    CHECK(a.heads == b.heads);
+    CHECK(std::vector<std::size_t>(a.head_positions.begin(), a.head_positions.end()) ==
+          std::vector<std::size_t>(b.head_positions.begin(), b.head_positions.end()));
+    CHECK(net.num_convolutions() == 15);  // stem, 6 blocks x 2, 2 shortcuts
+}
+
+TEST_CASE("cifar_net on oneDNN fp32: every head of every row equals the Eigen network within 1e-4", "[dnnl]") {
+    const cifar_case c{cifar()};
+    CHECK(parity(c, {}, {1, 7, 64}, tolerance) < tolerance);
+    CHECK(parity(c, {.allow_winograd = false}, {1, 5}, tolerance) < tolerance);
+    CHECK(parity(c, {.layout = dnnl_layout::nhwc}, {1, 5}, tolerance) < tolerance);
+}
+
+TEST_CASE("the fine-grained cifar_net on oneDNN: half-block stages hold their input across stages", "[dnnl]") {
+    const cifar_case c{cifar_fine()};
+    CHECK(parity(c, {}, {1, 6}, tolerance) < tolerance);
+    compaction_keeps_rows(c, {});
+}
+
+TEST_CASE("mobilenet_v2 on oneDNN fp32: every head of every row equals the Eigen network within 1e-4", "[dnnl]") {
+    const mobilenet_case c{mobilenet()};
+    CHECK(parity(c, {}, {1, 3}, tolerance) < tolerance);
+    CHECK(parity(c, {.layout = dnnl_layout::nhwc}, {2}, tolerance) < tolerance);
+}
+
+TEST_CASE("bf16 on oneDNN: close to fp32 but really rounded", "[dnnl]") {
+    const double cifar_err = parity(cifar_case{cifar()}, {.precision = dnnl_precision::bf16}, {1, 4}, 0.1);
+    CHECK(cifar_err > 1e-4);
+    const double mobilenet_err = parity(mobilenet_case{mobilenet()}, {.precision = dnnl_precision::bf16}, {2}, 0.1);
+    CHECK(mobilenet_err > 1e-4);
+}
+
+TEST_CASE("oneDNN compaction keeps the kept samples' results", "[dnnl]") {
+    compaction_keeps_rows(cifar_case{cifar()}, {});
+    compaction_keeps_rows(cifar_case{cifar()}, {.layout = dnnl_layout::nhwc});
+    compaction_keeps_rows(mobilenet_case{mobilenet()}, {});
+}
+
+TEST_CASE("oneDNN append joins rows at the same stage, held maps included", "[dnnl]") {
+    CHECK(append_joins_rows(cifar_case{cifar()}) > 0);
+    CHECK(append_joins_rows(cifar_case{cifar_fine()}) > 0);
+}
+
+TEST_CASE("runners on the oneDNN network give the Eigen network's exits", "[dnnl]") {
+    const cifar_net& model = cifar();
+    const std::size_t batch = 4, n = 24;
+    const batched_model eigen_net(model, batch);
+    const dnnl_model fast(model, batch);
+    std::vector<image_u8> images;
+    std::vector<sample_info> samples;
+    for (std::size_t i = 0; i < n; ++i) {
+        images.push_back(pattern(32, 32, static_cast<int>(i)));
+        samples.push_back({.index = i});
+    }
+    const auto fill = [&](auto& s, std::size_t first, std::size_t count) {
+        for (std::size_t r = 0; r < count; ++r) model.set_input_row(s, r, images[first + r].pixels);
+        s.begin(model.input_shape(), count);
+    };
+    const policy::max_prob policy(0.6F);
+    std::vector<sample_outcome> want(n), got(n), streamed(n);
+    {
+        parallel_runner<batched_cifar_net, policy::max_prob, simulated_clock> pool(
+            eigen_net, policy, {.threads = 1, .batch = batch}, [&] { return eigen_net.make_state(); });
+        pool.run(samples, fill, want);
+    }
+    {
+        parallel_runner<dnnl_cifar, policy::max_prob, simulated_clock> pool(fast, policy, {.threads = 2, .batch = batch},
+                                                                           [&] { return fast.make_state(); });
+        pool.run(samples, fill, got);
+    }
+    {
+        stream_runner<dnnl_cifar, policy::max_prob, simulated_clock> runner(fast, policy, {.capacity = batch},
+                                                                           [&] { return fast.make_state(); });
+        runner.run_in_order(samples, fill, streamed);
+    }
+    std::size_t early = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        INFO("sample " << i);
+        CHECK(got[i].head == want[i].head);
+        CHECK(got[i].predicted == want[i].predicted);
+        CHECK(streamed[i].head == want[i].head);
+        CHECK(streamed[i].predicted == want[i].predicted);
+        early += want[i].head + 1 < fast.info().heads ? 1 : 0;
+    }
+    CHECK(early > 0);  // the policy really exits early on some samples
+}
+
+TEST_CASE("after warm-up the oneDNN hot path allocates only inside oneDNN's execute, a fixed few per call", "[alloc][dnnl]") {
+    const cifar_net& model = cifar();
+    const std::size_t capacity = 8;
+    const dnnl_model net(model, capacity);
+    auto state = net.make_state();
+    const network_info info = net.info();
+    for (std::size_t r = 0; r < capacity; ++r) model.set_input_row(state, r, pattern(32, 32, static_cast<int>(r)).pixels);
+    std::vector<float> logits(capacity * info.classes), ws(net.batch_workspace_size());
+    std::vector<std::size_t> list(capacity), keep(capacity);
+    long stage_allocs = 0, other_allocs = 0;
+    const auto pass = [&] {
+        state.begin(model.input_shape(), capacity);
+        std::size_t rows = capacity;
+        for (std::size_t p = 0, k = 0; p < info.stages; ++p) {
+            long before = earlyexit_test::allocations.load();
+            net.run_batch_stage(p, state, rows);
+            stage_allocs += earlyexit_test::allocations.load() - before;
+            before = earlyexit_test::allocations.load();
+            if (info.head_positions[k] != p) continue;
+            for (std::size_t r = 0; r < rows; ++r) list[r] = r;
+            net.run_batch_head(k, state, std::span<const std::size_t>(list.data(), rows),
+                               std::span<float>(logits.data(), rows * info.classes), ws);
+            if (rows > 1) {  // drop row 0: every row count from 8 down to 3 is met
+                for (std::size_t r = 1; r < rows; ++r) keep[r - 1] = r;
+                net.compact(state, std::span<const std::size_t>(keep.data(), rows - 1));
+                --rows;
+            }
+            other_allocs += earlyexit_test::allocations.load() - before;
+            ++k;
+        }
+    };
+    pass();  // warm-up: creates the primitives of each row count met
+    stage_allocs = other_allocs = 0;
+    pass();
+    const long first = stage_allocs;
+    stage_allocs = 0;
+    pass();
+    CHECK(other_allocs == 0);      // heads (the model's Eigen heads) and compaction
+    CHECK(stage_allocs == first);  // the same every pass: nothing created or grown after warm-up
+    CHECK(stage_allocs <= static_cast<long>(12 * net.num_convolutions()));  // oneDNN's argument maps
+}
+
+TEST_CASE("dnnl_model refuses a capacity of 0, an oversized state and a wrong input by value") {
+    CHECK_THROWS_WITH(dnnl_model(cifar(), 0), Catch::Contains("capacity 0"));
+    const dnnl_model net(cifar(), 4);
+    CHECK(what_of([&] { (void)net.make_state(5); }).find("5 rows exceeds the capacity 4") != std::string::npos);
+    auto s = net.make_state();
+    CHECK(what_of([&] { s.begin({3, 16, 16}, 2); }).find("3x16x16 = 768 floats") != std::string::npos);
+    CHECK(what_of([&] { s.begin(cifar().input_shape(), 9); }).find("begin with 9 rows") != std::string::npos);
+}

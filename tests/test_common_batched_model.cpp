@@ -16,10 +16,8 @@
 #include "eigen_malloc_counter.hpp"  // first: before any Eigen header
 
 #include <algorithm>
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <filesystem>
 #include <span>
 #include <type_traits>
 #include <vector>
@@ -33,81 +31,17 @@
 #include "common/image.hpp"
 #include "common/mobilenet_v2.hpp"
 #include "counting_new.hpp"
+#include "demo_fixtures.hpp"
 #include "error_text.hpp"
 
 using namespace earlyexit;
 using namespace earlyexit::demo;
 using earlyexit_test::what_of;
-namespace fs = std::filesystem;
+using namespace earlyexit_test::demo_fixtures;
 
 namespace {
 
-const fs::path root = EARLYEXIT_SOURCE_DIR;
 constexpr double tolerance = 1e-5;  // relative to the head's largest |logit| (see the header comment)
-
-/// A deterministic, non-constant 8-bit RGB image.
-image_u8 pattern(int width, int height, int seed) {
-    image_u8 im(width, height);
-    for (std::size_t i = 0; i < im.pixels.size(); ++i)
-        im.pixels[i] = static_cast<std::uint8_t>((i * 37 + static_cast<std::size_t>(seed) * 101 + i / 97 + i * i % 11) % 256);
-    return im;
-}
-
-/// What a test needs of a model: its inputs and how to write one into a per-sample or batch state.
-struct cifar_case {
-    const cifar_net& model;
-    image_u8 input(int i) const { return pattern(32, 32, i); }
-    void set(feature_state& s, const image_u8& im) const { model.set_input(s, im.pixels); }
-    void set_row(batch_feature_state& s, std::size_t r, const image_u8& im) const { model.set_input_row(s, r, im.pixels); }
-};
-struct mobilenet_case {
-    const mobilenet_v2& model;
-    image_u8 input(int i) const { return pattern(224, 224, i); }
-    void set(feature_state& s, const image_u8& im) const { model.set_cropped_input(s, im); }
-    void set_row(batch_feature_state& s, std::size_t r, const image_u8& im) const { model.set_cropped_input_row(s, r, im); }
-};
-
-const cifar_net& cifar() {
-    static const cifar_net m(root / "models" / "cifar10_multiexit.safetensors");
-    return m;
-}
-const mobilenet_v2& mobilenet() {
-    static const mobilenet_v2 m(root / "models" / "mobilenet_v2_imagenet.safetensors");
-    return m;
-}
-/// The fine-grained variant: its half-block stages hold a map across stages.
-const cifar_net& cifar_fine() {
-    static const cifar_net m(root / "models" / "cifar10_fine_exits.safetensors");
-    return m;
-}
-
-/// logits[k] of every head of the per-sample network on one input.
-template <class Case>
-std::vector<std::vector<float>> per_sample(const Case& c, const image_u8& im) {
-    const auto net = c.model.network();
-    auto state = c.model.make_state();
-    std::vector<float> ws(net.workspace_size());
-    std::vector<std::vector<float>> out;
-    c.set(state, im);
-    for (std::size_t p = 0, k = 0; p < net.num_stages(); ++p) {
-        net.run_stage(p, state);
-        if (k < net.num_heads() && net.head_position(k) == p) {
-            out.emplace_back(net.num_classes());
-            net.run_head(k++, state, out.back(), ws);
-        }
-    }
-    return out;
-}
-
-/// Largest |got - want| over the largest |want| (at least 1).
-double relative_error(std::span<const float> got, std::span<const float> want) {
-    double diff = 0, scale = 1;
-    for (std::size_t i = 0; i < want.size(); ++i) {
-        diff = std::max(diff, static_cast<double>(std::abs(got[i] - want[i])));
-        scale = std::max(scale, static_cast<double>(std::abs(want[i])));
-    }
-    return diff / scale;
-}
 
 /// Runs the batched network on `rows` inputs (input(first + r) in row r) through every stage
 /// and head, in a state of `capacity` rows. At head k, after_head(k, rows_list) may drop rows:

@@ -27,6 +27,7 @@
 #include "common/batched_model.hpp"
 #include "common/cifar_net.hpp"
 #include "counting_new.hpp"
+#include "demo_fixtures.hpp"
 #include "error_text.hpp"
 #include "safetensors_writer.hpp"
 #include "temp_dir.hpp"
@@ -34,6 +35,7 @@
 using namespace earlyexit;
 using namespace earlyexit::demo;
 using earlyexit_test::what_of;
+using earlyexit_test::demo_fixtures::relative_error;
 namespace fs = std::filesystem;
 
 namespace {
@@ -78,16 +80,6 @@ std::vector<std::vector<float>> all_heads(const cifar_net& model, std::span<cons
         }
     }
     return out;
-}
-
-/// Largest |got - want| over the largest |want| (at least 1).
-double relative_error(std::span<const float> got, std::span<const float> want) {
-    double diff = 0, scale = 1;
-    for (std::size_t i = 0; i < want.size(); ++i) {
-        diff = std::max(diff, static_cast<double>(std::abs(got[i] - want[i])));
-        scale = std::max(scale, static_cast<double>(std::abs(want[i])));
-    }
-    return diff / scale;
 }
 
 template <class Edit>

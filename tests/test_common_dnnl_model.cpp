@@ -11,10 +11,8 @@
 // while a wrong row, channel, tap or post-op moves logits by O(1). bf16 (8-bit mantissa):
 // measured 6e-3 and 2.5e-2; checked below 0.1 and above 1e-4 (it must really round).
 #include <algorithm>
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <filesystem>
 #include <span>
 #include <type_traits>
 #include <vector>
@@ -32,83 +30,20 @@
 #include "common/image.hpp"
 #include "common/mobilenet_v2.hpp"
 #include "counting_new.hpp"
+#include "demo_fixtures.hpp"
 #include "error_text.hpp"
 
 using namespace earlyexit;
 using namespace earlyexit::demo;
 using earlyexit_test::what_of;
-namespace fs = std::filesystem;
+using namespace earlyexit_test::demo_fixtures;
 
 namespace {
 
-const fs::path root = EARLYEXIT_SOURCE_DIR;
 constexpr double tolerance = 1e-4;
 
 using dnnl_cifar = dnnl_model<demo::detail::cifar_block, demo::detail::cifar_head>;
 using dnnl_mobilenet = dnnl_model<demo::detail::mobilenet_stage, demo::detail::mobilenet_head>;
-
-image_u8 pattern(int width, int height, int seed) {
-    image_u8 im(width, height);
-    for (std::size_t i = 0; i < im.pixels.size(); ++i)
-        im.pixels[i] = static_cast<std::uint8_t>((i * 37 + static_cast<std::size_t>(seed) * 101 + i / 97 + i * i % 11) % 256);
-    return im;
-}
-
-struct cifar_case {
-    const cifar_net& model;
-    image_u8 input(int i) const { return pattern(32, 32, i); }
-    void set(feature_state& s, const image_u8& im) const { model.set_input(s, im.pixels); }
-    template <class B>
-    void set_row(B& s, std::size_t r, const image_u8& im) const { model.set_input_row(s, r, im.pixels); }
-};
-struct mobilenet_case {
-    const mobilenet_v2& model;
-    image_u8 input(int i) const { return pattern(224, 224, i); }
-    void set(feature_state& s, const image_u8& im) const { model.set_cropped_input(s, im); }
-    template <class B>
-    void set_row(B& s, std::size_t r, const image_u8& im) const { model.set_cropped_input_row(s, r, im); }
-};
-
-const cifar_net& cifar() {
-    static const cifar_net m(root / "models" / "cifar10_multiexit.safetensors");
-    return m;
-}
-const cifar_net& cifar_fine() {
-    static const cifar_net m(root / "models" / "cifar10_fine_exits.safetensors");
-    return m;
-}
-const mobilenet_v2& mobilenet() {
-    static const mobilenet_v2 m(root / "models" / "mobilenet_v2_imagenet.safetensors");
-    return m;
-}
-
-/// logits[k] of every head of the Eigen per-sample network on one input.
-template <class Case>
-std::vector<std::vector<float>> per_sample(const Case& c, const image_u8& im) {
-    const auto net = c.model.network();
-    auto state = c.model.make_state();
-    std::vector<float> ws(net.workspace_size());
-    std::vector<std::vector<float>> out;
-    c.set(state, im);
-    for (std::size_t p = 0, k = 0; p < net.num_stages(); ++p) {
-        net.run_stage(p, state);
-        if (k < net.num_heads() && net.head_position(k) == p) {
-            out.emplace_back(net.num_classes());
-            net.run_head(k++, state, out.back(), ws);
-        }
-    }
-    return out;
-}
-
-/// Largest |got - want| over the largest |want| (at least 1).
-double relative_error(std::span<const float> got, std::span<const float> want) {
-    double diff = 0, scale = 1;
-    for (std::size_t i = 0; i < want.size(); ++i) {
-        diff = std::max(diff, static_cast<double>(std::abs(got[i] - want[i])));
-        scale = std::max(scale, static_cast<double>(std::abs(want[i])));
-    }
-    return diff / scale;
-}
 
 /// Runs `net` on `rows` inputs (input(r) in row r) through every stage and head in a state of
 /// `capacity` rows; after head k, keep(k, rows) lists the rows to keep (compaction). check(k,

@@ -243,6 +243,58 @@ void stream_row(const B& b, const named_policy<float>& headline, const std::vect
     }
 }
 
+/// For each thread count of the grid: PyTorch's fastest full network at any batch size (its
+/// row with the most samples/s: mode, layout and batch as the file names them) against the
+/// grid's full network and headline at the largest batch, and PyTorch's fastest batch-1 latency
+/// (p50) against the headline's at batch 1; printed, and written to grid["vs_torch_best"].
+inline void against_torch_best(const nlohmann::json& torch, const std::vector<std::size_t>& thread_counts,
+                               const std::vector<std::size_t>& batches, nlohmann::json& grid) {
+    grid["vs_torch_best"] = nlohmann::json::array();
+    const auto ours = [&](std::string_view runner, bool full, std::size_t batch, std::size_t threads,
+                          const char* key) -> std::optional<double> {
+        for (const auto& r : grid["rows"])
+            if (r.value("runner", "") == runner && (r.value("policy", "") == "full") == full &&
+                r.value("batch", std::size_t{0}) == batch && r.value("threads", std::size_t{0}) == threads)
+                return r.value(key, 0.0);
+        return std::nullopt;
+    };
+    for (const std::size_t threads : thread_counts) {
+        const nlohmann::json* best = nullptr;
+        const nlohmann::json* fastest_one = nullptr;  // the most samples/s at batch 1
+        for (const auto& r : torch["rows"]) {
+            if (r.value("threads", 0) != static_cast<int>(threads)) continue;
+            if (!best || r.value("samples_per_s", 0.0) > (*best).value("samples_per_s", 0.0)) best = &r;
+            if (r.value("batch", 0) == 1 &&
+                (!fastest_one || r.value("samples_per_s", 0.0) > (*fastest_one).value("samples_per_s", 0.0)))
+                fastest_one = &r;
+        }
+        if (!best) continue;
+        const double rate = best->value("samples_per_s", 0.0);
+        const std::size_t wide = batches.back();
+        const auto full = ours("batch_runner", true, wide, threads, "throughput_samples_per_s");
+        const auto early = ours("batch_runner", false, wide, threads, "throughput_samples_per_s");
+        const auto early_p50 = ours("batch_runner", false, 1, threads, "latency_p50_ms");
+        const double torch_p50 = fastest_one ? fastest_one->value("batch_latency_p50_ms", 0.0) : 0.0;
+        const std::string what = fmt::format("{} {} at batch {}", best->value("mode", std::string("eager")),
+                                             best->value("layout", std::string("?")), best->value("batch", 0));
+        fmt::print("  against PyTorch at its best on {} thread{} ({}: {:.1f} samples/s): full at batch {} {}, headline {}",
+                   threads, threads == 1 ? "" : "s", what, rate, wide, full ? fmt::format("{:.2f}x", *full / rate) : "-",
+                   early ? fmt::format("{:.2f}x", *early / rate) : "-");
+        if (early_p50 && torch_p50 > 0)
+            fmt::print("; batch-1 latency p50: headline {:.3g} ms = {:.2f}x PyTorch's fastest at batch 1 ({:.3g} ms)",
+                       *early_p50, *early_p50 / torch_p50, torch_p50);
+        fmt::print("\n");
+        grid["vs_torch_best"].push_back(
+            {{"threads", threads},
+             {"torch_best", what},
+             {"torch_best_samples_per_s", rate},
+             {"full_vs_torch_best", full ? nlohmann::json(*full / rate) : nlohmann::json(nullptr)},
+             {"headline_vs_torch_best", early ? nlohmann::json(*early / rate) : nlohmann::json(nullptr)},
+             {"torch_batch1_p50_ms", torch_p50 > 0 ? nlohmann::json(torch_p50) : nlohmann::json(nullptr)},
+             {"headline_batch1_p50_ms", early_p50 ? nlohmann::json(*early_p50) : nlohmann::json(nullptr)}});
+    }
+}
+
 /// What the throughput grid measured, printed, written to the JSON and plotted.
 struct throughput_section {
     nlohmann::json json;
@@ -255,8 +307,8 @@ struct throughput_section {
 /// the headline's stage occupancy; at one thread and the grid's largest batch (> 1), the headline
 /// also through stream_runner (continuous batching; "stream" rows, runner "stream_runner" in the
 /// JSON, latency from each sample's admission to its exit) beside batch_runner's; and, when
-/// torch_rows is given (benchmarks/pytorch_throughput.py --json), PyTorch eager's full throughput
-/// at the same batch and threads beside it.
+/// torch_rows is given (benchmarks/pytorch_throughput.py --json), PyTorch's full-network
+/// throughput (its fastest mode and layout) at the same batch and threads beside it.
 template <class B>
 [[nodiscard]] throughput_section run_throughput(const B& b, const trace& test, const named_policy<float>& full,
                                                 const named_policy<float>& headline,
@@ -339,7 +391,8 @@ template <class B>
         }
         out.curves.push_back(std::move(c_full));
         out.curves.push_back(std::move(c_head));
-        // PyTorch eager's full network at the same batch sizes and threads, when its JSON was given.
+        // PyTorch's full network (its fastest mode and layout) at the same batch sizes and
+        // threads, when its JSON was given.
         curve c_torch{fmt::format("PyTorch full, {} thread{}", threads, threads == 1 ? "" : "s"), {}};
         for (const std::size_t batch : batches)
             if (const auto t = torch_at(batch, threads)) c_torch.points.emplace_back(static_cast<double>(batch), *t);
@@ -360,6 +413,7 @@ template <class B>
         fmt::print("\n");
     }
     if (torch) {
+        against_torch_best(*torch, thread_counts, batches, out.json);
         out.json["torch"] = *torch;
         strip_absolute_paths(out.json["torch"]);  // the file is the user's: copy no machine path
     }

@@ -203,7 +203,8 @@ inline void add_demo_flags(CLI::App& app, demo_options& o) {
                    "shipped <validation trace>_bf16)")
         ->capture_default_str();
     app.add_option("--torch-json", o.torch_json,
-                   "PyTorch eager's throughput (benchmarks/pytorch_throughput.py --json FILE), printed beside the grid");
+                   "PyTorch's full-network throughput, its fastest mode and layout at each batch and thread count "
+                   "(benchmarks/pytorch_throughput.py --json FILE), printed beside the grid");
 }
 
 /// Checks the flags CLI11 cannot: throws earlyexit::error naming the bad value.

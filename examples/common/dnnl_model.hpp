@@ -163,7 +163,8 @@ private:
 
 /// The batch state of a dnnl_model (make it with dnnl_model::make_state): capacity rows of
 /// maps in the model's layout and precision (see the header comment), N-major, allocated once;
-/// the per-state primitive caches; a float staging area for the inputs (input_row, begin).
+/// its memory objects per (convolution, rows), its scratchpad and stream; a float staging area
+/// for the inputs (input_row, begin). Move-only; one thread at a time.
 class dnnl_batch_state {
 public:
     [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
@@ -229,7 +230,6 @@ private:
     dnnl_batch_state(std::size_t capacity, std::size_t row_bytes, std::size_t input_floats, bool can_hold, bool bf16,
                      bool nhwc, std::size_t convs, std::size_t head_map_floats, std::size_t head_ws, const dnnl::engine& eng)
         : capacity_(capacity),
-          row_capacity_(row_bytes),
           input_floats_(input_floats),
           bf16_(bf16),
           nhwc_(nhwc),
@@ -258,7 +258,7 @@ private:
         return nullptr;
     }
 
-    std::size_t capacity_, row_capacity_, input_floats_;
+    std::size_t capacity_, input_floats_;
     bool bf16_, nhwc_;
     std::array<dnnl_detail::aligned_bytes, 4> bufs_;  // 0/1: stage input/output, 2/3: scratch
     std::vector<float> staging_;                      // the inputs before begin()
@@ -377,7 +377,10 @@ public:
     /// Convolutions in stage order.
     [[nodiscard]] std::size_t num_convolutions() const noexcept { return steps_.size(); }
 
-    /// Stage p on rows 0..rows-1. A primitive met for the first time is created here (warm-up).
+    /// Stage p on rows 0..rows-1. A primitive or memory object met for the first time is made
+    /// here (warm-up; prepare() does it in advance). oneDNN accepted every convolution at one
+    /// row and at capacity() rows when the model was made; should it refuse another row count
+    /// here, the call cannot report it (noexcept) and the program terminates.
     void run_batch_stage(std::size_t p, dnnl_batch_state& s, std::size_t rows) const noexcept {
         const dnnl_detail::one_omp_thread one;
         const nn::stage_program& prog = programs_[p];

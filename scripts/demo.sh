@@ -9,7 +9,7 @@ cd "$root"
 
 # shellcheck source-path=SCRIPTDIR source=deps.sh
 source "$root/scripts/deps.sh"
-earlyexit_require_packages cmake g++ make libeigen3-dev libfmt-dev nlohmann-json3-dev libstb-dev libcli11-dev libdnnl-dev
+earlyexit_require_packages cmake g++ make libeigen3-dev libfmt-dev nlohmann-json3-dev libstb-dev libcli11-dev libdnnl-dev ocl-icd-opencl-dev
 
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)}"
 

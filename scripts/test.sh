@@ -10,7 +10,7 @@ cd "$root"
 # shellcheck source-path=SCRIPTDIR source=deps.sh
 source "$root/scripts/deps.sh"
 earlyexit_require_packages cmake g++ make libeigen3-dev libfmt-dev catch2 libbenchmark-dev \
-  nlohmann-json3-dev gnuplot-nox libstb-dev libcli11-dev libdnnl-dev clang-14 libclang-rt-14-dev
+  nlohmann-json3-dev gnuplot-nox libstb-dev libcli11-dev libdnnl-dev ocl-icd-opencl-dev clang-14 libclang-rt-14-dev
 
 # Workflow presets need CMake 3.25.
 cmake_version="$(cmake --version | head -n1 | awk '{print $3}')"

@@ -12,6 +12,8 @@
 #include <span>
 #include <vector>
 
+#include <earlyexit/context.hpp>
+
 #include "common/cifar_net.hpp"
 #include "common/feature_state.hpp"
 #include "common/image.hpp"
@@ -96,6 +98,44 @@ inline double relative_error(std::span<const float> got, std::span<const float> 
         scale = std::max(scale, static_cast<double>(std::abs(want[i])));
     }
     return diff / scale;
+}
+
+/// Runs the batched network `net` on `rows` inputs (input(r) in row r of `state`, a state of
+/// `net`) through every stage and head; after head k, keep(k, rows) lists the rows to keep
+/// (compaction). check(k, sample, logits) sees every row at every head.
+template <class Case, class Net, class State, class Keep, class Check>
+void run_rows(const Case& c, const Net& net, State& state, std::size_t rows, Keep keep, Check check) {
+    const earlyexit::network_info info = net.info();
+    std::vector<std::size_t> sample(rows), list(rows);
+    for (std::size_t r = 0; r < rows; ++r) {
+        c.set_row(state, r, c.input(static_cast<int>(r)));
+        sample[r] = r;
+    }
+    state.begin(c.model.input_shape(), rows);
+    std::vector<float> logits(state.capacity() * info.classes), ws(net.batch_workspace_size());
+    for (std::size_t p = 0, k = 0; p < info.stages && rows > 0; ++p) {
+        net.run_batch_stage(p, state, rows);
+        if (k == info.heads || info.head_positions[k] != p) continue;
+        for (std::size_t r = 0; r < rows; ++r) list[r] = r;
+        net.run_batch_head(k, state, std::span<const std::size_t>(list.data(), rows),
+                           std::span<float>(logits.data(), rows * info.classes), ws);
+        for (std::size_t r = 0; r < rows; ++r)
+            check(k, sample[r], std::span<const float>(logits.data() + r * info.classes, info.classes));
+        const std::vector<std::size_t> kept = keep(k, rows);
+        if (kept.size() < rows) {
+            net.compact(state, kept);
+            for (std::size_t j = 0; j < kept.size(); ++j) sample[j] = sample[kept[j]];
+            rows = kept.size();
+        }
+        ++k;
+    }
+}
+
+/// A keep() for run_rows that drops nothing.
+inline std::vector<std::size_t> keep_all(std::size_t, std::size_t rows) {
+    std::vector<std::size_t> all(rows);
+    for (std::size_t r = 0; r < rows; ++r) all[r] = r;
+    return all;
 }
 
 }  // namespace earlyexit_test::demo_fixtures

@@ -52,37 +52,7 @@ void run_batched(const Case& c, std::size_t capacity, std::size_t rows, AfterHea
     auto state = net.make_state(capacity);
     REQUIRE(state.capacity() == capacity);
     net.check(state);
-    const network_info info = net.info();
-    std::vector<std::size_t> sample(rows), list(rows);
-    for (std::size_t r = 0; r < rows; ++r) {
-        c.set_row(state, r, c.input(static_cast<int>(r)));
-        sample[r] = r;
-    }
-    state.begin(c.model.input_shape(), rows);
-    std::vector<float> logits(capacity * info.classes), ws(net.batch_workspace_size());
-    for (std::size_t p = 0, k = 0; p < info.stages && rows > 0; ++p) {
-        net.run_batch_stage(p, state, rows);
-        if (k < info.heads && info.head_positions[k] == p) {
-            for (std::size_t r = 0; r < rows; ++r) list[r] = r;
-            net.run_batch_head(k, state, std::span<const std::size_t>(list.data(), rows),
-                               std::span<float>(logits.data(), rows * info.classes), ws);
-            for (std::size_t r = 0; r < rows; ++r)
-                check(k, sample[r], std::span<const float>(logits.data() + r * info.classes, info.classes));
-            const std::vector<std::size_t> keep = after_head(k, rows);
-            if (keep.size() < rows) {
-                net.compact(state, keep);
-                for (std::size_t j = 0; j < keep.size(); ++j) sample[j] = sample[keep[j]];
-                rows = keep.size();
-            }
-            ++k;
-        }
-    }
-}
-
-std::vector<std::size_t> keep_all(std::size_t, std::size_t rows) {
-    std::vector<std::size_t> all(rows);
-    for (std::size_t r = 0; r < rows; ++r) all[r] = r;
-    return all;
+    run_rows(c, net, state, rows, after_head, check);
 }
 
 template <class Case>

@@ -45,44 +45,6 @@ constexpr double tolerance = 1e-4;
 using dnnl_cifar = dnnl_model<demo::detail::cifar_block, demo::detail::cifar_head>;
 using dnnl_mobilenet = dnnl_model<demo::detail::mobilenet_stage, demo::detail::mobilenet_head>;
 
-/// Runs `net` on `rows` inputs (input(r) in row r) through every stage and head in a state of
-/// `capacity` rows; after head k, keep(k, rows) lists the rows to keep (compaction). check(k,
-/// sample, logits) sees every row at every head.
-template <class Case, class Net, class Keep, class Check>
-void run_rows(const Case& c, const Net& net, std::size_t capacity, std::size_t rows, Keep keep, Check check) {
-    auto state = net.make_state(capacity);
-    const network_info info = net.info();
-    std::vector<std::size_t> sample(rows), list(rows);
-    for (std::size_t r = 0; r < rows; ++r) {
-        c.set_row(state, r, c.input(static_cast<int>(r)));
-        sample[r] = r;
-    }
-    state.begin(c.model.input_shape(), rows);
-    std::vector<float> logits(capacity * info.classes), ws(net.batch_workspace_size());
-    for (std::size_t p = 0, k = 0; p < info.stages && rows > 0; ++p) {
-        net.run_batch_stage(p, state, rows);
-        if (k == info.heads || info.head_positions[k] != p) continue;
-        for (std::size_t r = 0; r < rows; ++r) list[r] = r;
-        net.run_batch_head(k, state, std::span<const std::size_t>(list.data(), rows),
-                           std::span<float>(logits.data(), rows * info.classes), ws);
-        for (std::size_t r = 0; r < rows; ++r)
-            check(k, sample[r], std::span<const float>(logits.data() + r * info.classes, info.classes));
-        const std::vector<std::size_t> kept = keep(k, rows);
-        if (kept.size() < rows) {
-            net.compact(state, kept);
-            for (std::size_t j = 0; j < kept.size(); ++j) sample[j] = sample[kept[j]];
-            rows = kept.size();
-        }
-        ++k;
-    }
-}
-
-std::vector<std::size_t> keep_all(std::size_t, std::size_t rows) {
-    std::vector<std::size_t> all(rows);
-    for (std::size_t r = 0; r < rows; ++r) all[r] = r;
-    return all;
-}
-
 /// Every head of every row of a batch (rows of `sizes`, states of rows + 1) within `tol` of the
 /// Eigen per-sample network, in `opt`; the largest relative error seen.
 template <class Case>
@@ -96,7 +58,8 @@ double parity(const Case& c, dnnl_options opt, std::initializer_list<std::size_t
     for (const std::size_t rows : sizes) {
         INFO(to_string(opt.precision) << ", " << to_string(opt.layout) << ", " << rows << " rows");
         std::size_t checked = 0;
-        run_rows(c, net, rows + 1, rows, keep_all, [&](std::size_t k, std::size_t s, std::span<const float> got) {
+        auto state = net.make_state(rows + 1);
+        run_rows(c, net, state, rows, keep_all, [&](std::size_t k, std::size_t s, std::span<const float> got) {
             ++checked;
             INFO("head " << k << ", sample " << s);
             const double e = relative_error(got, want[s][k]);
@@ -115,8 +78,9 @@ void compaction_keeps_rows(const Case& c, dnnl_options opt) {
     for (int i = 0; i < 5; ++i) want.push_back(per_sample(c, c.input(i)));
     std::vector<std::vector<std::size_t>> samples(c.model.num_heads());
     const dnnl_model net(c.model, 6, opt);
+    auto state = net.make_state();
     run_rows(
-        c, net, 6, 5,
+        c, net, state, 5,
         [](std::size_t k, std::size_t rows) {
             if (k == 0) return std::vector<std::size_t>{1, 3, 4};
             if (k == 1) return std::vector<std::size_t>{0, 2};

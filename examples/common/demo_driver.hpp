@@ -297,13 +297,12 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
     const trace val = read_trace(o.calibration);
     // Thresholds chosen on logits of one precision are never used on the other's: a trace
     // without the field was recorded before bf16 existed, in fp32.
-    if (const auto it = val.provenance.find("precision");
-        (it == val.provenance.end() ? std::string(precision_fp32) : it->second) != o.precision)
+    const auto recorded = val.provenance.find("precision");
+    const std::string val_precision = recorded == val.provenance.end() ? std::string(precision_fp32) : recorded->second;
+    if (val_precision != o.precision)
         earlyexit::fail("calibration trace {} was recorded in {}, this run is --precision {}: record a validation trace "
                         "in {} (--precision {} --record-only --record-trace DIR) and pass it with --calibration",
-                        display_path(o.calibration).string(),
-                        it == val.provenance.end() ? std::string(precision_fp32) : it->second, o.precision, o.precision,
-                        o.precision);
+                        display_path(o.calibration).string(), val_precision, o.precision, o.precision, o.precision);
     val.layout().require_same(info, fmt::format("calibration trace {}", display_path(o.calibration).string()));
     const double val_final = *evaluate(val, "full", policy::full{}).accuracy;
     const accuracy_target target{o.calibration_points(), o.confidence};

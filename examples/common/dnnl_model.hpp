@@ -10,7 +10,7 @@
 //   - the heads are the model's own (Eigen) heads, on each listed row's map converted to CHW
 //     float (a head reads a few KB; the convolutions are the cost).
 //
-// Layout: N-major, so that compaction and append move whole samples (one memmove per row):
+// Layout: N-major, so that compaction and append move whole samples (one memcpy per row):
 // each row's map is contiguous, in oneDNN's blocked nChw16c format (dnnl_layout::blocked, the
 // default: what its AVX-512 kernels run fastest) or NHWC. The network input is plain NCHW.
 // Precision: float32, or bfloat16 maps and weights (dnnl_precision::bf16: float32 accumulation

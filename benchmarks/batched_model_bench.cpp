@@ -15,11 +15,23 @@
 // that kind of the network at B rows, Eigen (conv2d::run_batch) against oneDNN fp32 and bf16:
 //   layers/<net>/<kind>/<backend>/B   kind: conv3x3 (standard k x k), pointwise (1x1),
 //                                     depthwise (groups = channels); items = samples
+// And the heads alone: every head of the network once on B rows (each on a state run to its
+// stage, untimed), items = samples:
+//   heads/<net>/<backend>/B            backend: eigen (batched_model's heads), onednn_eigen_heads
+//                                      (oneDNN maps, each row converted to CHW for the Eigen
+//                                      heads), onednn_fp32 / onednn_bf16 (the heads as oneDNN
+//                                      pooling and inner-product primitives over the rows)
+// And an early exit with a fixed schedule, every head evaluated on the rows still running and
+// the batch compacted after it to the share of samples the demo's headline (margin, batch 64)
+// sends on: 1.00, 0.73, 0.60, 0.47, 0.38, 0.29 of the rows reach stages 2-6 (what the CIFAR-10
+// demo's grid printed), items = samples:
+//   early_exit/cifar10/<backend>/64    backend as for heads/
 // items_per_second is samples per second in all; allocs = heap allocations (operator new)
 // inside the timed loop (expected 0 on Eigen; on oneDNN its execute allocates 8 per call
 // inside libdnnl). Compiled as the demos are (-march=native). Run with
 // --benchmark_enable_random_interleaving=true --benchmark_repetitions=N on a noisy machine.
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -273,6 +285,98 @@ void layers_onednn(benchmark::State& st, const M& m) {
 }
 #endif
 
+/// Every head of `net` (a batched network of m) once on `rows` rows; set(state, r) writes
+/// input r. The states, one per head run to its stage, are made untimed.
+template <class Net, class M, class Set>
+void heads_of(benchmark::State& st, const Net& net, const M& m, Set set) {
+    const auto rows = static_cast<std::size_t>(st.range(0));
+    const network_info info = net.info();
+    std::vector<typename Net::batch_state_type> states;
+    std::vector<std::size_t> all(rows);
+    for (std::size_t r = 0; r < rows; ++r) all[r] = r;
+    std::vector<float> logits(rows * info.classes), ws(net.batch_workspace_size());
+    for (std::size_t k = 0; k < info.heads; ++k) {
+        auto& s = states.emplace_back(net.make_state());
+        for (std::size_t r = 0; r < rows; ++r) set(s, r);
+        s.begin(m.input_shape(), rows);
+        for (std::size_t p = 0; p <= info.head_positions[k]; ++p) net.run_batch_stage(p, s, rows);
+        net.run_batch_head(k, s, all, logits, ws);  // untimed: makes the primitives
+    }
+    std::size_t samples = 0;
+    const long before = earlyexit_test::allocations.load();
+    for (auto _ : st) {
+        for (std::size_t k = 0; k < info.heads; ++k) net.run_batch_head(k, states[k], all, logits, ws);
+        benchmark::DoNotOptimize(logits.data());
+        samples += rows;
+    }
+    finish(st, before, samples);  // first: adding a counter allocates
+    st.counters["heads"] = static_cast<double>(info.heads);
+}
+
+/// The fixed early-exit schedule (see the file comment) on `net` at st.range(0) rows.
+template <class Net>
+void early_exit_of(benchmark::State& st, const Net& net) {
+    const auto rows = static_cast<std::size_t>(st.range(0));
+    const network_info info = net.info();
+    constexpr std::array<double, 7> reach{1.0, 1.0, 0.73, 0.60, 0.47, 0.38, 0.29};  // per stage
+    auto state = net.make_state();
+    std::vector<float> logits(rows * info.classes), ws(net.batch_workspace_size());
+    std::vector<std::size_t> list(rows), keep(rows);
+    std::size_t samples = 0, i = 0;
+    const auto pass = [&] {
+        for (std::size_t r = 0; r < rows; ++r) model().set_input_row(state, r, inputs()[(i + r) % pool]);
+        state.begin(model().input_shape(), rows);
+        std::size_t n = rows;
+        for (std::size_t p = 0, k = 0; p < info.stages; ++p) {
+            net.run_batch_stage(p, state, n);
+            if (k == info.heads || info.head_positions[k] != p) continue;
+            for (std::size_t r = 0; r < n; ++r) list[r] = r;
+            net.run_batch_head(k, state, std::span<const std::size_t>(list.data(), n),
+                               std::span<float>(logits.data(), n * info.classes), ws);
+            ++k;
+            if (p + 1 >= info.stages) break;
+            // Keep `next` rows spread evenly over the batch (the exits are spread out).
+            const auto next = std::min(n, std::max<std::size_t>(1, static_cast<std::size_t>(reach[p + 1] * static_cast<double>(rows) + 0.5)));
+            const std::size_t kept = next;
+            for (std::size_t j = 0; j < kept; ++j) keep[j] = j * n / kept;
+            net.compact(state, std::span<const std::size_t>(keep.data(), kept));
+            n = kept;
+        }
+        benchmark::DoNotOptimize(logits.data());
+    };
+    pass();  // untimed: makes the primitives and memory objects of each row count met
+    const long before = earlyexit_test::allocations.load();
+    for (auto _ : st) {
+        pass();
+        i = (i + rows) % pool;
+        samples += rows;
+    }
+    finish(st, before, samples);
+}
+
+/// Registers the heads benchmarks of network `name` (model m; set(model, state, r) writes input r).
+template <class M, class Set>
+void register_heads(const char* name, const M& (*m)(), std::initializer_list<long> batches, Set set) {
+    const auto add = [&](const std::string& label, auto fn) {
+        auto* b = benchmark::RegisterBenchmark(label.c_str(), fn);
+        for (const long r : batches) b->Arg(r);
+        b->Unit(benchmark::kMicrosecond);
+    };
+    const auto setter = [m, set](auto& s, std::size_t r) { set(m(), s, r); };
+    const std::string base = std::string("heads/") + name;
+    add(base + "/eigen", [m, setter](benchmark::State& st) {
+        heads_of(st, batched_model(m(), static_cast<std::size_t>(st.range(0))), m(), setter);
+    });
+#if EARLYEXIT_HAVE_DNNL
+    const auto on_dnnl = [m, setter](dnnl_options o) {
+        return [m, setter, o](benchmark::State& st) { heads_of(st, dnnl_model(m(), static_cast<std::size_t>(st.range(0)), o), m(), setter); };
+    };
+    add(base + "/onednn_eigen_heads", on_dnnl({.eigen_heads = true}));
+    add(base + "/onednn_fp32", on_dnnl({}));
+    add(base + "/onednn_bf16", on_dnnl({.precision = dnnl_precision::bf16}));
+#endif
+}
+
 /// Registers the layer benchmarks of network `name` (model m) at the given batch sizes.
 template <class M>
 void register_layers(const char* name, const M& (*m)(), std::initializer_list<long> batches) {
@@ -300,6 +404,23 @@ void register_layers(const char* name, const M& (*m)(), std::initializer_list<lo
 const int registered = [] {
     register_layers<cifar_net>("cifar10", &model, {1, 64});
     register_layers<mobilenet_v2>("mobilenet_v2", &imagenet_model, {1, 8});
+    register_heads<cifar_net>("cifar10", &model, {1, 64}, [](const cifar_net& mm, auto& s, std::size_t r) {
+        mm.set_input_row(s, r, inputs()[r % pool]);
+    });
+    register_heads<mobilenet_v2>("mobilenet_v2", &imagenet_model, {1, 8}, [](const mobilenet_v2& mm, auto& s, std::size_t r) {
+        mm.set_cropped_input_row(s, r, squares()[r % 2]);
+    });
+    const auto early = [](const std::string& label, auto fn) {
+        benchmark::RegisterBenchmark(("early_exit/cifar10/" + label).c_str(), fn)->Arg(64)->Unit(benchmark::kMicrosecond);
+    };
+    early("eigen", [](benchmark::State& st) { early_exit_of(st, batched_model(model(), 64)); });
+#if EARLYEXIT_HAVE_DNNL
+    early("onednn_eigen_heads", [](benchmark::State& st) { early_exit_of(st, dnnl_model(model(), 64, {.eigen_heads = true})); });
+    early("onednn_fp32", [](benchmark::State& st) { early_exit_of(st, dnnl_model(model(), 64)); });
+    early("onednn_bf16", [](benchmark::State& st) {
+        early_exit_of(st, dnnl_model(model(), 64, {.precision = dnnl_precision::bf16}));
+    });
+#endif
     return 0;
 }();
 

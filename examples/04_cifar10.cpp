@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
         if (weights.empty())
             weights = resources.find(fine_grained ? "models/cifar10_fine_exits.safetensors" : "models/cifar10_multiexit.safetensors",
                                      "--weights");
-        if (opt.calibration.empty())
+        if (opt.calibration.empty() && !opt.record_only)  // recording calibrates nothing
             opt.calibration = resources.find(std::string(fine_grained ? "data/cifar10/val_trace_fine" : "data/cifar10/val_trace") +
                                                  (opt.precision == precision_bf16 ? "_bf16" : ""),
                                              "--calibration");

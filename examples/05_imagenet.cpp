@@ -56,7 +56,7 @@ int main(int argc, char** argv) {
         const resource_finder resources(data_root, argc > 0 ? argv[0] : nullptr);
         if (data.empty()) data = resources.find("data/imagenet/sample", "--data");
         if (weights.empty()) weights = resources.find("models/mobilenet_v2_imagenet.safetensors", "--weights");
-        if (opt.calibration.empty())
+        if (opt.calibration.empty() && !opt.record_only)  // recording calibrates nothing
             opt.calibration = resources.find(std::string("data/imagenet/calibration_trace") +
                                                  (opt.precision == precision_bf16 ? "_bf16" : ""),
                                              "--calibration");

@@ -72,14 +72,14 @@ struct mobilenet_case {
     }
 };
 
-/// logits[k] of every head of the Eigen per-sample network on one input.
-template <class Case>
-std::vector<std::vector<float>> per_sample(const Case& c, const image_u8& im) {
-    const auto net = c.model.network();
-    auto state = c.model.make_state();
+/// logits[k] of every head of `model`'s Eigen per-sample network, its input written by set(state).
+template <class Model, class Set>
+std::vector<std::vector<float>> every_head(const Model& model, Set set) {
+    const auto net = model.network();
+    auto state = model.make_state();
     std::vector<float> ws(net.workspace_size());
     std::vector<std::vector<float>> out;
-    c.set(state, im);
+    set(state);
     for (std::size_t p = 0, k = 0; p < net.num_stages(); ++p) {
         net.run_stage(p, state);
         if (k < net.num_heads() && net.head_position(k) == p) {
@@ -88,6 +88,12 @@ std::vector<std::vector<float>> per_sample(const Case& c, const image_u8& im) {
         }
     }
     return out;
+}
+
+/// logits[k] of every head of the Eigen per-sample network on one input.
+template <class Case>
+std::vector<std::vector<float>> per_sample(const Case& c, const image_u8& im) {
+    return every_head(c.model, [&](auto& state) { c.set(state, im); });
 }
 
 /// Largest |got - want| over the largest |want| (at least 1).

@@ -67,19 +67,7 @@ std::vector<std::vector<std::uint8_t>> reference_images() {
 
 /// logits[k] of every head of model's per-sample network on one image.
 std::vector<std::vector<float>> all_heads(const cifar_net& model, std::span<const std::uint8_t> pixels) {
-    const auto net = model.network();
-    auto state = model.make_state();
-    std::vector<float> ws(net.workspace_size());
-    std::vector<std::vector<float>> out;
-    model.set_input(state, pixels);
-    for (std::size_t p = 0, k = 0; p < net.num_stages(); ++p) {
-        net.run_stage(p, state);
-        if (k < net.num_heads() && net.head_position(k) == p) {
-            out.emplace_back(net.num_classes());
-            net.run_head(k++, state, out.back(), ws);
-        }
-    }
-    return out;
+    return earlyexit_test::demo_fixtures::every_head(model, [&](feature_state& s) { model.set_input(s, pixels); });
 }
 
 template <class Edit>

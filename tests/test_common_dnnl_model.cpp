@@ -2,8 +2,9 @@
 // row equals the Eigen per-sample network (the reference) for the CIFAR-10 network, its
 // fine-grained variant (maps held across stages) and MobileNetV2, in both layouts, at 1 to 64
 // rows and across compaction and append; bf16 is close but not equal; runners give the Eigen
-// path's exits; the hot path's allocations are oneDNN's own, a fixed few per convolution; bad
-// capacities and inputs are refused by value.
+// path's exits; the heads run as oneDNN primitives (JIT kernels, not reference ones) on any list
+// of rows, or on Eigen when asked; the hot path's allocations are oneDNN's own, a fixed few per
+// primitive; bad capacities and inputs are refused by value.
 //
 // Tolerance (fp32): 1e-4 of the head's largest |logit| on that sample (at least 1), the issue's
 // bound. oneDNN's direct and Winograd kernels sum in other orders than Eigen's GEMM (Winograd
@@ -134,6 +135,37 @@ std::size_t append_joins_rows(const Case& c) {
     return checked;
 }
 
+/// Runs every stage on 5 rows and, at each head, evaluates only rows {1, 3, 4} (the gathered
+/// path) and then rows {0, 1} (the first rows, read in place); each against the per-sample
+/// network. Returns the logits checked.
+template <class Case>
+std::size_t heads_on_listed_rows(const Case& c, dnnl_options opt) {
+    const dnnl_model net(c.model, 5, opt);
+    const network_info info = net.info();
+    std::vector<std::vector<std::vector<float>>> want;
+    for (int i = 0; i < 5; ++i) want.push_back(per_sample(c, c.input(i)));
+    auto state = net.make_state();
+    for (std::size_t r = 0; r < 5; ++r) c.set_row(state, r, c.input(static_cast<int>(r)));
+    state.begin(c.model.input_shape(), 5);
+    std::vector<float> logits(5 * info.classes, -1.f), ws(net.batch_workspace_size());
+    std::size_t checked = 0;
+    for (std::size_t p = 0, k = 0; p < info.stages; ++p) {
+        net.run_batch_stage(p, state, 5);
+        if (k == info.heads || info.head_positions[k] != p) continue;
+        for (const std::vector<std::size_t>& list : {std::vector<std::size_t>{1, 3, 4}, std::vector<std::size_t>{0, 1}}) {
+            net.run_batch_head(k, state, list, std::span<float>(logits).first(list.size() * info.classes), ws);
+            for (std::size_t j = 0; j < list.size(); ++j) {
+                INFO("head " << k << ", row " << list[j]);
+                CHECK(relative_error(std::span<const float>(logits).subspan(j * info.classes, info.classes),
+                                     want[list[j]][k]) <= tolerance);
+                ++checked;
+            }
+        }
+        ++k;
+    }
+    return checked;
+}
+
 }  // namespace
 
 TEST_CASE("dnnl_model is an earlyexit::batched_network with append for both demo networks") {
@@ -176,6 +208,40 @@ TEST_CASE("bf16 on oneDNN: close to fp32 but really rounded", "[dnnl]") {
     CHECK(cifar_err > 1e-4);
     const double mobilenet_err = parity(mobilenet_case{mobilenet()}, {.precision = dnnl_precision::bf16}, {2}, 0.1);
     CHECK(mobilenet_err > 1e-4);
+}
+
+TEST_CASE("the heads on oneDNN evaluate any list of rows, gathered or in place", "[dnnl]") {
+    CHECK(heads_on_listed_rows(cifar_case{cifar()}, {}) == 6 * 5);
+    CHECK(heads_on_listed_rows(cifar_case{cifar()}, {.layout = dnnl_layout::nhwc}) == 6 * 5);
+    CHECK(heads_on_listed_rows(cifar_case{cifar_fine()}, {}) == 13 * 5);
+    CHECK(heads_on_listed_rows(mobilenet_case{mobilenet()}, {}) > 0);
+}
+
+TEST_CASE("the heads run as oneDNN JIT primitives, or on Eigen when asked", "[dnnl]") {
+    const dnnl_model net(cifar(), 8);
+    REQUIRE(net.heads_on_dnnl());
+    for (std::size_t k = 0; k < net.info().heads; ++k) {
+        for (const std::size_t rows : {1, 8}) {
+            const std::string impl = net.head_implementation(k, rows);
+            INFO("head " << k << " at " << rows << " rows: " << impl);
+            // Heads 0-4 mix average and max pooling, the last averages; no reference kernel.
+            CHECK((impl.find("mix") != std::string::npos) == (k + 1 < net.info().heads));
+            CHECK(impl.find("ref") == std::string::npos);
+        }
+    }
+    const dnnl_model mobile(mobilenet(), 2);
+    for (std::size_t k = 0; k < mobile.info().heads; ++k) CHECK(mobile.head_implementation(k, 2).find("ref") == std::string::npos);
+    const dnnl_model bf16(cifar(), 2, {.precision = dnnl_precision::bf16});
+    CHECK(bf16.head_implementation(0, 2).find("ref") == std::string::npos);
+    const dnnl_model eigen(cifar(), 2, {.eigen_heads = true});
+    CHECK_FALSE(eigen.heads_on_dnnl());
+    CHECK(eigen.head_implementation(0, 1) == "eigen");
+    CHECK(eigen.backend().find("heads on Eigen") != std::string::npos);
+    CHECK(net.backend().find("heads on Eigen") == std::string::npos);
+    // The Eigen heads (the reference path) on the same convolutions: the same logits.
+    CHECK(parity(cifar_case{cifar()}, {.eigen_heads = true}, {1, 5}, tolerance) < tolerance);
+    CHECK(parity(mobilenet_case{mobilenet()}, {.eigen_heads = true}, {2}, tolerance) < tolerance);
+    CHECK(heads_on_listed_rows(cifar_case{cifar()}, {.eigen_heads = true}) == 6 * 5);
 }
 
 TEST_CASE("oneDNN compaction keeps the kept samples' results", "[dnnl]") {
@@ -242,7 +308,7 @@ TEST_CASE("after warm-up the oneDNN hot path allocates only inside oneDNN's exec
     for (std::size_t r = 0; r < capacity; ++r) model.set_input_row(state, r, pattern(32, 32, static_cast<int>(r)).pixels);
     std::vector<float> logits(capacity * info.classes), ws(net.batch_workspace_size());
     std::vector<std::size_t> list(capacity), keep(capacity);
-    long stage_allocs = 0, other_allocs = 0;
+    long stage_allocs = 0, head_allocs = 0, other_allocs = 0;
     const auto pass = [&] {
         state.begin(model.input_shape(), capacity);
         std::size_t rows = capacity;
@@ -255,6 +321,11 @@ TEST_CASE("after warm-up the oneDNN hot path allocates only inside oneDNN's exec
             for (std::size_t r = 0; r < rows; ++r) list[r] = r;
             net.run_batch_head(k, state, std::span<const std::size_t>(list.data(), rows),
                                std::span<float>(logits.data(), rows * info.classes), ws);
+            if (rows > 2)  // and the gathered path: every row but the first
+                net.run_batch_head(k, state, std::span<const std::size_t>(list.data() + 1, rows - 1),
+                                   std::span<float>(logits.data(), (rows - 1) * info.classes), ws);
+            head_allocs += earlyexit_test::allocations.load() - before;
+            before = earlyexit_test::allocations.load();
             if (rows > 1) {  // drop row 0: every row count from 8 down to 3 is met
                 for (std::size_t r = 1; r < rows; ++r) keep[r - 1] = r;
                 net.compact(state, std::span<const std::size_t>(keep.data(), rows - 1));
@@ -265,14 +336,27 @@ TEST_CASE("after warm-up the oneDNN hot path allocates only inside oneDNN's exec
         }
     };
     pass();  // warm-up: creates the primitives of each row count met
-    stage_allocs = other_allocs = 0;
+    stage_allocs = head_allocs = other_allocs = 0;
     pass();
-    const long first = stage_allocs;
-    stage_allocs = 0;
+    const long first = stage_allocs, first_heads = head_allocs;
+    stage_allocs = head_allocs = 0;
     pass();
-    CHECK(other_allocs == 0);      // heads (the model's Eigen heads) and compaction
-    CHECK(stage_allocs == first);  // the same every pass: nothing created or grown after warm-up
+    CHECK(other_allocs == 0);             // compaction
+    CHECK(stage_allocs == first);         // the same every pass: nothing created or grown after warm-up
+    CHECK(head_allocs == first_heads);
     CHECK(stage_allocs <= static_cast<long>(12 * net.num_convolutions()));  // oneDNN's argument maps
+    // Each head call: 3 primitives (average and max pooling, inner product), 2 calls per head.
+    CHECK(head_allocs <= static_cast<long>(12 * 3 * 2 * info.heads));
+    // The Eigen heads allocate nothing at all.
+    const dnnl_model eigen(model, capacity, {.eigen_heads = true});
+    auto es = eigen.make_state();
+    for (std::size_t r = 0; r < capacity; ++r) model.set_input_row(es, r, pattern(32, 32, static_cast<int>(r)).pixels);
+    es.begin(model.input_shape(), capacity);
+    for (std::size_t p = 0; p <= info.head_positions[0]; ++p) eigen.run_batch_stage(p, es, capacity);
+    for (std::size_t r = 0; r < capacity; ++r) list[r] = r;
+    const long before = earlyexit_test::allocations.load();
+    eigen.run_batch_head(0, es, list, logits, ws);
+    CHECK(earlyexit_test::allocations.load() - before == 0);
 }
 
 TEST_CASE("dnnl_model refuses a capacity of 0, an oversized state and a wrong input by value") {

@@ -187,6 +187,17 @@ struct cifar_head {
         pooled(s.map(), logits, ws);
     }
 
+    /// The head as operations (stage_program.hpp), for another backend: the grid's cells
+    /// pooled (mixed with their maximum when the head mixes), then the linear layer.
+    [[nodiscard]] nn::head_program program() const {
+        const auto g = pooled.grid(), h = pooled.height(), w = pooled.width();
+        const nn::shape3 in{static_cast<int>(pooled.channels()), static_cast<int>(h), static_cast<int>(w)};
+        return {.in = in,
+                .ops = {nn::pool_op{.kernel_h = static_cast<int>(h / g), .kernel_w = static_cast<int>(w / g),
+                                    .max_weight = pooled.max_weight()},
+                        nn::linear_op{.linear = &pooled.linear()}}};
+    }
+
     /// Scratch floats of run_batch: one row at a time, so one sample's.
     [[nodiscard]] std::size_t batch_workspace_size(std::size_t /*capacity*/) const noexcept { return workspace_size(); }
     /// The head on the listed rows of a batch, row by row (it is tiny): logits row j is row list[j]'s.

@@ -79,8 +79,8 @@ private:
 /// sample i into it, batched the batched_demo for batches of up to `capacity` rows. The demo
 /// gives put(i, state) -> label for a per-sample feature_state (the Eigen path) and fill(state,
 /// first, count) for batch states (a generic lambda: it serves both batch state types; on
-/// oneDNN it also fills the one-row state). On oneDNN every (convolution, rows) primitive is made
-/// first (prepare), outside any timed run.
+/// oneDNN it also fills the one-row state). On oneDNN every primitive of every row count, and
+/// each state's memory objects, are made first (prepare), outside any timed run.
 template <class Stage, class Head, class Put, class Fill, class Label, class Run>
 decltype(auto) with_backend(const staged_model<Stage, Head>& model, std::size_t capacity, std::string_view backend,
                             std::string_view precision, Put put, Fill fill, Label label, Run&& run) {
@@ -98,7 +98,13 @@ decltype(auto) with_backend(const staged_model<Stage, Head>& model, std::size_t 
             fill(s, i, 1);
             return label(i);
         };
-        return run(one, state, prepare, batched_demo{&fast, [&fast](std::size_t r) { return fast.make_state(r); }, fill});
+        // Each batch state gets its memory objects up front too: nothing is made inside a timed run.
+        const auto make_state = [&fast](std::size_t r) {
+            auto s = fast.make_state(r);
+            fast.prepare(s, r);
+            return s;
+        };
+        return run(one, state, prepare, batched_demo{&fast, make_state, fill});
     }
 #else
     (void)label;

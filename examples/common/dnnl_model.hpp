@@ -7,8 +7,14 @@
 //   - every convolution of a stage (its stage_program, stage_program.hpp: standard, pointwise
 //     and depthwise) is one oneDNN convolution primitive over the rows of the batch, with the
 //     bias, the activation, a residual sum and the activation after it fused as post-ops;
-//   - the heads are the model's own (Eigen) heads, on each listed row's map converted to CHW
-//     float (a head reads a few KB; the convolutions are the cost).
+//   - a head (its head_program, stage_program.hpp) is a chain of oneDNN primitives over the
+//     listed rows at once, in float32: pooling (a mixed pooling is an average and a max pool,
+//     then their weighted sum), a convolution, inner products with the activation fused, the
+//     last one writing the logits; the listed rows are gathered first unless they are rows
+//     0..m-1, and bf16 maps are reordered to float32 first (the heads stay float32). With
+//     dnnl_options::eigen_heads, the model's own (Eigen) heads run instead, on each listed
+//     row's map converted to CHW float (the reference, and the only path for a head type
+//     without program()).
 //
 // Layout: N-major, so that compaction and append move whole samples (one memcpy per row):
 // each row's map is contiguous, in oneDNN's blocked nChw16c format (dnnl_layout::blocked, the
@@ -43,6 +49,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include <fmt/core.h>
@@ -75,6 +82,9 @@ struct dnnl_options {
     /// and the blocked layout only (ignored otherwise). It sums in another order: the logits of
     /// both demo networks still equal the Eigen path's within 1e-6 relative (the parity test).
     bool allow_winograd = true;
+    /// Run the heads on Eigen, one row at a time, each row's map converted to CHW float (the
+    /// reference path) instead of as oneDNN primitives over the batch.
+    bool eigen_heads = false;
 };
 
 namespace dnnl_detail {
@@ -136,6 +146,75 @@ struct conv_memory {
     const conv_primitive* prim = nullptr;
     dnnl::memory src, dst, add, scratch;
 };
+
+/// The buffers a head's chain reads and writes: the map (the state's current map, or the
+/// listed rows gathered), three float32 scratch buffers of the state, the logits.
+enum class head_buffer : unsigned char { map, f0, f1, f2, logits };
+
+/// One step of a head's chain for one row count: a primitive from one buffer into another,
+/// or (mix, no primitive) to = weight * from + (1 - weight) * to over `floats` floats.
+struct head_step {
+    enum class kind : unsigned char { primitive, mix };
+    kind what = kind::primitive;
+    dnnl::primitive prim;
+    dnnl::memory::desc src, dst, scratch;
+    dnnl::memory weights, bias;  // empty where the primitive takes none
+    head_buffer from = head_buffer::map, to = head_buffer::f0;
+    float weight = 0;
+    std::size_t floats = 0;
+    std::string impl;
+};
+
+/// A head's chain for one row count, shared by every state of the model.
+struct head_primitive {
+    std::vector<head_step> steps;
+};
+
+/// Every (head, rows) chain of a model, like primitive_table (same publication protocol).
+struct head_table {
+    head_table(std::size_t heads, std::size_t capacity) : slots(heads * (capacity + 1)), row_slots(capacity + 1) {}
+    std::vector<std::atomic<const head_primitive*>> slots;  // [head * row_slots + rows]
+    std::size_t row_slots;
+    std::mutex mutex;
+    std::vector<std::unique_ptr<head_primitive>> owned;
+    /// Reordered weights by source array: a layer shared by several heads (MobileNetV2's
+    /// classifier) is kept once per format, so that its copies do not crowd the cache.
+    std::vector<std::pair<const float*, std::vector<std::pair<dnnl::memory::desc, dnnl::memory>>>> weights;
+
+    [[nodiscard]] std::vector<std::pair<dnnl::memory::desc, dnnl::memory>>& formats_of(const float* src) {
+        for (auto& [p, f] : weights)
+            if (p == src) return f;
+        return weights.emplace_back(src, std::vector<std::pair<dnnl::memory::desc, dnnl::memory>>{}).second;
+    }
+};
+
+/// A state's memory objects for one (head, rows): per step its source, destination and
+/// scratchpad (data handles set at each call).
+struct head_memory {
+    const head_primitive* prim = nullptr;
+    std::vector<std::array<dnnl::memory, 3>> steps;
+};
+
+/// Appends activation a as an eltwise post-op (none: nothing).
+inline void append_activation(dnnl::post_ops& po, nn::activation a) {
+    if (a == nn::activation::relu) po.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+    if (a == nn::activation::relu6) po.append_eltwise(1.f, dnnl::algorithm::eltwise_clip, 0.f, 6.f);
+}
+
+/// The weights in the format `want`, reordered from `plain` (float32 at `data`) the first time
+/// a primitive asks for that format and kept in `formats` (under the owner's mutex).
+inline dnnl::memory weights_in(std::vector<std::pair<dnnl::memory::desc, dnnl::memory>>& formats, const dnnl::memory::desc& want,
+                               const dnnl::memory::desc& plain, const float* data, const dnnl::engine& eng) {
+    const auto it = std::find_if(formats.begin(), formats.end(), [&](const auto& w) { return w.first == want; });
+    if (it != formats.end()) return it->second;
+    dnnl::memory w(want, eng);
+    dnnl::memory src(plain, eng, const_cast<float*>(data));
+    dnnl::stream strm(eng);
+    dnnl::reorder(src, w).execute(strm, src, w);
+    strm.wait();
+    formats.emplace_back(want, w);
+    return w;
+}
 
 /// Keeps the calling thread's OpenMP team to one thread while it lives, then restores it. A
 /// oneDNN primitive fixes its thread count when it is made (from omp_get_max_threads()) and
@@ -228,7 +307,8 @@ private:
     friend class dnnl_model;
 
     dnnl_batch_state(std::size_t capacity, std::size_t row_bytes, std::size_t input_floats, bool can_hold, bool bf16,
-                     bool nhwc, std::size_t convs, std::size_t head_map_floats, std::size_t head_ws, const dnnl::engine& eng)
+                     bool nhwc, std::size_t convs, std::size_t head_map_floats, std::size_t head_ws, std::size_t heads,
+                     std::size_t head_row_bytes, const dnnl::engine& eng)
         : capacity_(capacity),
           input_floats_(input_floats),
           bf16_(bf16),
@@ -237,9 +317,11 @@ private:
           held_(can_hold ? capacity * row_bytes : 0),
           memories_(convs * (capacity + 1)),
           stream_(eng),
+          head_memories_(heads * (capacity + 1)),
           head_view_(head_map_floats, head_ws) {
         if (capacity_ == 0) fail("dnnl_batch_state: capacity 0; a batch state holds at least one row");
         for (auto& b : bufs_) b = dnnl_detail::aligned_bytes(capacity * row_bytes);
+        for (auto& b : head_bufs_) b = dnnl_detail::aligned_bytes(capacity * head_row_bytes);
     }
 
     static void compact_rows(std::byte* x, std::size_t row_bytes, std::span<const std::size_t> keep) noexcept {
@@ -263,10 +345,13 @@ private:
     std::array<dnnl_detail::aligned_bytes, 4> bufs_;  // 0/1: stage input/output, 2/3: scratch
     std::vector<float> staging_;                      // the inputs before begin()
     dnnl_detail::aligned_bytes held_;
-    dnnl_detail::aligned_bytes scratchpad_;
+    mutable dnnl_detail::aligned_bytes scratchpad_;      // grows to the largest primitive's
     std::vector<dnnl_detail::conv_memory> memories_;  // [conv * (capacity + 1) + rows]
     dnnl::stream stream_;
-    mutable feature_state head_view_;  // one row as CHW float, for the model's heads
+    // The heads run on a const state (batched_network): what they write is scratch.
+    mutable std::vector<dnnl_detail::head_memory> head_memories_;  // [head * (capacity + 1) + rows]
+    std::array<dnnl_detail::aligned_bytes, 3> head_bufs_;           // float32 maps of the heads' chains
+    mutable feature_state head_view_;  // one row as CHW float, for the Eigen heads
     std::size_t cur_ = 0, row_bytes_ = 0, held_row_bytes_ = 0;
     nn::shape3 shape_{}, held_shape_{};
     bool holding_ = false;
@@ -309,6 +394,20 @@ public:
             head_ws_ = std::max(head_ws_, static_cast<std::size_t>(heads_.back()->workspace_size()));
         }
         head_map_ = model.max_map_size();
+        if constexpr (requires(const Head& h) { h.program(); }) {
+            if (!opt_.eigen_heads) {
+                for (std::size_t k = 0; k < heads_.size(); ++k) {
+                    nn::head_program hp = heads_[k]->program();
+                    const nn::shape3 at = programs_[model.head_at(k).after].out;
+                    if (hp.in != at)
+                        fail("dnnl_model: head {} reads a {}x{}x{} map, its stage leaves {}x{}x{}", k, hp.in.c, hp.in.h,
+                             hp.in.w, at.c, at.h, at.w);
+                    head_row_bytes_ = std::max(head_row_bytes_, head_scratch_row_bytes(hp));
+                    head_programs_.push_back(std::move(hp));
+                }
+                head_table_ = std::make_shared<dnnl_detail::head_table>(heads_.size(), capacity_);
+            }
+        }
         table_ = std::make_shared<dnnl_detail::primitive_table>(steps_.size(), capacity_);
         table_->weights.resize(steps_.size());
         // oneDNN keeps compiled kernels in a process-wide cache (1024 by default): room for
@@ -321,6 +420,10 @@ public:
             (void)primitive(l, 1);
             (void)primitive(l, capacity_);
         }
+        for (std::size_t k = 0; k < head_programs_.size(); ++k) {
+            (void)head_chain(k, 1);
+            (void)head_chain(k, capacity_);
+        }
     }
 
     [[nodiscard]] network_info info() const noexcept { return net_.info(); }
@@ -328,8 +431,10 @@ public:
     [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
     [[nodiscard]] const dnnl_options& options() const noexcept { return opt_; }
     [[nodiscard]] nn::shape3 input_shape() const noexcept { return input_; }
-    /// Head scratch (the model's heads, one row at a time).
+    /// Head scratch (the Eigen heads, one row at a time; the oneDNN heads use the state's).
     [[nodiscard]] std::size_t batch_workspace_size() const noexcept { return head_ws_; }
+    /// Whether the heads run as oneDNN primitives (false: the model's Eigen heads).
+    [[nodiscard]] bool heads_on_dnnl() const noexcept { return !head_programs_.empty(); }
 
     /// A state of capacity() rows (allocates; make one per thread and reuse it).
     [[nodiscard]] dnnl_batch_state make_state() const { return make_state(capacity_); }
@@ -337,7 +442,8 @@ public:
     [[nodiscard]] dnnl_batch_state make_state(std::size_t rows) const {
         if (rows > capacity_) fail("dnnl_model: a state of {} rows exceeds the capacity {}", rows, capacity_);
         return dnnl_batch_state(rows, row_bytes_, input_.size(), holds_, opt_.precision == dnnl_precision::bf16,
-                                opt_.layout == dnnl_layout::nhwc, steps_.size(), head_map_, head_ws_, eng_);
+                                opt_.layout == dnnl_layout::nhwc, steps_.size(), head_map_, head_ws_, head_programs_.size(),
+                                head_row_bytes_, eng_);
     }
 
     /// Creates the primitives of every convolution for each row count 1..rows (at most
@@ -345,24 +451,37 @@ public:
     /// batch of that many rows reaches it: ~1-5 ms each). Thread-safe. Throws earlyexit::error
     /// when oneDNN cannot make one.
     void prepare(std::size_t rows) const {
-        for (std::size_t r = 1; r <= std::min(rows, capacity_); ++r)
+        for (std::size_t r = 1; r <= std::min(rows, capacity_); ++r) {
             for (std::size_t l = 0; l < steps_.size(); ++l) (void)primitive(l, r);
+            for (std::size_t k = 0; k < head_programs_.size(); ++k) (void)head_chain(k, r);
+        }
     }
     /// The same, and s's memory objects for them (so that nothing on its hot path allocates).
     void prepare(dnnl_batch_state& s, std::size_t rows) const {
-        for (std::size_t r = 1; r <= std::min(rows, s.capacity()); ++r)
+        for (std::size_t r = 1; r <= std::min(rows, s.capacity()); ++r) {
             for (std::size_t l = 0; l < steps_.size(); ++l) (void)memory_for(s, l, r);
+            for (std::size_t k = 0; k < head_programs_.size(); ++k) (void)head_memory_for(s, k, r);
+        }
     }
 
     /// The kernel oneDNN runs convolution l (in stage order) with at `rows` rows, e.g.
     /// "jit:avx512_core" or "jit_wino_4x3:avx512_core" (creates the primitive when needed).
     [[nodiscard]] std::string_view implementation(std::size_t l, std::size_t rows) const { return primitive(l, rows).impl; }
+    /// The kernels of head k's chain at `rows` rows, in order, e.g. "jit:avx512_core,
+    /// jit:avx512_core, mix, x64:gemm:jit"; "eigen" when the heads run on Eigen.
+    [[nodiscard]] std::string head_implementation(std::size_t k, std::size_t rows) const {
+        if (head_programs_.empty()) return "eigen";
+        std::string out;
+        for (const auto& st : head_chain(k, rows).steps) out += (out.empty() ? "" : ", ") + st.impl;
+        return out;
+    }
     /// What runs the convolutions, for reports: "oneDNN 2.6.3, fp32, nChw16c, Winograd allowed".
     [[nodiscard]] std::string backend() const {
         const dnnl_version_t* v = dnnl_version();
         const bool wino = opt_.allow_winograd && opt_.precision == dnnl_precision::f32 && opt_.layout == dnnl_layout::blocked;
-        return fmt::format("oneDNN {}.{}.{}, {}, {}{}", v->major, v->minor, v->patch, to_string(opt_.precision),
-                           to_string(opt_.layout), wino ? ", Winograd allowed" : "");
+        return fmt::format("oneDNN {}.{}.{}, {}, {}{}{}", v->major, v->minor, v->patch, to_string(opt_.precision),
+                           to_string(opt_.layout), wino ? ", Winograd allowed" : "",
+                           head_programs_.empty() ? ", heads on Eigen" : "");
     }
     /// Every convolution, in stage order (the stages' programs, stage_program.hpp).
     [[nodiscard]] const std::vector<nn::conv_step>& convolutions() const noexcept { return steps_; }
@@ -400,9 +519,16 @@ public:
         if (prog.releases_held) s.holding_ = false;
     }
 
-    /// Head k on the listed rows: each row's map as CHW float, through the model's head.
+    /// Head k on the listed rows (strictly increasing): logits row j is row list[j]'s. On
+    /// oneDNN, its chain over the rows at once (see the header comment); a chain or memory
+    /// object met for the first time is made here, like run_batch_stage's.
     void run_batch_head(std::size_t k, const dnnl_batch_state& s, std::span<const std::size_t> list,
                         std::span<float> logits, std::span<float> ws) const noexcept {
+        if (list.empty()) return;
+        if (!head_programs_.empty()) {
+            run_head_chain(k, s, list, logits);
+            return;
+        }
         const Head& h = *heads_[k];
         const std::size_t c = h.num_classes();
         feature_state& v = s.head_view_;
@@ -454,6 +580,248 @@ private:
                 }
             }
         }
+    }
+
+    /// Runs head k's chain on the listed rows of s (see run_batch_head).
+    void run_head_chain(std::size_t k, const dnnl_batch_state& s, std::span<const std::size_t> list,
+                        std::span<float> logits) const noexcept {
+        using dnnl_detail::head_buffer;
+        const dnnl_detail::one_omp_thread one;
+        const std::size_t m = list.size();
+        const dnnl_detail::head_memory& hm = head_memory_for(s, k, m);
+        std::byte* map = s.bufs_[s.cur_].data();
+        if (list.back() + 1 != m) {  // increasing and not 0..m-1: gather them (scratch0 is free between stages)
+            std::byte* g = s.bufs_[2].data();
+            for (std::size_t j = 0; j < m; ++j) std::memcpy(g + j * s.row_bytes_, map + list[j] * s.row_bytes_, s.row_bytes_);
+            map = g;
+        }
+        const auto buffer = [&](head_buffer b) -> std::byte* {
+            switch (b) {
+                case head_buffer::map: return map;
+                case head_buffer::f0: return s.head_bufs_[0].data();
+                case head_buffer::f1: return s.head_bufs_[1].data();
+                case head_buffer::f2: return s.head_bufs_[2].data();
+                case head_buffer::logits: return reinterpret_cast<std::byte*>(logits.data());
+            }
+            return nullptr;
+        };
+        const auto& steps = hm.prim->steps;
+        for (std::size_t i = 0; i < steps.size(); ++i) {
+            const dnnl_detail::head_step& st = steps[i];
+            if (st.what == dnnl_detail::head_step::kind::mix) {
+                const auto* from = reinterpret_cast<const float*>(buffer(st.from));
+                auto* to = reinterpret_cast<float*>(buffer(st.to));
+                const float w = st.weight;
+                for (std::size_t e = 0; e < st.floats; ++e) to[e] = w * from[e] + (1.f - w) * to[e];
+                continue;
+            }
+            const auto& mem = hm.steps[i];
+            dnnl_memory_set_data_handle(mem[0].get(), buffer(st.from));
+            dnnl_memory_set_data_handle(mem[1].get(), buffer(st.to));
+            dnnl_memory_set_data_handle(mem[2].get(), s.scratchpad_.data());
+            std::array<dnnl_exec_arg_t, 5> args{{{DNNL_ARG_SRC, mem[0].get()}, {DNNL_ARG_DST, mem[1].get()}, {DNNL_ARG_SCRATCHPAD, mem[2].get()}, {}, {}}};
+            int n = 3;
+            if (st.weights) args[n++] = {DNNL_ARG_WEIGHTS, st.weights.get()};
+            if (st.bias) args[n++] = {DNNL_ARG_BIAS, st.bias.get()};
+            const dnnl_status_t status = dnnl_primitive_execute(st.prim.get(), s.stream_.get(), n, args.data());
+            EARLYEXIT_ASSERT(status == dnnl_success);
+            (void)status;
+            dnnl_stream_wait(s.stream_.get());
+        }
+    }
+
+    /// Head k's chain for `rows` rows, created on first use (thread-safe, like primitive()).
+    const dnnl_detail::head_primitive& head_chain(std::size_t k, std::size_t rows) const {
+        EARLYEXIT_ASSERT(rows >= 1 && rows <= capacity_);
+        auto& slot = head_table_->slots[k * head_table_->row_slots + rows];
+        if (const auto* p = slot.load(std::memory_order_acquire)) return *p;
+        const std::lock_guard lock(head_table_->mutex);
+        if (const auto* p = slot.load(std::memory_order_relaxed)) return *p;
+        const dnnl_detail::one_omp_thread one;
+        head_table_->owned.push_back(make_head_chain(k, rows));
+        slot.store(head_table_->owned.back().get(), std::memory_order_release);
+        return *head_table_->owned.back();
+    }
+
+    /// s's memory objects for head k's chain at `rows` rows, created on first use; the
+    /// state's scratchpad grows to what its primitives need.
+    const dnnl_detail::head_memory& head_memory_for(const dnnl_batch_state& s, std::size_t k, std::size_t rows) const {
+        auto& hm = s.head_memories_[k * (s.capacity() + 1) + rows];
+        if (hm.prim) return hm;
+        const auto& chain = head_chain(k, rows);
+        hm.steps.clear();
+        for (const auto& st : chain.steps) {
+            if (st.what == dnnl_detail::head_step::kind::mix) {
+                hm.steps.emplace_back();
+                continue;
+            }
+            if (st.scratch.get_size() > s.scratchpad_.size()) s.scratchpad_ = dnnl_detail::aligned_bytes(st.scratch.get_size());
+            hm.steps.push_back({dnnl::memory(st.src, eng_, DNNL_MEMORY_NONE), dnnl::memory(st.dst, eng_, DNNL_MEMORY_NONE),
+                                dnnl::memory(st.scratch, eng_, DNNL_MEMORY_NONE)});
+        }
+        hm.prim = &chain;
+        return hm;
+    }
+
+    /// A float32 map's descriptor in this model's layout (the heads' chains run in float32).
+    [[nodiscard]] dnnl::memory::desc float_desc(std::size_t rows, nn::shape3 m) const {
+        using dnnl_detail::tag;
+        return {{static_cast<dnnl::memory::dim>(rows), m.c, m.h, m.w}, dnnl_detail::dt::f32,
+                opt_.layout == dnnl_layout::nhwc ? tag::nhwc : tag::nChw16c};
+    }
+
+    /// Bytes per row of the largest float32 map or vector of head program hp's chain.
+    [[nodiscard]] std::size_t head_scratch_row_bytes(const nn::head_program& hp) const {
+        nn::shape3 m = hp.in;
+        std::size_t most = float_desc(1, m).get_size();
+        for (const nn::head_op& op : hp.ops) {
+            if (const auto* p = std::get_if<nn::pool_op>(&op)) {
+                if (p->kernel_h < 1 || p->kernel_w < 1 || p->kernel_h > m.h || p->kernel_w > m.w)
+                    fail("dnnl_model: a head pools {}x{} windows of a {}x{} map", p->kernel_h, p->kernel_w, m.h, m.w);
+                m = {m.c, m.h / p->kernel_h, m.w / p->kernel_w};
+            } else if (const auto* c = std::get_if<nn::conv_op>(&op)) {
+                m = c->conv->output_shape(m);
+            } else {
+                m = {static_cast<int>(std::get<nn::linear_op>(op).linear->num_classes()), 1, 1};
+            }
+            most = std::max(most, float_desc(1, m).get_size());
+        }
+        return most;
+    }
+
+    /// Makes head k's chain for `rows` rows (under the head table's mutex).
+    std::unique_ptr<dnnl_detail::head_primitive> make_head_chain(std::size_t k, std::size_t rows) const {
+        using namespace dnnl;
+        using dnnl_detail::dt;
+        using dnnl_detail::head_buffer;
+        using dnnl_detail::head_step;
+        using dnnl_detail::tag;
+        const nn::head_program& hp = head_programs_[k];
+        auto chain = std::make_unique<dnnl_detail::head_primitive>();
+        const auto r = static_cast<memory::dim>(rows);
+        nn::shape3 m = hp.in;
+        memory::desc cur = desc(rows, m);
+        head_buffer at = head_buffer::map;
+        bool flat = false;  // cur is rows x features (after a linear layer)
+        const auto free_buffer = [&](head_buffer a, head_buffer b) {
+            for (head_buffer f : {head_buffer::f0, head_buffer::f1, head_buffer::f2})
+                if (f != a && f != b) return f;
+            return head_buffer::f0;
+        };
+        // A fresh attribute per primitive (copies of a dnnl::primitive_attr share one object).
+        const auto attr_with = [](nn::activation a) {
+            primitive_attr attr;
+            attr.set_scratchpad_mode(scratchpad_mode::user);
+            post_ops po;
+            dnnl_detail::append_activation(po, a);
+            if (po.len() > 0) attr.set_post_ops(po);
+            return attr;
+        };
+        const auto add = [&](dnnl::primitive prim, const auto& pd, head_buffer from, head_buffer to) -> head_step& {
+            head_step& st = chain->steps.emplace_back();
+            st.prim = std::move(prim);
+            st.src = pd.src_desc();
+            st.dst = pd.dst_desc();
+            st.scratch = pd.scratchpad_desc();
+            st.from = from;
+            st.to = to;
+            st.impl = pd.impl_info_str();
+            return st;
+        };
+        std::size_t i = 0;
+        try {
+            if (opt_.precision == dnnl_precision::bf16) {  // the chain runs in float32
+                const memory::desc to = float_desc(rows, m);
+                const reorder::primitive_desc pd(eng_, cur, eng_, to, attr_with(nn::activation::none));
+                add(reorder(pd), pd, at, head_buffer::f0);
+                cur = to;
+                at = head_buffer::f0;
+            }
+            for (; i < hp.ops.size(); ++i) {
+                const nn::head_op& op = hp.ops[i];
+                if (const auto* p = std::get_if<nn::pool_op>(&op)) {
+                    if (flat) fail("dnnl_model: head {} pools after a linear layer", k);
+                    const nn::shape3 out{m.c, m.h / p->kernel_h, m.w / p->kernel_w};
+                    const memory::desc dst = float_desc(rows, out);
+                    const memory::dims kernel{p->kernel_h, p->kernel_w};
+                    const auto pool = [&](algorithm alg, head_buffer to) {
+                        const pooling_forward::desc d(prop_kind::forward_inference, alg, cur, dst, kernel, kernel, {0, 0}, {0, 0});
+                        const pooling_forward::primitive_desc pd(d, attr_with(nn::activation::none), eng_);
+                        add(pooling_forward(pd), pd, at, to);
+                    };
+                    const head_buffer to = free_buffer(at, at);
+                    pool(algorithm::pooling_avg_exclude_padding, to);
+                    if (p->max_weight) {
+                        const head_buffer top = free_buffer(at, to);
+                        pool(algorithm::pooling_max, top);
+                        head_step& mix = chain->steps.emplace_back();
+                        mix.what = head_step::kind::mix;
+                        mix.from = top;
+                        mix.to = to;
+                        mix.weight = *p->max_weight;
+                        mix.floats = dst.get_size() / sizeof(float);
+                        mix.impl = "mix";
+                    }
+                    cur = dst;
+                    at = to;
+                    m = out;
+                } else if (const auto* c = std::get_if<nn::conv_op>(&op)) {
+                    if (flat) fail("dnnl_model: head {} has a convolution after a linear layer", k);
+                    const nn::conv2d& conv = *c->conv;
+                    const nn::shape3 out = conv.output_shape(m);
+                    const memory::dim kk = conv.kernel(), st = conv.stride(), pad = conv.padding();
+                    const bool dw = conv.depthwise();
+                    const memory::dims wdims = dw ? memory::dims{out.c, 1, 1, kk, kk} : memory::dims{out.c, m.c, kk, kk};
+                    const memory::desc bias_md({out.c}, dt::f32, tag::a), dst = float_desc(rows, out);
+                    const convolution_forward::desc d(prop_kind::forward_inference, algorithm::convolution_direct, cur,
+                                                      memory::desc(wdims, dt::f32, tag::any), bias_md, dst, {st, st},
+                                                      {pad, pad}, {pad, pad});
+                    const convolution_forward::primitive_desc pd(d, attr_with(conv.act()), eng_);
+                    head_step& s = add(convolution_forward(pd), pd, at, free_buffer(at, at));
+                    s.weights = dnnl_detail::weights_in(head_table_->formats_of(conv.weight().data()), pd.weights_desc(),
+                                                        memory::desc(wdims, dt::f32, dw ? tag::goihw : tag::oihw),
+                                                        conv.weight().data(), eng_);
+                    s.bias = memory(bias_md, eng_, const_cast<float*>(conv.bias().data()));
+                    cur = dst;
+                    at = s.to;
+                    m = out;
+                } else {
+                    const nn::linear_op& l = std::get<nn::linear_op>(op);
+                    const auto in = static_cast<std::size_t>(flat ? m.c : m.size());
+                    if (!flat && m.h == 1 && m.w == 1 && (m.c % 16 == 0 || opt_.layout == dnnl_layout::nhwc)) {
+                        // A 1x1 map (after global pooling) is laid out as rows x channels: read it
+                        // as a matrix, which oneDNN multiplies faster (brgemm) than a 4-D source.
+                        cur = memory::desc({r, m.c}, dt::f32, tag::nc);
+                        flat = true;
+                    }
+                    if (l.linear->input_size() != in)
+                        fail("dnnl_model: head {} has a linear layer of {} inputs after {} features", k,
+                             l.linear->input_size(), in);
+                    const auto o = static_cast<memory::dim>(l.linear->num_classes());
+                    const memory::dims wdims = flat ? memory::dims{o, m.c} : memory::dims{o, m.c, m.h, m.w};
+                    const memory::desc bias_md({o}, dt::f32, tag::a), dst({r, o}, dt::f32, tag::nc);
+                    const inner_product_forward::desc d(prop_kind::forward_inference, cur,
+                                                        memory::desc(wdims, dt::f32, tag::any), bias_md, dst);
+                    const inner_product_forward::primitive_desc pd(d, attr_with(l.act), eng_);
+                    const bool last = i + 1 == hp.ops.size();
+                    head_step& s = add(inner_product_forward(pd), pd, at, last ? head_buffer::logits : free_buffer(at, at));
+                    s.weights = dnnl_detail::weights_in(head_table_->formats_of(l.linear->weight().data()), pd.weights_desc(),
+                                                        memory::desc(wdims, dt::f32, flat ? tag::oi : tag::oihw),
+                                                        l.linear->weight().data(), eng_);
+                    s.bias = memory(bias_md, eng_, const_cast<float*>(l.linear->bias().data()));
+                    cur = dst;
+                    at = s.to;
+                    m = {static_cast<int>(o), 1, 1};
+                    flat = true;
+                }
+            }
+        } catch (const dnnl::error& err) {
+            fail("dnnl_model: head {} operation {} ({}x{}x{} in, {} rows, {}, {}): oneDNN: {}", k, i, m.c, m.h, m.w, rows,
+                 to_string(opt_.precision), to_string(opt_.layout), err.what());
+        }
+        if (hp.ops.empty() || !std::holds_alternative<nn::linear_op>(hp.ops.back()))
+            fail("dnnl_model: head {}'s program does not end in a linear layer (its logits)", k);
+        return chain;
     }
 
     [[nodiscard]] std::size_t elem() const noexcept { return opt_.precision == dnnl_precision::bf16 ? 2 : 4; }
@@ -512,17 +880,13 @@ private:
         const memory::desc bias_md({out.c}, dt::f32, tag::a);
         const memory::desc src_md = desc(rows, c.in), dst_md = desc(rows, out);
         post_ops po;
-        const auto eltwise = [&](nn::activation a) {
-            if (a == nn::activation::relu) po.append_eltwise(1.f, algorithm::eltwise_relu, 0.f, 0.f);
-            if (a == nn::activation::relu6) po.append_eltwise(1.f, algorithm::eltwise_clip, 0.f, 6.f);
-        };
-        eltwise(conv.act());
+        dnnl_detail::append_activation(po, conv.act());
         int add_index = -1;
         if (c.add) {
             add_index = po.len();
             po.append_binary(algorithm::binary_add, dst_md);
         }
-        eltwise(c.after_add);
+        dnnl_detail::append_activation(po, c.after_add);
         primitive_attr attr;
         attr.set_post_ops(po);
         attr.set_scratchpad_mode(scratchpad_mode::user);
@@ -535,20 +899,7 @@ private:
             p->pd = convolution_forward::primitive_desc(d, attr, eng_);
             p->prim = convolution_forward(p->pd);
             p->impl = p->pd.impl_info_str();
-            // The weights in the primitive's format: reordered once per format.
-            auto& formats = table_->weights[l];
-            const memory::desc want = p->pd.weights_desc();
-            auto it = std::find_if(formats.begin(), formats.end(), [&](const auto& w) { return w.first == want; });
-            if (it == formats.end()) {
-                memory w(want, eng_);
-                memory src(plain_w, eng_, const_cast<float*>(conv.weight().data()));
-                stream strm(eng_);
-                reorder(src, w).execute(strm, src, w);
-                strm.wait();
-                formats.emplace_back(want, w);
-                it = std::prev(formats.end());
-            }
-            p->weights = it->second;
+            p->weights = dnnl_detail::weights_in(table_->weights[l], p->pd.weights_desc(), plain_w, conv.weight().data(), eng_);
             p->bias = memory(bias_md, eng_, const_cast<float*>(conv.bias().data()));
         } catch (const dnnl::error& err) {
             fail("dnnl_model: convolution {} ({}x{}x{} -> {}x{}x{}, kernel {}, stride {}, {} rows, {}, {}): oneDNN: {}", l,
@@ -599,6 +950,11 @@ private:
     std::vector<std::shared_ptr<const Head>> heads_;
     std::size_t row_bytes_ = 0, head_ws_ = 0, head_map_ = 0;
     std::shared_ptr<dnnl_detail::primitive_table> table_;  // shared by copies of the model
+    // The heads on oneDNN (empty: the Eigen heads): programs, the largest float32 row of their
+    // chains, the chains.
+    std::vector<nn::head_program> head_programs_;
+    std::size_t head_row_bytes_ = 0;
+    std::shared_ptr<dnnl_detail::head_table> head_table_;
 };
 
 }  // namespace earlyexit::demo

@@ -175,6 +175,22 @@ struct mobilenet_head {
         (*classifier)(Eigen::Map<const Eigen::VectorXf>(z.data(), static_cast<Eigen::Index>(z.size())), logits);
     }
 
+    /// The head as operations (stage_program.hpp), for another backend: the same layers as
+    /// operator(), the global average pooling as one window over the whole map.
+    [[nodiscard]] nn::head_program program() const {
+        nn::head_program p{.in = in, .ops = {}};
+        nn::shape3 m = in;
+        if (pool > 1) {
+            p.ops.emplace_back(nn::pool_op{.kernel_h = pool, .kernel_w = pool, .max_weight = std::nullopt});
+            m = {m.c, m.h / pool, m.w / pool};
+        }
+        if (conv) p.ops.emplace_back(nn::conv_op{.conv = &*conv});
+        p.ops.emplace_back(nn::pool_op{.kernel_h = m.h, .kernel_w = m.w, .max_weight = std::nullopt});
+        p.ops.emplace_back(nn::linear_op{.linear = &*fc, .act = classifier ? nn::activation::relu6 : nn::activation::none});
+        if (classifier) p.ops.emplace_back(nn::linear_op{.linear = classifier.get()});
+        return p;
+    }
+
     /// Scratch floats of run_batch for up to `capacity` rows: the gathered maps, the
     /// per-sample workspace and the logits (transposed) of every row.
     [[nodiscard]] std::size_t batch_workspace_size(std::size_t capacity) const noexcept {

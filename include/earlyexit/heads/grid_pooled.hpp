@@ -53,6 +53,11 @@ public:
     [[nodiscard]] std::size_t channels() const noexcept { return linear_.input_size() / (grid_ * grid_); }
     [[nodiscard]] std::size_t grid() const noexcept { return grid_; }
     [[nodiscard]] std::optional<Scalar> max_weight() const noexcept { return max_weight_; }
+    /// The linear layer over the pooled features (channel-major: feature c * grid^2 + i * grid + j).
+    [[nodiscard]] const linear_head<Scalar>& linear() const noexcept { return linear_; }
+    /// The feature map's height and width.
+    [[nodiscard]] std::size_t height() const noexcept { return height_; }
+    [[nodiscard]] std::size_t width() const noexcept { return width_; }
     [[nodiscard]] std::size_t input_size() const noexcept { return channels() * height_ * width_; }
     [[nodiscard]] std::size_t workspace_size() const noexcept { return linear_.input_size(); }
     /// The linear layer's MACs plus one operation per input value for the average (two with

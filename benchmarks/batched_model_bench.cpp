@@ -15,6 +15,9 @@
 // that kind of the network at B rows, Eigen (conv2d::run_batch) against oneDNN fp32 and bf16:
 //   layers/<net>/<kind>/<backend>/B   kind: conv3x3 (standard k x k), pointwise (1x1),
 //                                     depthwise (groups = channels); items = samples
+// And each CIFAR-10 convolution alone at 64 rows on oneDNN fp32, with its GMAC/s (what the
+// early exit's time is made of: the layers every sample runs against those it may skip):
+//   conv/cifar10/<l>/onednn_fp32/64    l in stage order; counters: gmacs, kernel (oneDNN's)
 // And the heads alone: every head of the network once on B rows (each on a state run to its
 // stage, untimed), items = samples:
 //   heads/<net>/<backend>/B            backend: eigen (batched_model's heads), onednn_eigen_heads
@@ -42,6 +45,7 @@
 #include <vector>
 
 #include <benchmark/benchmark.h>
+#include <fmt/core.h>
 #include <earlyexit/earlyexit.hpp>
 
 #include "common/batched_model.hpp"
@@ -377,6 +381,29 @@ void register_heads(const char* name, const M& (*m)(), std::initializer_list<lon
 #endif
 }
 
+#if EARLYEXIT_HAVE_DNNL
+/// Convolution l of `m` alone on oneDNN fp32 at st.range(0) rows; counter gmacs (10^9
+/// multiply-accumulates per second).
+template <class M>
+void one_convolution(benchmark::State& st, const M& m, std::size_t l) {
+    const auto rows = static_cast<std::size_t>(st.range(0));
+    const dnnl_model net(m, rows);
+    auto state = net.make_state();
+    net.run_convolution(l, state, rows);  // untimed: makes the primitive
+    const nn::conv_step& c = net.convolutions()[l];
+    std::size_t samples = 0;
+    const long before = earlyexit_test::allocations.load();
+    for (auto _ : st) {
+        net.run_convolution(l, state, rows);
+        samples += rows;
+    }
+    finish(st, before, samples);
+    st.counters["gmacs"] = benchmark::Counter(c.conv->macs(c.in) * static_cast<double>(samples) * 1e-9, benchmark::Counter::kIsRate);
+    st.SetLabel(fmt::format("{}x{}x{} -> {} k{} s{}: {}", c.in.c, c.in.h, c.in.w, c.conv->out_channels(), c.conv->kernel(),
+                            c.conv->stride(), net.implementation(l, rows)));
+}
+#endif
+
 /// Registers the layer benchmarks of network `name` (model m) at the given batch sizes.
 template <class M>
 void register_layers(const char* name, const M& (*m)(), std::initializer_list<long> batches) {
@@ -410,6 +437,13 @@ const int registered = [] {
     register_heads<mobilenet_v2>("mobilenet_v2", &imagenet_model, {1, 8}, [](const mobilenet_v2& mm, auto& s, std::size_t r) {
         mm.set_cropped_input_row(s, r, squares()[r % 2]);
     });
+#if EARLYEXIT_HAVE_DNNL
+    for (std::size_t l = 0; l < steps_of(model()).size(); ++l)
+        benchmark::RegisterBenchmark(fmt::format("conv/cifar10/{:02}/onednn_fp32", l).c_str(),
+                                     [l](benchmark::State& st) { one_convolution(st, model(), l); })
+            ->Arg(64)
+            ->Unit(benchmark::kMicrosecond);
+#endif
     const auto early = [](const std::string& label, auto fn) {
         benchmark::RegisterBenchmark(("early_exit/cifar10/" + label).c_str(), fn)->Arg(64)->Unit(benchmark::kMicrosecond);
     };

@@ -244,6 +244,23 @@ TEST_CASE("the heads run as oneDNN JIT primitives, or on Eigen when asked", "[dn
     CHECK(heads_on_listed_rows(cifar_case{cifar()}, {.eigen_heads = true}) == 6 * 5);
 }
 
+TEST_CASE("on oneDNN fp32 every stride-1 3x3 convolution runs on Winograd, the residual ones too", "[dnnl]") {
+    // A residual layer takes its sum as a post-op into a copy of the residual (Winograd takes
+    // no binary post-op); the parity tests above cover its logits.
+    const dnnl_model net(cifar(), 8);
+    std::size_t residual = 0;
+    for (std::size_t l = 0; l < net.num_convolutions(); ++l) {
+        const nn::conv_step& c = net.convolutions()[l];
+        if (c.conv->kernel() != 3 || c.conv->stride() != 1 || c.in.c < 16) continue;  // the stem: 3 channels
+        INFO("convolution " << l << ": " << net.implementation(l, 8));
+        CHECK(net.implementation(l, 8).find("wino") != std::string::npos);
+        residual += c.add ? 1 : 0;
+    }
+    CHECK(residual == 6);
+    const dnnl_model direct(cifar(), 8, {.allow_winograd = false});
+    for (std::size_t l = 0; l < direct.num_convolutions(); ++l) CHECK(direct.implementation(l, 8).find("wino") == std::string::npos);
+}
+
 TEST_CASE("oneDNN compaction keeps the kept samples' results", "[dnnl]") {
     compaction_keeps_rows(cifar_case{cifar()}, {});
     compaction_keeps_rows(cifar_case{cifar()}, {.layout = dnnl_layout::nhwc});

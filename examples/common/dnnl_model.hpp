@@ -135,15 +135,50 @@ struct conv_primitive {
     std::string impl;  ///< the kernel oneDNN chose (e.g. "jit:avx512_core")
 };
 
-/// Every (convolution, rows) primitive of a model, created on first use by whichever thread
-/// meets it: readers load a slot's pointer (acquire); a creator takes the mutex, creates it
-/// once and publishes it (release). Entries live as long as the table.
-struct primitive_table {
-    primitive_table(std::size_t convs, std::size_t capacity) : slots(convs * (capacity + 1)), row_slots(capacity + 1) {}
-    std::vector<std::atomic<const conv_primitive*>> slots;  // [conv * row_slots + rows]
+
+/// Keeps the calling thread's OpenMP team to one thread while it lives, then restores it. A
+/// oneDNN primitive fixes its thread count when it is made (from omp_get_max_threads()) and
+/// runs that many: made and run under this guard, every call stays on its worker's thread.
+class one_omp_thread {
+public:
+    one_omp_thread() noexcept : saved_(omp_get_max_threads()) { omp_set_num_threads(1); }
+    ~one_omp_thread() { omp_set_num_threads(saved_); }
+    one_omp_thread(const one_omp_thread&) = delete;
+    one_omp_thread& operator=(const one_omp_thread&) = delete;
+
+private:
+    int saved_;
+};
+
+/// Entries of type T per (item, rows), made on first use by whichever thread meets them:
+/// readers load a slot's pointer (acquire); a maker takes the mutex, makes the entry once (on
+/// one OpenMP thread) and publishes it (release). Entries live as long as the table.
+template <class T>
+struct lazy_table {
+    lazy_table(std::size_t items, std::size_t capacity) : slots(items * (capacity + 1)), row_slots(capacity + 1) {}
+
+    /// The entry of (item, rows), make() -> std::unique_ptr<T> called (under the mutex) the first time.
+    template <class Make>
+    const T& get(std::size_t item, std::size_t rows, Make make) {
+        auto& slot = slots[item * row_slots + rows];
+        if (const auto* p = slot.load(std::memory_order_acquire)) return *p;
+        const std::lock_guard lock(mutex);
+        if (const auto* p = slot.load(std::memory_order_relaxed)) return *p;
+        const one_omp_thread one;
+        owned.push_back(make());
+        slot.store(owned.back().get(), std::memory_order_release);
+        return *owned.back();
+    }
+
+    std::vector<std::atomic<const T*>> slots;  // [item * row_slots + rows]
     std::size_t row_slots;
-    std::mutex mutex;  // guards owned, weights and creation
-    std::vector<std::unique_ptr<conv_primitive>> owned;
+    std::mutex mutex;  // guards owned, the derived tables' weights and creation
+    std::vector<std::unique_ptr<T>> owned;
+};
+
+/// Every (convolution, rows) primitive of a model, and each convolution's weights by format.
+struct primitive_table : lazy_table<conv_primitive> {
+    using lazy_table::lazy_table;
     std::vector<std::vector<std::pair<dnnl::memory::desc, dnnl::memory>>> weights;  // per conv: by format
 };
 
@@ -176,13 +211,9 @@ struct head_primitive {
     std::vector<head_step> steps;
 };
 
-/// Every (head, rows) chain of a model, like primitive_table (same publication protocol).
-struct head_table {
-    head_table(std::size_t heads, std::size_t capacity) : slots(heads * (capacity + 1)), row_slots(capacity + 1) {}
-    std::vector<std::atomic<const head_primitive*>> slots;  // [head * row_slots + rows]
-    std::size_t row_slots;
-    std::mutex mutex;
-    std::vector<std::unique_ptr<head_primitive>> owned;
+/// Every (head, rows) chain of a model (lazy_table), and the heads' weights by format.
+struct head_table : lazy_table<head_primitive> {
+    using lazy_table::lazy_table;
     /// Reordered weights by source array: a layer shared by several heads (MobileNetV2's
     /// classifier) is kept once per format, so that its copies do not crowd the cache.
     std::vector<std::pair<const float*, std::vector<std::pair<dnnl::memory::desc, dnnl::memory>>>> weights;
@@ -222,19 +253,6 @@ inline dnnl::memory weights_in(std::vector<std::pair<dnnl::memory::desc, dnnl::m
     return w;
 }
 
-/// Keeps the calling thread's OpenMP team to one thread while it lives, then restores it. A
-/// oneDNN primitive fixes its thread count when it is made (from omp_get_max_threads()) and
-/// runs that many: made and run under this guard, every call stays on its worker's thread.
-class one_omp_thread {
-public:
-    one_omp_thread() noexcept : saved_(omp_get_max_threads()) { omp_set_num_threads(1); }
-    ~one_omp_thread() { omp_set_num_threads(saved_); }
-    one_omp_thread(const one_omp_thread&) = delete;
-    one_omp_thread& operator=(const one_omp_thread&) = delete;
-
-private:
-    int saved_;
-};
 
 [[nodiscard]] inline float bf16_to_float(std::uint16_t v) noexcept { return std::bit_cast<float>(std::uint32_t{v} << 16); }
 /// Rounds to the nearest bfloat16, ties to even (what oneDNN's reorders do); NaN stays NaN.
@@ -639,14 +657,7 @@ private:
     /// Head k's chain for `rows` rows, created on first use (thread-safe, like primitive()).
     const dnnl_detail::head_primitive& head_chain(std::size_t k, std::size_t rows) const {
         EARLYEXIT_ASSERT(rows >= 1 && rows <= capacity_);
-        auto& slot = head_table_->slots[k * head_table_->row_slots + rows];
-        if (const auto* p = slot.load(std::memory_order_acquire)) return *p;
-        const std::lock_guard lock(head_table_->mutex);
-        if (const auto* p = slot.load(std::memory_order_relaxed)) return *p;
-        const dnnl_detail::one_omp_thread one;
-        head_table_->owned.push_back(make_head_chain(k, rows));
-        slot.store(head_table_->owned.back().get(), std::memory_order_release);
-        return *head_table_->owned.back();
+        return head_table_->get(k, rows, [&] { return make_head_chain(k, rows); });
     }
 
     /// s's memory objects for head k's chain at `rows` rows, created on first use; the
@@ -844,14 +855,7 @@ private:
     /// The primitive of convolution l for `rows` rows, created on first use (thread-safe).
     const dnnl_detail::conv_primitive& primitive(std::size_t l, std::size_t rows) const {
         EARLYEXIT_ASSERT(rows >= 1 && rows <= capacity_);
-        auto& slot = table_->slots[l * table_->row_slots + rows];
-        if (const auto* p = slot.load(std::memory_order_acquire)) return *p;
-        const std::lock_guard lock(table_->mutex);
-        if (const auto* p = slot.load(std::memory_order_relaxed)) return *p;
-        const dnnl_detail::one_omp_thread one;
-        table_->owned.push_back(make_primitive(l, rows));
-        slot.store(table_->owned.back().get(), std::memory_order_release);
-        return *table_->owned.back();
+        return table_->get(l, rows, [&] { return make_primitive(l, rows); });
     }
 
     /// s's memory objects for convolution l at `rows` rows, created on first use; the state's

@@ -135,7 +135,6 @@ struct conv_primitive {
     std::string impl;  ///< the kernel oneDNN chose (e.g. "jit:avx512_core")
 };
 
-
 /// Keeps the calling thread's OpenMP team to one thread while it lives, then restores it. A
 /// oneDNN primitive fixes its thread count when it is made (from omp_get_max_threads()) and
 /// runs that many: made and run under this guard, every call stays on its worker's thread.
@@ -170,17 +169,35 @@ struct lazy_table {
         return *owned.back();
     }
 
+    /// The float32 weights at `data` (descriptor `plain`) in the format `want`, reordered the
+    /// first time an entry asks for that format and kept, per source array: a layer shared by
+    /// several entries (MobileNetV2's classifier, in every exit) is kept once per format, so
+    /// that its copies do not crowd the cache. Call from make() (under the mutex).
+    dnnl::memory weights_in(const dnnl::memory::desc& want, const dnnl::memory::desc& plain, const float* data,
+                            const dnnl::engine& eng) {
+        auto src_it = std::find_if(weights.begin(), weights.end(), [&](const auto& w) { return w.first == data; });
+        if (src_it == weights.end()) src_it = weights.insert(weights.end(), {data, {}});
+        auto& formats = src_it->second;
+        const auto it = std::find_if(formats.begin(), formats.end(), [&](const auto& w) { return w.first == want; });
+        if (it != formats.end()) return it->second;
+        dnnl::memory w(want, eng);
+        dnnl::memory src(plain, eng, const_cast<float*>(data));
+        dnnl::stream strm(eng);
+        dnnl::reorder(src, w).execute(strm, src, w);
+        strm.wait();
+        formats.emplace_back(want, w);
+        return w;
+    }
+
     std::vector<std::atomic<const T*>> slots;  // [item * row_slots + rows]
     std::size_t row_slots;
-    std::mutex mutex;  // guards owned, the derived tables' weights and creation
+    std::mutex mutex;  // guards owned, weights and creation
     std::vector<std::unique_ptr<T>> owned;
+    std::vector<std::pair<const float*, std::vector<std::pair<dnnl::memory::desc, dnnl::memory>>>> weights;
 };
 
-/// Every (convolution, rows) primitive of a model, and each convolution's weights by format.
-struct primitive_table : lazy_table<conv_primitive> {
-    using lazy_table::lazy_table;
-    std::vector<std::vector<std::pair<dnnl::memory::desc, dnnl::memory>>> weights;  // per conv: by format
-};
+/// Every (convolution, rows) primitive of a model.
+using primitive_table = lazy_table<conv_primitive>;
 
 /// A state's memory objects for one (convolution, rows): their data handles are set at each call.
 struct conv_memory {
@@ -211,19 +228,8 @@ struct head_primitive {
     std::vector<head_step> steps;
 };
 
-/// Every (head, rows) chain of a model (lazy_table), and the heads' weights by format.
-struct head_table : lazy_table<head_primitive> {
-    using lazy_table::lazy_table;
-    /// Reordered weights by source array: a layer shared by several heads (MobileNetV2's
-    /// classifier) is kept once per format, so that its copies do not crowd the cache.
-    std::vector<std::pair<const float*, std::vector<std::pair<dnnl::memory::desc, dnnl::memory>>>> weights;
-
-    [[nodiscard]] std::vector<std::pair<dnnl::memory::desc, dnnl::memory>>& formats_of(const float* src) {
-        for (auto& [p, f] : weights)
-            if (p == src) return f;
-        return weights.emplace_back(src, std::vector<std::pair<dnnl::memory::desc, dnnl::memory>>{}).second;
-    }
-};
+/// Every (head, rows) chain of a model.
+using head_table = lazy_table<head_primitive>;
 
 /// A state's memory objects for one (head, rows): per step its source, destination and
 /// scratchpad (data handles set at each call).
@@ -238,21 +244,14 @@ inline void append_activation(dnnl::post_ops& po, nn::activation a) {
     if (a == nn::activation::relu6) po.append_eltwise(1.f, dnnl::algorithm::eltwise_clip, 0.f, 6.f);
 }
 
-/// The weights in the format `want`, reordered from `plain` (float32 at `data`) the first time
-/// a primitive asks for that format and kept in `formats` (under the owner's mutex).
-inline dnnl::memory weights_in(std::vector<std::pair<dnnl::memory::desc, dnnl::memory>>& formats, const dnnl::memory::desc& want,
-                               const dnnl::memory::desc& plain, const float* data, const dnnl::engine& eng) {
-    const auto it = std::find_if(formats.begin(), formats.end(), [&](const auto& w) { return w.first == want; });
-    if (it != formats.end()) return it->second;
-    dnnl::memory w(want, eng);
-    dnnl::memory src(plain, eng, const_cast<float*>(data));
-    dnnl::stream strm(eng);
-    dnnl::reorder(src, w).execute(strm, src, w);
-    strm.wait();
-    formats.emplace_back(want, w);
-    return w;
+/// Executes primitive p with the n arguments (data handles already set) on stream s and waits:
+/// the C API, so that the arguments stay on the caller's stack.
+inline void execute(const dnnl::primitive& p, const dnnl::stream& s, int n, const dnnl_exec_arg_t* args) noexcept {
+    const dnnl_status_t status = dnnl_primitive_execute(p.get(), s.get(), n, args);
+    EARLYEXIT_ASSERT(status == dnnl_success);
+    (void)status;
+    dnnl_stream_wait(s.get());
 }
-
 
 [[nodiscard]] inline float bf16_to_float(std::uint16_t v) noexcept { return std::bit_cast<float>(std::uint32_t{v} << 16); }
 /// Rounds to the nearest bfloat16, ties to even (what oneDNN's reorders do); NaN stays NaN.
@@ -426,14 +425,12 @@ public:
                     if (hp.in != at)
                         fail("dnnl_model: head {} reads a {}x{}x{} map, its stage leaves {}x{}x{}", k, hp.in.c, hp.in.h,
                              hp.in.w, at.c, at.h, at.w);
-                    head_row_bytes_ = std::max(head_row_bytes_, head_scratch_row_bytes(hp));
                     head_programs_.push_back(std::move(hp));
                 }
                 head_table_ = std::make_shared<dnnl_detail::head_table>(heads_.size(), capacity_);
             }
         }
         table_ = std::make_shared<dnnl_detail::primitive_table>(steps_.size(), capacity_);
-        table_->weights.resize(steps_.size());
         // oneDNN keeps compiled kernels in a process-wide cache (1024 by default): room for
         // every (convolution, rows) of this model, so that none is compiled twice.
         const auto need = static_cast<int>(std::min<std::size_t>(steps_.size() * capacity_ + 1024, 1 << 16));
@@ -444,9 +441,13 @@ public:
             (void)primitive(l, 1);
             (void)primitive(l, capacity_);
         }
+        // The heads' chains too; the states' float32 buffers hold the largest map a chain at
+        // capacity rows writes (N-major: capacity times one row's).
         for (std::size_t k = 0; k < head_programs_.size(); ++k) {
             (void)head_chain(k, 1);
-            (void)head_chain(k, capacity_);
+            for (const auto& st : head_chain(k, capacity_).steps)  // a mix writes what a pooling wrote
+                if (st.what == dnnl_detail::head_step::kind::primitive && st.to != dnnl_detail::head_buffer::logits)
+                    head_row_bytes_ = std::max(head_row_bytes_, st.dst.get_size() / capacity_);
         }
     }
 
@@ -647,10 +648,7 @@ private:
             int n = 3;
             if (st.weights) args[n++] = {DNNL_ARG_WEIGHTS, st.weights.get()};
             if (st.bias) args[n++] = {DNNL_ARG_BIAS, st.bias.get()};
-            const dnnl_status_t status = dnnl_primitive_execute(st.prim.get(), s.stream_.get(), n, args.data());
-            EARLYEXIT_ASSERT(status == dnnl_success);
-            (void)status;
-            dnnl_stream_wait(s.stream_.get());
+            dnnl_detail::execute(st.prim, s.stream_, n, args.data());
         }
     }
 
@@ -685,25 +683,6 @@ private:
         using dnnl_detail::tag;
         return {{static_cast<dnnl::memory::dim>(rows), m.c, m.h, m.w}, dnnl_detail::dt::f32,
                 opt_.layout == dnnl_layout::nhwc ? tag::nhwc : tag::nChw16c};
-    }
-
-    /// Bytes per row of the largest float32 map or vector of head program hp's chain.
-    [[nodiscard]] std::size_t head_scratch_row_bytes(const nn::head_program& hp) const {
-        nn::shape3 m = hp.in;
-        std::size_t most = float_desc(1, m).get_size();
-        for (const nn::head_op& op : hp.ops) {
-            if (const auto* p = std::get_if<nn::pool_op>(&op)) {
-                if (p->kernel_h < 1 || p->kernel_w < 1 || p->kernel_h > m.h || p->kernel_w > m.w)
-                    fail("dnnl_model: a head pools {}x{} windows of a {}x{} map", p->kernel_h, p->kernel_w, m.h, m.w);
-                m = {m.c, m.h / p->kernel_h, m.w / p->kernel_w};
-            } else if (const auto* c = std::get_if<nn::conv_op>(&op)) {
-                m = c->conv->output_shape(m);
-            } else {
-                m = {static_cast<int>(std::get<nn::linear_op>(op).linear->num_classes()), 1, 1};
-            }
-            most = std::max(most, float_desc(1, m).get_size());
-        }
-        return most;
     }
 
     /// Makes head k's chain for `rows` rows (under the head table's mutex).
@@ -758,6 +737,8 @@ private:
                 const nn::head_op& op = hp.ops[i];
                 if (const auto* p = std::get_if<nn::pool_op>(&op)) {
                     if (flat) fail("dnnl_model: head {} pools after a linear layer", k);
+                    if (p->kernel_h < 1 || p->kernel_w < 1 || p->kernel_h > m.h || p->kernel_w > m.w)
+                        fail("dnnl_model: head {} pools {}x{} windows of a {}x{} map", k, p->kernel_h, p->kernel_w, m.h, m.w);
                     const nn::shape3 out{m.c, m.h / p->kernel_h, m.w / p->kernel_w};
                     const memory::desc dst = float_desc(rows, out);
                     const memory::dims kernel{p->kernel_h, p->kernel_w};
@@ -795,8 +776,7 @@ private:
                                                       {pad, pad}, {pad, pad});
                     const convolution_forward::primitive_desc pd(d, attr_with(conv.act()), eng_);
                     head_step& s = add(convolution_forward(pd), pd, at, free_buffer(at, at));
-                    s.weights = dnnl_detail::weights_in(head_table_->formats_of(conv.weight().data()), pd.weights_desc(),
-                                                        memory::desc(wdims, dt::f32, dw ? tag::goihw : tag::oihw),
+                    s.weights = head_table_->weights_in(pd.weights_desc(), memory::desc(wdims, dt::f32, dw ? tag::goihw : tag::oihw),
                                                         conv.weight().data(), eng_);
                     s.bias = memory(bias_md, eng_, const_cast<float*>(conv.bias().data()));
                     cur = dst;
@@ -822,8 +802,7 @@ private:
                     const inner_product_forward::primitive_desc pd(d, attr_with(l.act), eng_);
                     const bool last = i + 1 == hp.ops.size();
                     head_step& s = add(inner_product_forward(pd), pd, at, last ? head_buffer::logits : free_buffer(at, at));
-                    s.weights = dnnl_detail::weights_in(head_table_->formats_of(l.linear->weight().data()), pd.weights_desc(),
-                                                        memory::desc(wdims, dt::f32, flat ? tag::oi : tag::oihw),
+                    s.weights = head_table_->weights_in(pd.weights_desc(), memory::desc(wdims, dt::f32, flat ? tag::oi : tag::oihw),
                                                         l.linear->weight().data(), eng_);
                     s.bias = memory(bias_md, eng_, const_cast<float*>(l.linear->bias().data()));
                     cur = dst;
@@ -928,7 +907,7 @@ private:
             if (!p->add_by_copy) p->pd = convolution_forward::primitive_desc(d, attr_for(false), eng_);
             p->prim = convolution_forward(p->pd);
             p->impl = p->pd.impl_info_str();
-            p->weights = dnnl_detail::weights_in(table_->weights[l], p->pd.weights_desc(), plain_w, conv.weight().data(), eng_);
+            p->weights = table_->weights_in(p->pd.weights_desc(), plain_w, conv.weight().data(), eng_);
             p->bias = memory(bias_md, eng_, const_cast<float*>(conv.bias().data()));
         } catch (const dnnl::error& err) {
             fail("dnnl_model: convolution {} ({}x{}x{} -> {}x{}x{}, kernel {}, stride {}, {} rows, {}, {}): oneDNN: {}", l,
@@ -961,10 +940,7 @@ private:
             args[5] = {p.add_arg, m.add.get()};
             n = 6;
         }
-        const dnnl_status_t st = dnnl_primitive_execute(p.prim.get(), s.stream_.get(), n, args.data());
-        EARLYEXIT_ASSERT(st == dnnl_success);
-        (void)st;
-        dnnl_stream_wait(s.stream_.get());
+        dnnl_detail::execute(p.prim, s.stream_, n, args.data());
     }
 
     dynamic_network<feature_state> net_;

@@ -123,8 +123,21 @@ auto make_net(const M& m, std::size_t rows) {
     }
 }
 
+#if EARLYEXIT_HAVE_DNNL
+/// bf16 runs only where oneDNN has bf16 kernels (AVX-512): elsewhere the benchmark is skipped
+/// with that reason (true: skip it).
+bool skip_bf16(benchmark::State& st, bool bf16) {
+    if (!bf16 || dnnl_detail::cpu_has_bf16()) return false;
+    st.SkipWithError("bf16 needs a CPU with AVX-512 (oneDNN's bf16 kernels)");
+    return true;
+}
+#else
+bool skip_bf16(benchmark::State&, bool) { return false; }
+#endif
+
 template <backend B>
 void batched(benchmark::State& st) {
+    if (skip_bf16(st, B == backend::onednn_bf16)) return;
     const auto rows = static_cast<std::size_t>(st.range(0));
     const auto net = make_net<B>(model(), rows);
     auto state = net.make_state();
@@ -194,6 +207,7 @@ void mobilenet_per_sample(benchmark::State& st) {
 
 template <backend B>
 void mobilenet_batched(benchmark::State& st) {
+    if (skip_bf16(st, B == backend::onednn_bf16)) return;
     const auto& m = imagenet_model();
     const auto rows = static_cast<std::size_t>(st.range(0));
     const auto net = make_net<B>(m, rows);
@@ -269,6 +283,7 @@ void layers_eigen(benchmark::State& st, const M& m) {
 /// The same on oneDNN (dnnl_model::run_convolution: each layer between its program's buffers).
 template <class M, kind K, dnnl_precision P>
 void layers_onednn(benchmark::State& st, const M& m) {
+    if (skip_bf16(st, P == dnnl_precision::bf16)) return;
     const auto rows = static_cast<std::size_t>(st.range(0));
     dnnl_options o;
     o.precision = P;
@@ -373,7 +388,10 @@ void register_heads(const char* name, const M& (*m)(), std::initializer_list<lon
     });
 #if EARLYEXIT_HAVE_DNNL
     const auto on_dnnl = [m, setter](dnnl_options o) {
-        return [m, setter, o](benchmark::State& st) { heads_of(st, dnnl_model(m(), static_cast<std::size_t>(st.range(0)), o), m(), setter); };
+        return [m, setter, o](benchmark::State& st) {
+            if (skip_bf16(st, o.precision == dnnl_precision::bf16)) return;
+            heads_of(st, dnnl_model(m(), static_cast<std::size_t>(st.range(0)), o), m(), setter);
+        };
     };
     add(base + "/onednn_eigen_heads", on_dnnl({.eigen_heads = true}));
     add(base + "/onednn_fp32", on_dnnl({}));
@@ -452,6 +470,7 @@ const int registered = [] {
     early("onednn_eigen_heads", [](benchmark::State& st) { early_exit_of(st, dnnl_model(model(), 64, {.eigen_heads = true})); });
     early("onednn_fp32", [](benchmark::State& st) { early_exit_of(st, dnnl_model(model(), 64)); });
     early("onednn_bf16", [](benchmark::State& st) {
+        if (skip_bf16(st, true)) return;
         early_exit_of(st, dnnl_model(model(), 64, {.precision = dnnl_precision::bf16}));
     });
 #endif

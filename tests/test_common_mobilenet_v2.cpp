@@ -1,10 +1,12 @@
-// examples/common/mobilenet_v2.hpp: the shipped MobileNetV2 with its exits against PyTorch's logits
-// (tests/data/imagenet/reference.json, written by examples/train/export_mobilenet_v2.py from the
-// same weight file), from the decoded pixels (PNG, so no JPEG decoder differences).
+// examples/common/mobilenet_v2.hpp: the shipped MobileNetV2 networks with their exits against
+// PyTorch's logits (tests/data/<net>/reference.json, written by examples/train/imagenet_exits.py
+// from the same weight file), from the decoded pixels (PNG, so no JPEG decoder differences):
+// the 1000-class network with distilled exits and the Imagenette one (10 classes, fitted exits).
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <string>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -25,9 +27,8 @@ namespace fs = std::filesystem;
 namespace {
 
 const fs::path root = EARLYEXIT_SOURCE_DIR;
-const fs::path data = root / "tests" / "data" / "imagenet";
 
-nlohmann::json reference() {
+nlohmann::json reference(const fs::path& data) {
     std::ifstream in(data / "reference.json");
     REQUIRE(in);
     return nlohmann::json::parse(in);
@@ -36,10 +37,13 @@ nlohmann::json reference() {
 }  // namespace
 
 TEST_CASE("MobileNetV2 exits equal PyTorch's logits on the reference images") {
-    const mobilenet_v2 model(root / "models" / "mobilenet_v2_imagenet.safetensors");
+    const std::string name = GENERATE(as<std::string>{}, "imagenet", "imagenette");
+    const fs::path data = root / "tests" / "data" / name;
+    const mobilenet_v2 model(root / "models" / ("mobilenet_v2_" + name + ".safetensors"));
     const auto net = model.network();
     auto state = model.make_state();
-    const auto ref = reference();
+    const auto ref = reference(data);
+    CHECK(ref.at("weights").get<std::string>() == "models/mobilenet_v2_" + name + ".safetensors");
     REQUIRE(ref.at("images").size() >= 2);
     double worst = 0;
     for (const auto& img : ref.at("images")) {
@@ -64,8 +68,43 @@ TEST_CASE("MobileNetV2 exits equal PyTorch's logits on the reference images") {
             CHECK(r.predicted == exits[k].at("top5")[0].get<std::size_t>());
         }
     }
-    INFO("max |logit difference| = " << worst);
+    INFO(name << ": max |logit difference| = " << worst);
     CHECK(worst <= 1e-3);
+}
+
+TEST_CASE("The Imagenette MobileNetV2 has 10 classes, at least 6 exits and its first exit before a third of the compute") {
+    const mobilenet_v2 model(root / "models" / "mobilenet_v2_imagenette.safetensors");
+    const auto net = model.network();
+    CHECK(model.num_classes() == 10);
+    CHECK(model.class_names().size() == 10);
+    CHECK(net.num_heads() >= 7);  // 6 exits and the final classifier
+    double total = 0, first = 0;
+    for (std::size_t s = 0; s < net.num_stages(); ++s) {
+        total += net.stage_macs(s);
+        if (s <= model.head_after(0)) first += net.stage_macs(s);
+    }
+    CHECK(first < total / 2);
+}
+
+TEST_CASE("MobileNetV2 exit heads: the shared classifier or logits straight from fc, checked against the classes") {
+    const earlyexit_test::temp_dir dir("earlyexit_mobilenet_v2_heads");
+    const fs::path imagenet = root / "models" / "mobilenet_v2_imagenet.safetensors";
+    const fs::path nette = root / "models" / "mobilenet_v2_imagenette.safetensors";
+    // A 1000-class exit that drops the shared classifier: its fc gives 1280 values, not 1000 logits.
+    const auto p1 = earlyexit_test::with_architecture(imagenet, dir / "no_classifier.safetensors",
+                                                      [](nlohmann::json& a) { a["heads"][0]["classifier"] = nullptr; });
+    CHECK(earlyexit_test::what_of([&] { mobilenet_v2 m(p1); }) ==
+          p1.string() + ": head 'heads.0': fc_out 1280 differs from the 1000 classes (a head without the shared classifier "
+                         "gives the logits)");
+    const auto p2 = earlyexit_test::with_architecture(imagenet, dir / "other_classifier.safetensors",
+                                                      [](nlohmann::json& a) { a["heads"][0]["classifier"] = "fc"; });
+    CHECK(earlyexit_test::what_of([&] { mobilenet_v2 m(p2); }) ==
+          p2.string() + ": head 'heads.0': classifier \"fc\" is not \"classifier\" (the backbone's) or null");
+    // A 10-class exit told to end in the classifier: its fc has 10 outputs, not the classifier's 1280 inputs.
+    const auto p3 = earlyexit_test::with_architecture(nette, dir / "shared.safetensors",
+                                                      [](nlohmann::json& a) { a["heads"][0]["classifier"] = "classifier"; });
+    CHECK(earlyexit_test::what_of([&] { mobilenet_v2 m(p3); }) ==
+          p3.string() + ": head 'heads.0': fc_out 10 differs from the classifier's 1280 inputs");
 }
 
 TEST_CASE("MobileNetV2 declares the MACs of its layers and a final exit on the last stage") {

@@ -19,8 +19,10 @@
 //     without program()).
 //
 // Layout: N-major, so that compaction and append move whole samples (one memcpy per row):
-// each row's map is contiguous, in oneDNN's blocked nChw16c format (dnnl_layout::blocked, the
-// default: what its AVX-512 kernels run fastest) or NHWC. The network input is plain NCHW.
+// each row's map is contiguous, in oneDNN's blocked format (dnnl_layout::blocked, the default:
+// nChw16c where the CPU has AVX-512, which its AVX-512 kernels run fastest, nChw8c elsewhere,
+// which its AVX2 kernels take: on an AVX2 CPU nChw16c leaves oneDNN only its reference kernels,
+// hundreds of times slower) or NHWC. The network input is plain NCHW.
 // Precision: float32, or bfloat16 maps and weights (dnnl_precision::bf16: float32 accumulation
 // and bias, the heads in float32), opt in.
 //
@@ -74,7 +76,7 @@ enum class dnnl_precision : std::uint8_t { f32, bf16 };
 enum class dnnl_layout : std::uint8_t { blocked, nhwc };
 
 [[nodiscard]] inline std::string_view to_string(dnnl_precision p) noexcept { return p == dnnl_precision::f32 ? "fp32" : "bf16"; }
-[[nodiscard]] inline std::string_view to_string(dnnl_layout l) noexcept { return l == dnnl_layout::blocked ? "nChw16c" : "nhwc"; }
+[[nodiscard]] inline std::string_view to_string(dnnl_layout l) noexcept { return l == dnnl_layout::blocked ? "blocked" : "nhwc"; }
 
 /// How a dnnl_model runs its convolutions.
 struct dnnl_options {
@@ -93,6 +95,20 @@ namespace dnnl_detail {
 
 using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
+
+/// Channels per block of the blocked layout on this CPU: 16 with AVX-512 (nChw16c), 8 without
+/// (nChw8c, the block of oneDNN's AVX2 kernels).
+[[nodiscard]] inline std::size_t block_channels() {
+    const auto isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+    const auto avx512 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
+    return (isa & avx512) == avx512 ? 16 : 8;
+}
+[[nodiscard]] inline tag blocked_tag() { return block_channels() == 16 ? tag::nChw16c : tag::nChw8c; }
+/// Whether oneDNN 2.6 has bf16 kernels on this CPU (it needs AVX-512; AMX and AVX512_BF16 make
+/// them fast, plain AVX-512 emulates the bf16 dot products).
+[[nodiscard]] inline bool cpu_has_bf16() { return block_channels() == 16; }
+/// Whether oneDNN 2.6 has its Winograd convolution on this CPU (AVX-512 only).
+[[nodiscard]] inline bool cpu_has_winograd() { return block_channels() == 16; }
 
 /// Bytes aligned for AVX-512 loads, allocated once.
 class aligned_bytes {
@@ -395,6 +411,10 @@ public:
         : net_(model.network()), capacity_(capacity), opt_(opt), input_(model.input_shape()), holds_(model.holds_maps()),
           eng_(dnnl::engine::kind::cpu, 0) {
         if (capacity_ == 0) fail("dnnl_model: capacity 0; a batch holds at least one row");
+        if (opt_.precision == dnnl_precision::bf16 && !dnnl_detail::cpu_has_bf16())
+            fail("dnnl_model: bf16 needs a CPU with AVX-512 (oneDNN {}.{} has no bf16 kernels without it); this one "
+                 "has AVX2 at most: use fp32",
+                 dnnl_version()->major, dnnl_version()->minor);
         std::size_t row_bytes = input_.size() * elem();
         for (std::size_t i = 0; i < model.num_stages(); ++i) {
             const auto& st = model.stage(i).stage;
@@ -500,12 +520,16 @@ public:
         for (const auto& st : head_chain(k, rows).steps) out += (out.empty() ? "" : ", ") + st.impl;
         return out;
     }
+    /// The maps' layout, for reports: "nChw16c", "nChw8c" (the blocked layout on this CPU) or "nhwc".
+    [[nodiscard]] std::string layout_name() const {
+        return opt_.layout == dnnl_layout::nhwc ? "nhwc" : fmt::format("nChw{}c", block_);
+    }
     /// What runs the convolutions, for reports: "oneDNN 2.6.3, fp32, nChw16c, Winograd allowed".
     [[nodiscard]] std::string backend() const {
         const dnnl_version_t* v = dnnl_version();
         const bool wino = opt_.allow_winograd && opt_.precision == dnnl_precision::f32 && opt_.layout == dnnl_layout::blocked;
         return fmt::format("oneDNN {}.{}.{}, {}, {}{}{}", v->major, v->minor, v->patch, to_string(opt_.precision),
-                           to_string(opt_.layout), wino ? ", Winograd allowed" : "",
+                           layout_name(), wino ? ", Winograd allowed" : "",
                            head_programs_.empty() ? ", heads on Eigen" : "");
     }
     /// Every convolution, in stage order (the stages' programs, stage_program.hpp).
@@ -582,8 +606,8 @@ public:
 
 private:
     /// to_chw for elements of type T, converted to float by cvt. The blocked layout is a
-    /// transpose of each block of 16 channels ([position][16] -> [16][position]), done in tiles
-    /// of 16 positions so that the 16 rows read and written stay in cache.
+    /// transpose of each block of b channels ([position][b] -> [b][position], b = 16 or 8), done
+    /// in tiles of b positions so that the b rows read and written stay in cache.
     template <class T, class Cvt>
     void to_chw(const T* in, nn::shape3 m, float* out, Cvt cvt) const noexcept {
         const std::size_t hw = m.positions(), cs = static_cast<std::size_t>(m.c);
@@ -593,10 +617,10 @@ private:
             for (std::size_t p = 0; p < hw; ++p)
                 for (std::size_t c = 0; c < cs; ++c) out[c * hw + p] = cvt(in[p * cs + c]);
         } else {
-            constexpr std::size_t b = 16;
+            const std::size_t b = block_;
             for (std::size_t c0 = 0; c0 < cs; c0 += b) {
                 const std::size_t nc = std::min(b, cs - c0);
-                const T* src = in + c0 * hw;  // the block's [position][16]
+                const T* src = in + c0 * hw;  // the block's [position][b]
                 float* dst = out + c0 * hw;
                 for (std::size_t p0 = 0; p0 < hw; p0 += b) {
                     const std::size_t np = std::min(b, hw - p0);
@@ -682,7 +706,7 @@ private:
     [[nodiscard]] dnnl::memory::desc float_desc(std::size_t rows, nn::shape3 m) const {
         using dnnl_detail::tag;
         return {{static_cast<dnnl::memory::dim>(rows), m.c, m.h, m.w}, dnnl_detail::dt::f32,
-                opt_.layout == dnnl_layout::nhwc ? tag::nhwc : tag::nChw16c};
+                opt_.layout == dnnl_layout::nhwc ? tag::nhwc : dnnl_detail::blocked_tag()};
     }
 
     /// Makes head k's chain for `rows` rows (under the head table's mutex).
@@ -785,7 +809,7 @@ private:
                 } else {
                     const nn::linear_op& l = std::get<nn::linear_op>(op);
                     const auto in = static_cast<std::size_t>(flat ? m.c : m.size());
-                    if (!flat && m.h == 1 && m.w == 1 && (m.c % 16 == 0 || opt_.layout == dnnl_layout::nhwc)) {
+                    if (!flat && m.h == 1 && m.w == 1 && (m.c % static_cast<int>(block_) == 0 || opt_.layout == dnnl_layout::nhwc)) {
                         // A 1x1 map (after global pooling) is laid out as rows x channels: read it
                         // as a matrix, which oneDNN multiplies faster (brgemm) than a 4-D source.
                         cur = memory::desc({r, m.c}, dt::f32, tag::nc);
@@ -813,7 +837,7 @@ private:
             }
         } catch (const dnnl::error& err) {
             fail("dnnl_model: head {} operation {} ({}x{}x{} in, {} rows, {}, {}): oneDNN: {}", k, i, m.c, m.h, m.w, rows,
-                 to_string(opt_.precision), to_string(opt_.layout), err.what());
+                 to_string(opt_.precision), layout_name(), err.what());
         }
         if (hp.ops.empty() || !std::holds_alternative<nn::linear_op>(hp.ops.back()))
             fail("dnnl_model: head {}'s program does not end in a linear layer (its logits)", k);
@@ -827,7 +851,7 @@ private:
     /// The memory descriptor of `rows` rows of maps of shape m (the input: NCHW).
     [[nodiscard]] dnnl::memory::desc desc(std::size_t rows, nn::shape3 m) const {
         using dnnl_detail::tag;
-        const tag t = opt_.layout == dnnl_layout::nhwc ? tag::nhwc : m == input_ ? tag::nchw : tag::nChw16c;
+        const tag t = opt_.layout == dnnl_layout::nhwc ? tag::nhwc : m == input_ ? tag::nchw : dnnl_detail::blocked_tag();
         return {{static_cast<dnnl::memory::dim>(rows), m.c, m.h, m.w}, data_type(), t};
     }
 
@@ -912,7 +936,7 @@ private:
         } catch (const dnnl::error& err) {
             fail("dnnl_model: convolution {} ({}x{}x{} -> {}x{}x{}, kernel {}, stride {}, {} rows, {}, {}): oneDNN: {}", l,
                  c.in.c, c.in.h, c.in.w, out.c, out.h, out.w, k, st, rows, to_string(opt_.precision),
-                 to_string(opt_.layout), err.what());
+                 layout_name(), err.what());
         }
         if (c.add && !p->add_by_copy) p->add_arg = DNNL_ARG_ATTR_MULTIPLE_POST_OP(add_index) | DNNL_ARG_SRC_1;
         return p;
@@ -948,6 +972,7 @@ private:
     dnnl_options opt_;
     nn::shape3 input_;
     bool holds_;
+    std::size_t block_ = dnnl_detail::block_channels();  // channels per block of the blocked layout
     dnnl::engine eng_;
     std::vector<std::shared_ptr<const Stage>> keep_;  // the layers the programs point into
     std::vector<nn::stage_program> programs_;

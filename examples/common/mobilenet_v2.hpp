@@ -12,8 +12,9 @@
 //   last_conv.*                    conv 1x1 to 1280 + ReLU6
 //   classifier.*                   the final exit: global average pool + linear
 //   heads.<k>.conv.*, .fc.*        exit k ("exit_head"): [avg pool k x k] -> [conv 1x1 + ReLU6]
-//                                  -> global average pool -> linear + ReLU6 (to the classifier's
-//                                  1280 inputs) -> the backbone's classifier, shared
+//                                  -> global average pool -> linear; then either ReLU6 and the
+//                                  backbone's classifier, shared (the linear predicts its 1280
+//                                  inputs), or nothing (the linear gives the logits)
 //
 // Backbone weights are int8 with float32 scales ("<name>.weight_scale", per tensor or per output
 // channel; optional int32 "<name>.weight_zero_point"): w = (q - zp) * scale, computed in float32
@@ -135,7 +136,8 @@ struct mobilenet_stage {
 };
 
 /// A mobilenet_v2 exit: [average pool] -> [1x1 conv + ReLU6] -> global average pool -> fc,
-/// then, for "exit_head", ReLU6 and the shared classifier.
+/// then, for an "exit_head" that ends in the backbone's classifier, ReLU6 and that classifier
+/// (shared); without it the fc gives the logits.
 struct mobilenet_head {
     int pool = 1;
     std::optional<nn::conv2d> conv;
@@ -411,8 +413,8 @@ private:
         return linear_head<float>(weight(f, name, shape), Eigen::Map<const Eigen::VectorXf>(b.data(), static_cast<Eigen::Index>(out)));
     }
 
-    /// Loads the heads of the architecture metadata: "exit_head" (distilled exits) and
-    /// "gap_linear" (the backbone's classifier, read once and shared by every exit_head).
+    /// Loads the heads of the architecture metadata: "exit_head" (exits, distilled or fitted) and
+    /// "gap_linear" (the backbone's classifier, read once and shared by the exits that end in it).
     struct head_loader {
         std::shared_ptr<const linear_head<float>> classifier;
 
@@ -445,15 +447,28 @@ private:
                     shape = {out, shape.h, shape.w};
                     h.workspace += shape.size();
                 }
+                // "classifier": "classifier" ends the head in the backbone's classifier (fc then
+                // predicts its 1280 inputs); null or absent: fc gives the logits itself.
                 const auto fc_out = jh.at("fc_out").get<std::size_t>();
-                if (fc_out != static_cast<std::size_t>(site.last.c))
+                const auto cls = jh.find("classifier");
+                const bool shared = cls != jh.end() && !cls->is_null();
+                if (shared && *cls != "classifier")
+                    earlyexit::fail("{}: head '{}': classifier {} is not \"classifier\" (the backbone's) or null", f.path(), name,
+                                    cls->dump());
+                if (shared && fc_out != static_cast<std::size_t>(site.last.c))
                     earlyexit::fail("{}: head '{}': fc_out {} differs from the classifier's {} inputs", f.path(), name, fc_out,
                                     site.last.c);
+                if (!shared && fc_out != site.classes)
+                    earlyexit::fail("{}: head '{}': fc_out {} differs from the {} classes (a head without the shared "
+                                    "classifier gives the logits)",
+                                    f.path(), name, fc_out, site.classes);
                 h.fc = linear(f, name + ".fc", fc_out, std::size_t(shape.c));
-                h.classifier = classifier;
-                h.workspace += fc_out;
-                macs += static_cast<double>(fc_out) * static_cast<double>(shape.c) +
-                        static_cast<double>(site.classes) * static_cast<double>(fc_out);
+                macs += static_cast<double>(fc_out) * static_cast<double>(shape.c);
+                if (shared) {
+                    h.classifier = classifier;
+                    h.workspace += fc_out;
+                    macs += static_cast<double>(site.classes) * static_cast<double>(fc_out);
+                }
             } else {
                 earlyexit::fail("{}: head '{}' has unknown type '{}'", f.path(), name, type);
             }

@@ -527,7 +527,8 @@ public:
     /// What runs the convolutions, for reports: "oneDNN 2.6.3, fp32, nChw16c, Winograd allowed".
     [[nodiscard]] std::string backend() const {
         const dnnl_version_t* v = dnnl_version();
-        const bool wino = opt_.allow_winograd && opt_.precision == dnnl_precision::f32 && opt_.layout == dnnl_layout::blocked;
+        const bool wino = opt_.allow_winograd && opt_.precision == dnnl_precision::f32 && opt_.layout == dnnl_layout::blocked &&
+                          dnnl_detail::cpu_has_winograd();
         return fmt::format("oneDNN {}.{}.{}, {}, {}{}{}", v->major, v->minor, v->patch, to_string(opt_.precision),
                            layout_name(), wino ? ", Winograd allowed" : "",
                            head_programs_.empty() ? ", heads on Eigen" : "");

@@ -50,6 +50,11 @@ inline const mobilenet_v2& mobilenet() {
     static const mobilenet_v2 m(source_root / "models" / "mobilenet_v2_imagenet.safetensors");
     return m;
 }
+/// The 10-class network: exits whose fc gives the logits (no shared classifier).
+inline const mobilenet_v2& imagenette() {
+    static const mobilenet_v2 m(source_root / "models" / "mobilenet_v2_imagenette.safetensors");
+    return m;
+}
 
 /// What a test needs of a model: its inputs and how to write one into a per-sample state or a
 /// row of any batch state (batch_feature_state, dnnl_batch_state).

@@ -203,6 +203,14 @@ TEST_CASE("mobilenet_v2 on oneDNN fp32: every head of every row equals the Eigen
     CHECK(parity(c, {.layout = dnnl_layout::nhwc}, {2}, tolerance) < tolerance);
 }
 
+TEST_CASE("the Imagenette mobilenet_v2 on oneDNN: exits without the shared classifier equal Eigen's, any rows", "[dnnl]") {
+    const mobilenet_case c{imagenette()};
+    CHECK(parity(c, {}, {1, 3}, tolerance) < tolerance);
+    CHECK(heads_on_listed_rows(c, {}) > 0);
+    const dnnl_model net(imagenette(), 2);
+    for (std::size_t k = 0; k < net.info().heads; ++k) CHECK(net.head_implementation(k, 2).find("ref") == std::string::npos);
+}
+
 TEST_CASE("bf16 on oneDNN: close to fp32 but really rounded", "[dnnl]") {
     if (!dnnl_detail::cpu_has_bf16()) {  // an AVX2 CPU: refused up front, by name
         CHECK(earlyexit_test::what_of([] { dnnl_model m(cifar(), 2, {.precision = dnnl_precision::bf16}); }).find(

@@ -1,6 +1,6 @@
 #pragma once
-// MobileNetV2 (torchvision, ImageNet) with distilled exit heads, run with Eigen: the network of
-// examples/train/export_mobilenet_v2.py.
+// MobileNetV2 (torchvision, ImageNet) with exit heads, run with Eigen: the networks of
+// examples/train/imagenet_exits.py (1000 classes with distilled exits, or 10 Imagenette classes).
 //
 // The weight file (safetensors) carries the architecture in its metadata ("architecture": the
 // stages and the heads, as JSON; read and checked by staged_model.hpp) and these tensors:

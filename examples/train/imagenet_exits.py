@@ -536,6 +536,100 @@ def cmd_select(args):
 
 
 # --------------------------------------------------------------------------------------------
+# plan: which set of exits, on the selection set only
+# --------------------------------------------------------------------------------------------
+
+def max_prob_proxy(P, y, cost, z=2.326, max_loss=1.0):
+    """The most compute a single max-prob threshold saves on (P [heads + 1, N, classes], labels y)
+    with the demo's bound: loss + z * its standard error <= max_loss points (z = 2.326: 99%, the
+    demo's level per family); cost[k] = the network's share paid when leaving at exit k (the heads
+    evaluated on the way included). Returns (saving %, threshold, bound) or None; and the
+    oracle's saving (the first correct exit, every head on the way paid)."""
+    import math
+    conf, pred = P.max(2), P.argmax(2)
+    n, last = len(y), len(P) - 1
+    right = pred[-1] == y
+    best = None
+    for tau in np.concatenate([np.linspace(0.5, 0.99, 50), 1 - np.logspace(-2, -7, 60)]):
+        ex = np.full(n, last)
+        for k in range(last - 1, -1, -1):
+            ex = np.where(conf[k] >= tau, k, ex)
+        ok = pred[ex, np.arange(n)] == y
+        lost, won = int((right & ~ok).sum()), int((~right & ok).sum())
+        d = (lost - won) / n
+        bound = 100 * (d + z * math.sqrt(max(0.0, ((lost + won) / n - d * d) / n)))
+        saving = 100 * (1 - cost[ex].mean())
+        if bound <= max_loss and (best is None or saving > best[0]):
+            best = (saving, float(tau), bound)
+    ok = pred == y
+    first = np.where(ok.any(0), ok.argmax(0), last)
+    return best, 100 * (1 - cost[first].mean())
+
+
+def cmd_plan(args):
+    """Every set of --min-heads..--max-heads exits from --candidates, scored on the selection set
+    (1000 classes: DISTILL; Imagenette: the held-out training images) by max_prob_proxy."""
+    import itertools
+    sets = image_sets(args)
+    with open(os.path.join(args.cache, f"select_{args.target}.json")) as f:
+        sel = json.load(f)["results"]
+    imagenet = args.target == "imagenet"
+    cands = parse_heads(args.candidates)
+    stages = mb.arch_spec()
+    cls_w, cls_b = classifier(args)
+    classes_nette = nette_classes(args)
+    idx = torch.tensor([c["imagenet"] for c in classes_nette])
+    classes = 1000 if imagenet else 10
+    keys = [f"{k}_b{p}" for p, k in cands]
+    if imagenet:
+        labels = mb.read_labels(os.path.join(args.imagenet, "labels.txt"))
+        g, _, tz, _ = load_rows(args, chunks_of(args, "v1k", args.v1k_copies) + chunks_of(args, "nette", args.nette_copies), keys)
+        gs, _, zs, ids = load_rows(args, chunks_of(args, "distill"), keys)
+        y = np.array([labels[i.split(":", 1)[1]] for i in ids])
+    else:
+        held = sets["nette_held"]
+        wnid_index = {c["wnid"]: c["index"] for c in classes_nette}
+        label_of = {i: wnid_index[w] for i, w in sets["nette_train"]}
+        g, _, _, fit_ids = load_rows(args, chunks_of(args, "nette", args.nette_copies), keys, keep=lambda i: i not in held)
+        gs, _, zs, ids = load_rows(args, chunks_of(args, "nette", 1), keys, keep=lambda i: i in held)
+        yfit = np.array([label_of[i] for i in fit_ids])
+        y = np.array([label_of[i] for i in ids])
+    probs = {}
+    for (p, kind), key in zip(cands, keys):
+        lam = sel[str(p)][key]["best"]["lam"]
+        if imagenet:
+            (W, b), = ridge_solutions(g[key], tz, [lam])
+            lo = distilled_logits(gs[key], W, b, cls_w, cls_b)
+        else:
+            W, b = softmax_regression(g[key], yfit, classes, lam)
+            lo = torch.from_numpy(gs[key] @ W.T + b)
+        probs[(p, kind)] = F.softmax(lo, 1).numpy()
+        log(f"plan {args.target}: blocks.{p} {kind}: accuracy {100 * float((probs[(p, kind)].argmax(1) == y).mean()):.1f}%")
+    final = torch.from_numpy(zs) @ (cls_w if imagenet else cls_w[idx]).T + (cls_b if imagenet else cls_b[idx])
+    pfinal = F.softmax(final, 1).numpy()
+    total = sum(st["macs"] for st in stages) + 1280 * 49 + 1280 * classes
+    cum = np.cumsum([st["macs"] for st in stages])
+    out = []
+    for r in range(args.min_heads, args.max_heads + 1):
+        for hs in itertools.combinations(cands, r):
+            if args.first_before and hs[0][0] > args.first_before:
+                continue
+            ents = [head_entry(stages, k, p, kind, classes, imagenet) for k, (p, kind) in enumerate(hs)]
+            cost = [cum[e["after_stage"]] + sum(x["macs"] for x in ents[:k + 1]) for k, e in enumerate(ents)]
+            cost = np.array(cost + [total + sum(x["macs"] for x in ents)]) / total
+            best, oracle = max_prob_proxy(np.stack([probs[h] for h in hs] + [pfinal]), y, cost)
+            out.append(dict(heads=",".join(f"{p}:{k}" for p, k in hs), saving=round(best[0], 2) if best else None,
+                            threshold=best[1] if best else None, bound=round(best[2], 3) if best else None,
+                            oracle=round(oracle, 2)))
+    out.sort(key=lambda r: (-(r["saving"] if r["saving"] is not None else -1e9), -r["oracle"]))
+    for r in out[:10]:
+        log(f"plan {args.target}: {r['heads']:<48} max-prob saving {r['saving']}% (bound {r['bound']}), "
+            f"oracle {r['oracle']}%")
+    with open(os.path.join(args.cache, f"plan_{args.target}.json"), "w") as f:
+        json.dump(dict(target=args.target, sets=out), f, indent=1)
+
+
+# --------------------------------------------------------------------------------------------
 # export
 # --------------------------------------------------------------------------------------------
 
@@ -906,7 +1000,7 @@ def cmd_export(args):
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=["features", "select", "export"])
+    ap.add_argument("command", choices=["features", "select", "plan", "export"])
     ap.add_argument("--target", choices=["imagenet", "imagenette"], default="imagenet")
     ap.add_argument("--imagenet", default=os.path.join(SHARED, "imagenet-val-subset"))
     ap.add_argument("--v1k", default=os.path.join(SHARED, "imagenet-val-1000"))
@@ -933,6 +1027,10 @@ def parse_args(argv=None):
                     "(needs 'features --maps'; none by default: they lost to gx, see the README)")
     ap.add_argument("--conv-epochs", type=int, default=20)
     ap.add_argument("--heads", default="", help="export: the exits, position:kind, e.g. 8:gx,10:gx,12:gap")
+    ap.add_argument("--candidates", default="", help="plan: the exits to choose sets from, position:kind")
+    ap.add_argument("--min-heads", type=int, default=5)
+    ap.add_argument("--max-heads", type=int, default=7)
+    ap.add_argument("--first-before", type=int, default=0, help="plan: the first exit after this block at the latest")
     return ap.parse_args(argv)
 
 
@@ -940,7 +1038,7 @@ def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     os.makedirs(args.cache, exist_ok=True)
-    {"features": cmd_features, "select": cmd_select, "export": cmd_export}[args.command](args)
+    {"features": cmd_features, "select": cmd_select, "plan": cmd_plan, "export": cmd_export}[args.command](args)
 
 
 if __name__ == "__main__":

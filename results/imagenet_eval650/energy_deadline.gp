@@ -7,8 +7,8 @@ set ylabel 'energy per sample (mJ)'
 set grid
 set key outside right top box
 plot 'energy_deadline.dat' index 0 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'full_fmax', \
-     '' index 1 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'margin_fmax', \
-     '' index 2 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'margin_dvfs', \
+     '' index 1 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'max_prob_fmax', \
+     '' index 2 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'max_prob_dvfs', \
      '' index 3 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'predictive_fmax', \
      '' index 4 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'predictive_dvfs', \
      '' index 5 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'predictive_dvfs_reference', \

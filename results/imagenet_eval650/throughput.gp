@@ -8,6 +8,6 @@ set grid
 set key outside right top box
 set logscale x 10
 plot 'throughput.dat' index 0 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'full, 1 thread', \
-     '' index 1 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'margin_calibrated, 1 thread', \
+     '' index 1 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'max_prob_calibrated, 1 thread', \
      '' index 2 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'full, 2 threads', \
-     '' index 3 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'margin_calibrated, 2 threads'
+     '' index 3 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'max_prob_calibrated, 2 threads'

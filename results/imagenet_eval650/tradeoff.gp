@@ -9,7 +9,7 @@ set key outside right top box
 set offsets graph 0.03, graph 0.03, graph 0.06, graph 0.03
 set offsets graph 0.03, graph 0.03, 0, 0
 set yrange [75.38461538461539:77.88461538461539]
-set xrange [-10.269637904104552:9.922033843497532]
+set xrange [-12.856064509513507:9.015660201787941]
 plot 'tradeoff.dat' index 0 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'max_prob', \
      '' index 1 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'entropy', \
      '' index 2 using 1:2 with linespoints linewidth 2 pointsize 0.6 title 'margin', \

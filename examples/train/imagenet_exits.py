@@ -192,6 +192,23 @@ def chunk_dir(args, name):
     return os.path.join(args.cache, "chunks", name)
 
 
+def input_batch(args, loader, ids, copy):
+    """The backbone's input for these images: copy 0 = torchvision's centre crop, copy c > 0 = an
+    augmented copy seeded by (id, c, --aug-seed), so that every pass makes the same crops."""
+    ev_t = mb.eval_transform_pil()
+    aug = mb.distill_transform("imagenet")
+    ims = []
+    for ident in ids:
+        im = loader.pil(ident)
+        if copy == 0:
+            ims.append(ev_t(im))
+        else:
+            seed = int.from_bytes(hashlib.sha256(f"{ident}/{copy}/{args.aug_seed}".encode()).digest()[:4], "little")
+            torch.manual_seed(seed)
+            ims.append(aug(im))
+    return mb.to_input(ims).contiguous(memory_format=torch.channels_last)
+
+
 def write_chunk(args, name, ids, copy, model, convs, loader):
     d = chunk_dir(args, name)
     if os.path.exists(os.path.join(d, "done")):
@@ -200,33 +217,23 @@ def write_chunk(args, name, ids, copy, model, convs, loader):
     tmp = d + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
-    ev_t = mb.eval_transform_pil()
-    aug = mb.distill_transform("imagenet")
     n = len(ids)
     out = {}
     logits = np.zeros((n, 1000), dtype=np.float32)
     zs = np.zeros((n, 1280), dtype=np.float32)
     for i in range(0, n, args.batch):
-        ims = []
-        for j in range(i, min(n, i + args.batch)):
-            im = loader.pil(ids[j])
-            if copy == 0:
-                ims.append(ev_t(im))
-            else:
-                seed = int.from_bytes(hashlib.sha256(f"{ids[j]}/{copy}/{args.aug_seed}".encode()).digest()[:4], "little")
-                torch.manual_seed(seed)
-                ims.append(aug(im))
-        x = mb.to_input(ims).contiguous(memory_format=torch.channels_last)
+        x = input_batch(args, loader, ids[i:i + args.batch], copy)
+        m = len(x)
         lo, fe, z = run_features(model, convs, x)
-        logits[i:i + len(ims)] = lo.numpy()
-        zs[i:i + len(ims)] = z.numpy()
+        logits[i:i + m] = lo.numpy()
+        zs[i:i + m] = z.numpy()
         for p, f in fe.items():
             for k, v in f.items():
                 key = f"{k}_b{p}"
                 if key not in out:
                     out[key] = np.lib.format.open_memmap(os.path.join(tmp, key + ".npy"), mode="w+",
                                                          dtype=np.float16, shape=(n, v.shape[1]))
-                out[key][i:i + len(ims)] = v.numpy().astype(np.float16)
+                out[key][i:i + m] = v.numpy().astype(np.float16)
     for a in out.values():
         a.flush()
     del out
@@ -257,28 +264,18 @@ def write_maps(args, name, model, loader):
     with open(os.path.join(d, "ids.json")) as f:
         meta = json.load(f)
     ids, copy = meta["ids"], meta["copy"]
-    ev_t = mb.eval_transform_pil()
-    aug = mb.distill_transform("imagenet")
     n = len(ids)
     stages = mb.arch_spec()
     out = {p: np.lib.format.open_memmap(os.path.join(d, f"p7_b{p}.npy.tmp"), mode="w+", dtype=np.float16,
                                         shape=(n, stages[p + 1]["out_channels"], 7, 7)) for p in MAP_POSITIONS}
     for i in range(0, n, args.batch):
-        ims = []
-        for j in range(i, min(n, i + args.batch)):
-            im = loader.pil(ids[j])
-            if copy == 0:
-                ims.append(ev_t(im))
-            else:
-                seed = int.from_bytes(hashlib.sha256(f"{ids[j]}/{copy}/{args.aug_seed}".encode()).digest()[:4], "little")
-                torch.manual_seed(seed)
-                ims.append(aug(im))
-        x = mb.to_input(ims).contiguous(memory_format=torch.channels_last)
+        x = input_batch(args, loader, ids[i:i + args.batch], copy)
+        m = len(x)
         x = model.features[0](x)
         for b in range(max(MAP_POSITIONS) + 1):
             x = model.features[b + 1](x)
             if b in out:
-                out[b][i:i + len(ims)] = mb.pool7(x).numpy().astype(np.float16)
+                out[b][i:i + m] = mb.pool7(x).numpy().astype(np.float16)
     for p, a in out.items():
         a.flush()
         del a

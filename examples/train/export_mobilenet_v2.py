@@ -383,14 +383,36 @@ def chunk_dir(args, name):
     return os.path.join(args.cache, "chunks", name)
 
 
-def write_chunk(args, name, ids, pil_list, model, extra=None):
-    d = chunk_dir(args, name)
+def new_chunk(d):
+    """A fresh temporary folder for the chunk folder d, or None when d is finished already."""
     if os.path.exists(os.path.join(d, "done")):
-        return False
-    t0 = time.time()
+        return None
     tmp = d + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
+    return tmp
+
+
+def finish_chunk(tmp, d, logits, zs, meta, t0):
+    """Writes the backbone's logits and z, ids.json (meta) and the 'done' marker into tmp, then
+    moves it to d, so that a chunk is whole or absent; returns the seconds since t0."""
+    np.save(os.path.join(tmp, "logits.npy"), logits)
+    np.save(os.path.join(tmp, "z.npy"), zs)
+    with open(os.path.join(tmp, "ids.json"), "w") as f:
+        json.dump(meta, f)
+    with open(os.path.join(tmp, "done"), "w") as f:
+        f.write(f"{len(logits)} images {time.time() - t0:.1f} s\n")
+    shutil.rmtree(d, ignore_errors=True)
+    os.replace(tmp, d)
+    return time.time() - t0
+
+
+def write_chunk(args, name, ids, pil_list, model, extra=None):
+    d = chunk_dir(args, name)
+    t0 = time.time()
+    tmp = new_chunk(d)
+    if tmp is None:
+        return False
     n = len(pil_list)
     stages = arch_spec()
     # block outputs average-pooled to 7x7 (the heads' first operation), float16
@@ -410,15 +432,7 @@ def write_chunk(args, name, ids, pil_list, model, extra=None):
     for a in feats.values():
         a.flush()
     del feats
-    np.save(os.path.join(tmp, "logits.npy"), logits)
-    np.save(os.path.join(tmp, "z.npy"), zs)
-    with open(os.path.join(tmp, "ids.json"), "w") as f:
-        json.dump(dict(ids=ids, **(extra or {})), f)
-    with open(os.path.join(tmp, "done"), "w") as f:
-        f.write(f"{n} images {time.time() - t0:.1f} s\n")
-    shutil.rmtree(d, ignore_errors=True)
-    os.replace(tmp, d)
-    dt = time.time() - t0
+    dt = finish_chunk(tmp, d, logits, zs, dict(ids=ids, **(extra or {})), t0)
     log(f"teacher: chunk {name}: {n} images in {dt:.1f} s ({n / dt:.1f} img/s)")
     return True
 

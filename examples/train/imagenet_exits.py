@@ -188,8 +188,7 @@ def run_features(model, convs, x):
     return model.classifier(z), feats, z
 
 
-def chunk_dir(args, name):
-    return os.path.join(args.cache, "chunks", name)
+chunk_dir = mb.chunk_dir
 
 
 def input_batch(args, loader, ids, copy):
@@ -211,12 +210,10 @@ def input_batch(args, loader, ids, copy):
 
 def write_chunk(args, name, ids, copy, model, convs, loader):
     d = chunk_dir(args, name)
-    if os.path.exists(os.path.join(d, "done")):
-        return False
     t0 = time.time()
-    tmp = d + ".tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    os.makedirs(tmp)
+    tmp = mb.new_chunk(d)
+    if tmp is None:
+        return False
     n = len(ids)
     out = {}
     logits = np.zeros((n, 1000), dtype=np.float32)
@@ -237,15 +234,7 @@ def write_chunk(args, name, ids, copy, model, convs, loader):
     for a in out.values():
         a.flush()
     del out
-    np.save(os.path.join(tmp, "logits.npy"), logits)
-    np.save(os.path.join(tmp, "z.npy"), zs)
-    with open(os.path.join(tmp, "ids.json"), "w") as f:
-        json.dump(dict(ids=ids, copy=copy), f)
-    with open(os.path.join(tmp, "done"), "w") as f:
-        f.write(f"{n} images {time.time() - t0:.1f} s\n")
-    shutil.rmtree(d, ignore_errors=True)
-    os.replace(tmp, d)
-    dt = time.time() - t0
+    dt = mb.finish_chunk(tmp, d, logits, zs, dict(ids=ids, copy=copy), t0)
     log(f"features: {name}: {n} images in {dt:.1f} s ({n / dt:.1f} img/s)")
     return True
 

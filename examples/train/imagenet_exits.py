@@ -113,8 +113,20 @@ def image_sets(args):
     for w in sorted(by_class):
         ids = by_class[w]
         held.update(ids[j] for j in rng.choice(len(ids), size=args.nette_holdout, replace=False))
+    subset_labels = mb.read_labels(os.path.join(args.imagenet, "labels.txt"))
+    wnid_index = {c["wnid"]: c["index"] for c in nette_classes(args)}
     return dict(split=split, v1k=v1k, v1k_labels=v1k_labels, nette_train=nette_train, nette_val=nette_val,
-                nette_held=held)
+                nette_held=held, wnid_index=wnid_index,
+                # labels by id: "sub:<file>" -> ImageNet index, "nette:<tar>:<wnid>/<file>" -> 0-9
+                subset_label=lambda i: subset_labels[i.split(":", 1)[1]],
+                nette_label=lambda i: wnid_index[i.split(":")[2].split("/")[0]])
+
+
+def fit_chunks_of(args):
+    """The chunks the exits are fitted on: imagenet-val-1000 and Imagenette for the 1000-class
+    exits (no labels), Imagenette for its own (rows of held-out images are left out by the caller)."""
+    nette = chunks_of(args, "nette", args.nette_copies)
+    return chunks_of(args, "v1k", args.v1k_copies) + nette if args.target == "imagenet" else nette
 
 
 class Loader:
@@ -448,13 +460,12 @@ def cmd_select(args):
     if args.target == "imagenet":
         cls_w, cls_b = classifier(args)
         lams = mb.parse_list(args.lams, float)
-        labels = mb.read_labels(os.path.join(args.imagenet, "labels.txt"))
-        fit_chunks = chunks_of(args, "v1k", args.v1k_copies) + chunks_of(args, "nette", args.nette_copies)
+        fit_chunks = fit_chunks_of(args)
         for p in mb.parse_list(args.positions, int):
             keys = keys_for(p)
             g, tl, tz, _ = load_rows(args, fit_chunks, keys)
             gd, ld, _, idd = load_rows(args, chunks_of(args, "distill"), keys)
-            y = torch.tensor([labels[i.split(":", 1)[1]] for i in idd])
+            y = torch.tensor([sets["subset_label"](i) for i in idd])
             teacher = torch.from_numpy(ld).argmax(1)
             res[p] = {}
             for k in keys:
@@ -472,11 +483,10 @@ def cmd_select(args):
             del g, tl, tz
     else:
         classes = nette_classes(args)
-        wnid_index = {c["wnid"]: c["index"] for c in classes}
         held = sets["nette_held"]
-        label_of = {i: wnid_index[w] for i, w in sets["nette_train"]}
+        label_of = sets["nette_label"]
         cs = mb.parse_list(args.nette_lams, float)
-        fit_chunks = chunks_of(args, "nette", args.nette_copies)
+        fit_chunks = fit_chunks_of(args)
         held_chunks = chunks_of(args, "nette", 1)
         cls_w, cls_b = classifier(args)
         idx = torch.tensor([c["imagenet"] for c in classes])
@@ -485,8 +495,8 @@ def cmd_select(args):
                                                                                 else args.nette_kinds_late)]
             g, _, _, ids = load_rows(args, fit_chunks, keys, keep=lambda i: i not in held)
             gh, _, zh, idh = load_rows(args, held_chunks, keys, keep=lambda i: i in held)
-            y = np.array([label_of[i] for i in ids])
-            yh = torch.tensor([label_of[i] for i in idh])
+            y = np.array([label_of(i) for i in ids])
+            yh = torch.tensor([label_of(i) for i in idh])
             final = (torch.from_numpy(zh) @ cls_w[idx].T + cls_b[idx]).argmax(1)
             res[p] = {}
             if p in MAP_POSITIONS and args.conv_widths:  # a trained conv head on the 7x7 maps, per width
@@ -568,18 +578,16 @@ def cmd_plan(args):
     classes = 1000 if imagenet else 10
     keys = [f"{k}_b{p}" for p, k in cands]
     if imagenet:
-        labels = mb.read_labels(os.path.join(args.imagenet, "labels.txt"))
-        g, _, tz, _ = load_rows(args, chunks_of(args, "v1k", args.v1k_copies) + chunks_of(args, "nette", args.nette_copies), keys)
+        g, _, tz, _ = load_rows(args, fit_chunks_of(args), keys)
         gs, _, zs, ids = load_rows(args, chunks_of(args, "distill"), keys)
-        y = np.array([labels[i.split(":", 1)[1]] for i in ids])
+        y = np.array([sets["subset_label"](i) for i in ids])
     else:
         held = sets["nette_held"]
-        wnid_index = {c["wnid"]: c["index"] for c in classes_nette}
-        label_of = {i: wnid_index[w] for i, w in sets["nette_train"]}
-        g, _, _, fit_ids = load_rows(args, chunks_of(args, "nette", args.nette_copies), keys, keep=lambda i: i not in held)
+        label_of = sets["nette_label"]
+        g, _, _, fit_ids = load_rows(args, fit_chunks_of(args), keys, keep=lambda i: i not in held)
         gs, _, zs, ids = load_rows(args, chunks_of(args, "nette", 1), keys, keep=lambda i: i in held)
-        yfit = np.array([label_of[i] for i in fit_ids])
-        y = np.array([label_of[i] for i in ids])
+        yfit = np.array([label_of(i) for i in fit_ids])
+        y = np.array([label_of(i) for i in ids])
     probs = {}
     for (p, kind), key in zip(cands, keys):
         lam = sel[str(p)][key]["best"]["lam"]
@@ -723,13 +731,9 @@ def cmd_export(args):
     t0 = time.time()
     # 1. fit the chosen heads once more with their chosen penalties
     fitted = []
-    if imagenet:
-        fit_chunks = chunks_of(args, "v1k", args.v1k_copies) + chunks_of(args, "nette", args.nette_copies)
-    else:
-        held = sets["nette_held"]
-        wnid_index = {c["wnid"]: c["index"] for c in classes_nette}
-        label_of = {i: wnid_index[w] for i, w in sets["nette_train"]}
-        fit_chunks = chunks_of(args, "nette", args.nette_copies)
+    fit_chunks = fit_chunks_of(args)
+    held = sets["nette_held"]
+    label_of = sets["nette_label"]
     for p, kind in chosen:
         key = f"{kind}_b{p}"
         if kind == "cx":
@@ -737,7 +741,7 @@ def cmd_export(args):
                 raise SystemExit("trained conv heads (cx) are Imagenette's only")
             width = sel[str(p)][key]["best"]["width"]
             x, ids = load_maps(args, fit_chunks, p, keep=lambda i: i not in held)
-            cw, cb, W, b = train_conv_head(x, np.array([label_of[i] for i in ids]), classes, width, args.conv_epochs)
+            cw, cb, W, b = train_conv_head(x, np.array([label_of(i) for i in ids]), classes, width, args.conv_epochs)
             fitted.append(dict(position=p, kind=kind, width=width, conv=(cw, cb), W=W, b=b, inputs=len(ids),
                                lam=None, epochs=args.conv_epochs))
             log(f"export {args.target}: blocks.{p} cx: width {width}, {len(ids)} inputs ({time.time() - t0:.0f} s)")
@@ -750,7 +754,7 @@ def cmd_export(args):
             n_fit = len(tz)
         else:
             g, _, _, ids = load_rows(args, fit_chunks, [key], keep=lambda i: i not in held)
-            W, b = softmax_regression(g[key], np.array([label_of[i] for i in ids]), classes, lam)
+            W, b = softmax_regression(g[key], np.array([label_of(i) for i in ids]), classes, lam)
             n_fit = len(ids)
         fitted.append(dict(position=p, kind=kind, lam=lam, W=W, b=b, inputs=n_fit))
         log(f"export {args.target}: blocks.{p} {kind}: lam {lam:g}, {n_fit} inputs ({time.time() - t0:.0f} s)")
@@ -857,12 +861,10 @@ def cmd_export(args):
     loader = Loader(args)
     if imagenet:
         ref_ids = [f"sub:{n}" for n in sets["split"]["sample"][:2]]
-        labels = mb.read_labels(os.path.join(args.imagenet, "labels.txt"))
-        ref_label = lambda i: labels[i.split(":", 1)[1]]  # noqa: E731
+        ref_label = sets["subset_label"]
     else:
         ref_ids = [i for i, _ in sets["nette_val"][:2]]
-        wnid_index = {c["wnid"]: c["index"] for c in classes_nette}
-        ref_label = lambda i: wnid_index[i.split(":")[2].split("/")[0]]  # noqa: E731
+        ref_label = sets["nette_label"]
     ev_t = mb.eval_transform_pil()
     refs, worst = [], 0.0
     for ident in ref_ids:
@@ -915,15 +917,14 @@ def cmd_export(args):
 
     # 4. the calibration list (and, for Imagenette, the shipped validation images)
     if imagenet:
-        labels = mb.read_labels(os.path.join(args.imagenet, "labels.txt"))
         with open(os.path.join(REPO_ROOT, "data", "imagenet", "calibration.txt"), "w") as f:
-            f.writelines(f"{n} {labels[n]}\n" for n in sets["split"]["distill"])
+            f.writelines(f"{n} {sets['subset_label']('sub:' + n)}\n" for n in sets["split"]["distill"])
     else:
         ddir = os.path.join(REPO_ROOT, "data", "imagenette")
         vdir = os.path.join(ddir, "val")
         shutil.rmtree(vdir, ignore_errors=True)
         os.makedirs(vdir)
-        wnid_index = {c["wnid"]: c["index"] for c in classes_nette}
+        wnid_index = sets["wnid_index"]
         with open(os.path.join(vdir, "labels.txt"), "w") as f:
             for ident, w in sorted(sets["nette_val"], key=lambda a: os.path.basename(a[0])):
                 name = os.path.basename(ident.split(":")[2])
@@ -958,14 +959,11 @@ def cmd_export(args):
         return rows, len(ids)
 
     if imagenet:
-        labels = mb.read_labels(os.path.join(args.imagenet, "labels.txt"))
-        lab = lambda i: labels[i.split(":", 1)[1]]  # noqa: E731
-        cal, ncal = evaluate("distill", None, lab)
-        rep, nrep = evaluate("eval", None, lab)
+        cal, ncal = evaluate("distill", None, sets["subset_label"])
+        rep, nrep = evaluate("eval", None, sets["subset_label"])
     else:
-        lab = lambda i: wnid_index[i.split(":")[2].split("/")[0]]  # noqa: E731
-        cal, ncal = evaluate("nette", lambda i: i in sets["nette_held"], lab)
-        rep, nrep = evaluate("netteval", None, lab)
+        cal, ncal = evaluate("nette", lambda i: i in sets["nette_held"], sets["nette_label"])
+        rep, nrep = evaluate("netteval", None, sets["nette_label"])
     total = sum(st["macs"] for st in stages) + heads[-1]["macs"]
     summary = []
     for k, h in enumerate(heads):

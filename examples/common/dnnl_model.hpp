@@ -103,7 +103,6 @@ using dt = dnnl::memory::data_type;
     const auto avx512 = static_cast<unsigned>(dnnl::cpu_isa::avx512_core);
     return (isa & avx512) == avx512 ? 16 : 8;
 }
-[[nodiscard]] inline tag blocked_tag() { return block_channels() == 16 ? tag::nChw16c : tag::nChw8c; }
 /// Whether oneDNN 2.6 has bf16 kernels on this CPU (it needs AVX-512; AMX and AVX512_BF16 make
 /// them fast, plain AVX-512 emulates the bf16 dot products).
 [[nodiscard]] inline bool cpu_has_bf16() { return block_channels() == 16; }
@@ -705,9 +704,7 @@ private:
 
     /// A float32 map's descriptor in this model's layout (the heads' chains run in float32).
     [[nodiscard]] dnnl::memory::desc float_desc(std::size_t rows, nn::shape3 m) const {
-        using dnnl_detail::tag;
-        return {{static_cast<dnnl::memory::dim>(rows), m.c, m.h, m.w}, dnnl_detail::dt::f32,
-                opt_.layout == dnnl_layout::nhwc ? tag::nhwc : dnnl_detail::blocked_tag()};
+        return {{static_cast<dnnl::memory::dim>(rows), m.c, m.h, m.w}, dnnl_detail::dt::f32, map_tag()};
     }
 
     /// Makes head k's chain for `rows` rows (under the head table's mutex).
@@ -849,10 +846,15 @@ private:
     [[nodiscard]] dnnl_detail::dt data_type() const noexcept {
         return opt_.precision == dnnl_precision::bf16 ? dnnl_detail::dt::bf16 : dnnl_detail::dt::f32;
     }
+    /// The format of the maps after the input: NHWC, or the blocked layout of this CPU's block.
+    [[nodiscard]] dnnl_detail::tag map_tag() const noexcept {
+        using dnnl_detail::tag;
+        return opt_.layout == dnnl_layout::nhwc ? tag::nhwc : block_ == 16 ? tag::nChw16c : tag::nChw8c;
+    }
     /// The memory descriptor of `rows` rows of maps of shape m (the input: NCHW).
     [[nodiscard]] dnnl::memory::desc desc(std::size_t rows, nn::shape3 m) const {
         using dnnl_detail::tag;
-        const tag t = opt_.layout == dnnl_layout::nhwc ? tag::nhwc : m == input_ ? tag::nchw : dnnl_detail::blocked_tag();
+        const tag t = opt_.layout == dnnl_layout::blocked && m == input_ ? tag::nchw : map_tag();
         return {{static_cast<dnnl::memory::dim>(rows), m.c, m.h, m.w}, data_type(), t};
     }
 

@@ -37,6 +37,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "../atomic_file.hpp"
 #include "../error.hpp"
 #include "table.hpp"
 
@@ -220,7 +221,8 @@ private:
     return parse_frequency_domain(j, what);
 }
 
-/// Writes a frequency table file (the folder is created; an existing file is replaced).
+/// Writes a frequency table file (the folder is created; an existing file is replaced in one
+/// step: write_file_atomically).
 inline void write_frequency_domain(const std::filesystem::path& path, const frequency_domain& d) {
     if (const auto parent = path.parent_path(); !parent.empty()) {
         std::error_code ec;
@@ -228,11 +230,7 @@ inline void write_frequency_domain(const std::filesystem::path& path, const freq
         if (ec) fail("write_frequency_domain: cannot create the folder {}: {}", parent.string(), ec.message());
     }
     const std::string text = frequency_domain_json(d).dump(2) + '\n';
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    if (!out) fail("write_frequency_domain: cannot open {} for writing", path.string());
-    out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    out.close();
-    if (!out) fail("write_frequency_domain: cannot write {}", path.string());
+    write_file_atomically(path, text, "write_frequency_domain");
 }
 
 }  // namespace earlyexit::dvfs

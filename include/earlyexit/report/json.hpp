@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../atomic_file.hpp"
 #include "../error.hpp"
 #include "../calibrate/thresholds.hpp"
 #include "../trace/metrics.hpp"
@@ -123,7 +124,8 @@ template <class T>
     };
 }
 
-/// Writes `j` to `path`, indented by 2 with a trailing newline, replacing the file and creating
+/// Writes `j` to `path`, indented by 2 with a trailing newline, replacing the file in one step
+/// (write_file_atomically: an interrupted write leaves the old file) and creating
 /// its folder if needed. Invalid UTF-8 in strings is written as U+FFFD rather than failing.
 /// Throws earlyexit::error naming the path when the folder or the file cannot be written.
 inline void write_json(const std::filesystem::path& path, const nlohmann::json& j) {
@@ -133,11 +135,7 @@ inline void write_json(const std::filesystem::path& path, const nlohmann::json& 
         if (ec) earlyexit::fail("write_json: cannot create the folder {} for {}: {}", parent.string(), path.string(), ec.message());
     }
     const std::string text = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + '\n';
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    if (!out) earlyexit::fail("write_json: cannot open {} for writing: {}", path.string(), std::strerror(errno));
-    out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    out.close();
-    if (!out) earlyexit::fail("write_json: cannot write {}: {}", path.string(), std::strerror(errno));
+    write_file_atomically(path, text, "write_json");
 }
 
 }  // namespace earlyexit

@@ -36,6 +36,7 @@
 
 #include <fmt/format.h>
 
+#include "../atomic_file.hpp"
 #include "../error.hpp"
 #include "../trace/metrics.hpp"
 #include "../calibrate/sweep.hpp"
@@ -225,11 +226,7 @@ struct program_result {
 }
 
 inline void write_text_file(const std::filesystem::path& path, const std::string& text) {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    if (!out) fail("plot: cannot open {} for writing: {}", path.string(), std::strerror(errno));
-    out.write(text.data(), static_cast<std::streamsize>(text.size()));
-    out.close();
-    if (!out) fail("plot: cannot write {}: {}", path.string(), std::strerror(errno));
+    write_file_atomically(path, text, "plot");
 }
 
 /// The absolute form of dir, created if needed.
@@ -260,21 +257,51 @@ inline void write_text_file(const std::filesystem::path& path, const std::string
                        gnuplot_png_terminal(), opt.width, opt.height, gnuplot_path(png.filename()));
 }
 
-/// Runs gnuplot on the script inside the script's folder (its file names are relative to it)
-/// and checks the image came out.
-inline void render(const std::filesystem::path& script, const std::filesystem::path& png) {
+/// Writes the script (text, beginning with script_preamble(png)),
+/// then runs gnuplot inside the script's folder (its file names are relative to it) and checks
+/// the image came out. The image is drawn under a temporary name and renamed over png only when
+/// gnuplot succeeded, so an interrupted or failed run leaves the old image (or none), never half
+/// of one; the script gnuplot runs is a temporary copy of the saved one with that output name.
+inline void render(const std::filesystem::path& script, const std::string& text, const std::filesystem::path& png,
+                   const plot_options& opt) {
+    write_text_file(script, text);
+    const std::filesystem::path tmp_png = earlyexit::detail::temporary_sibling(png);
+    const std::filesystem::path tmp_script = earlyexit::detail::temporary_sibling(script);
+    std::string run_text = text;
+    const std::string line = script_preamble(png, opt), tmp_line = script_preamble(tmp_png, opt);
+    if (run_text.rfind(line, 0) != 0) fail("plot: the script {} does not start with its preamble", script.string());
+    run_text.replace(0, line.size(), tmp_line);
+    write_text_file(tmp_script, run_text);
     std::error_code ec;
-    std::filesystem::remove(png, ec);  // a stale image must not pass for a fresh one
+    const auto cleanup = [&] {
+        std::filesystem::remove(tmp_script, ec);
+        std::filesystem::remove(tmp_png, ec);
+    };
     const auto r = run_program(
-        {"gnuplot", "-e", "cd " + gnuplot_path(script.parent_path()), script.filename().string()});
-    if (!r) fail_gnuplot_missing();
-    if (WIFSIGNALED(r->wait_status))
+        {"gnuplot", "-e", "cd " + gnuplot_path(script.parent_path()), tmp_script.filename().string()});
+    if (!r) {
+        cleanup();
+        fail_gnuplot_missing();
+    }
+    if (WIFSIGNALED(r->wait_status)) {
+        cleanup();
         fail("gnuplot was killed by signal {} running {}", WTERMSIG(r->wait_status), script.string());
+    }
     const int status = WIFEXITED(r->wait_status) ? WEXITSTATUS(r->wait_status) : -1;
-    if (status != 0)
+    if (status != 0) {
+        cleanup();
         fail("gnuplot failed (exit status {}) running {}:\n{}", status, script.string(), output_tail(r->output));
-    if (!std::filesystem::exists(png, ec) || std::filesystem::file_size(png, ec) == 0)
+    }
+    if (!std::filesystem::exists(tmp_png, ec) || std::filesystem::file_size(tmp_png, ec) == 0) {
+        cleanup();
         fail("gnuplot ran {} but wrote no image at {}:\n{}", script.string(), png.string(), output_tail(r->output));
+    }
+    std::filesystem::rename(tmp_png, png, ec);
+    if (ec) {
+        cleanup();
+        fail("plot: cannot rename the image {} to {}: {}", tmp_png.string(), png.string(), ec.message());
+    }
+    std::filesystem::remove(tmp_script, ec);
 }
 
 }  // namespace detail
@@ -346,7 +373,8 @@ inline void plot_tradeoff(const std::filesystem::path& dir, std::string_view tit
         "set offsets graph 0.03, graph 0.03, graph 0.06, graph 0.03\n",
         detail::gnuplot_string(title));
     if (opt.accuracy_range) {
-        const auto [low, high] = *opt.accuracy_range;
+        // Named variables, not a structured binding: clang before 16 cannot capture those (take, below).
+        const double low = opt.accuracy_range->first, high = opt.accuracy_range->second;
         if (!(low < high) || !std::isfinite(low) || !std::isfinite(high))
             earlyexit::fail("plot_tradeoff: accuracy range [{}, {}] must be finite and increasing", low, high);
         script += fmt::format("set offsets graph 0.03, graph 0.03, 0, 0\nset yrange [{}:{}]\n", low, high);
@@ -368,8 +396,7 @@ inline void plot_tradeoff(const std::filesystem::path& dir, std::string_view tit
     script += detail::plot_command(plots);
 
     detail::write_text_file(dat, data);
-    detail::write_text_file(gp, script);
-    detail::render(gp, png);
+    detail::render(gp, script, png, opt);
 }
 
 /// The fraction of samples exiting at each head: clustered bars, one cluster per head (head
@@ -416,8 +443,7 @@ inline void plot_exit_histogram(const std::filesystem::path& dir, std::span<cons
     script += detail::plot_command(plots);
 
     detail::write_text_file(dat, data);
-    detail::write_text_file(gp, script);
-    detail::render(gp, png);
+    detail::render(gp, script, png, opt);
 }
 
 /// Axes of plot_lines().
@@ -458,8 +484,7 @@ inline void plot_lines(const std::filesystem::path& dir, std::string_view stem, 
                           detail::gnuplot_string(axes.y_label), axes.log_x ? "set logscale x 10\n" : "");
     script += detail::plot_command(plots);
     detail::write_text_file(dat, data);
-    detail::write_text_file(gp, script);
-    detail::render(gp, png);
+    detail::render(gp, script, png, opt);
 }
 
 }  // namespace earlyexit

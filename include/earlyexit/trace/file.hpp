@@ -19,8 +19,11 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <optional>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -34,12 +37,18 @@ namespace earlyexit {
 inline constexpr std::string_view trace_format_name = "earlyexit-trace";
 inline constexpr int trace_format_version = 1;
 
-/// Writes the trace into `dir` (created if needed; existing trace files are overwritten).
+/// Writes the trace into `dir` (created if needed; existing trace files are replaced). Never
+/// half done: trace.json, which makes the folder a trace, is removed first and written last, and
+/// every file is written in one step (write_file_atomically), so a write that is interrupted or
+/// fails leaves a folder that read_trace refuses (no trace.json), never one that mixes two runs.
 template <std::floating_point Scalar>
 void write_trace(const std::filesystem::path& dir, const basic_trace<Scalar>& t) {
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
     if (ec) earlyexit::fail("write_trace: cannot create {}: {}", dir.string(), ec.message());
+    const auto path = dir / "trace.json";
+    std::filesystem::remove(path, ec);
+    if (ec) earlyexit::fail("write_trace: cannot replace {}: {}", path.string(), ec.message());
     const std::size_t n = t.size(), k = t.heads(), l = t.stages(), c = t.classes();
     npy::write<Scalar>(dir / "logits.npy", t.all_logits(), std::vector<std::size_t>{n, k, c});
     npy::write<double>(dir / "stage_seconds.npy", t.all_stage_seconds(), std::vector<std::size_t>{n, l});
@@ -58,22 +67,53 @@ void write_trace(const std::filesystem::path& dir, const basic_trace<Scalar>& t)
     j["stage_macs"] = t.layout().stage_macs;
     j["head_macs"] = t.layout().head_macs;
     j["provenance"] = t.provenance;
-    const auto path = dir / "trace.json";
-    std::ofstream out(path, std::ios::trunc);
-    out << j.dump(2) << '\n';
-    out.close();
-    if (!out) earlyexit::fail("write_trace: cannot write {}", path.string());
+    write_file_atomically(path, j.dump(2) + '\n', "write_trace");
 }
 
 namespace detail {
 
+/// A whole number of type T from a JSON integer in T's range. nlohmann's get<T> would cast a
+/// float (1e30, -1.0: undefined behaviour) or wrap an integer ("samples": -1 as 2^64 - 1).
+template <std::integral T>
+T json_whole(const nlohmann::json& v, const std::string& key, const std::string& file) {
+    if (!v.is_number_integer())
+        fail("{}: key '{}' has the wrong type (expected a whole number, got {})", file, key,
+             v.is_primitive() ? v.dump() : std::string(v.type_name()));
+    if (v.is_number_unsigned()) {
+        if (const auto x = v.get<std::uint64_t>(); std::in_range<T>(x)) return static_cast<T>(x);
+    } else if (const auto x = v.get<std::int64_t>(); std::in_range<T>(x)) {
+        return static_cast<T>(x);
+    }
+    fail("{}: key '{}' is {}, out of range [{}, {}]", file, key, v.dump(), std::numeric_limits<T>::min(),
+         std::numeric_limits<T>::max());
+}
+
+template <class T>
+struct is_whole_vector : std::false_type {};
+template <std::integral T>
+struct is_whole_vector<std::vector<T>> : std::true_type {};
+
 template <class T>
 T json_get(const nlohmann::json& j, const char* key, const std::string& file) {
     if (!j.contains(key)) fail("{}: missing key '{}'", file, key);
-    try {
-        return j.at(key).get<T>();
-    } catch (const nlohmann::json::exception& e) {
-        fail("{}: key '{}' has the wrong type ({})", file, key, e.what());
+    if constexpr (std::integral<T>) {
+        return json_whole<T>(j.at(key), key, file);
+    } else if constexpr (is_whole_vector<T>::value) {
+        const auto& v = j.at(key);
+        if (!v.is_array())
+            fail("{}: key '{}' has the wrong type (expected an array of whole numbers, got {})", file, key,
+                 v.is_primitive() ? v.dump() : std::string(v.type_name()));
+        T out;
+        out.reserve(v.size());
+        for (std::size_t i = 0; i < v.size(); ++i)
+            out.push_back(json_whole<typename T::value_type>(v[i], fmt::format("{}[{}]", key, i), file));
+        return out;
+    } else {
+        try {
+            return j.at(key).get<T>();
+        } catch (const nlohmann::json::exception& e) {
+            fail("{}: key '{}' has the wrong type ({})", file, key, e.what());
+        }
     }
 }
 

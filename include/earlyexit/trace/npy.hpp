@@ -26,6 +26,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "../atomic_file.hpp"
 #include "../config.hpp"
 #include "../error.hpp"
 
@@ -335,9 +336,10 @@ array<T> read_array(Source& source, std::size_t size, std::string_view what) {
 }  // namespace detail
 
 /// Writes data (C order) with the given shape (elements per axis, {} for a scalar) to file as
-/// NPY 1.0, byte-for-byte as numpy.save would; creates or overwrites the file. Throws
+/// NPY 1.0, byte-for-byte as numpy.save would; creates or replaces the file in one step
+/// (write_file_atomically: an interrupted or failed write leaves the old file). Throws
 /// earlyexit::error, before touching the file, if the product of shape is not data.size(); and if
-/// the file cannot be opened or written (a failed write may leave a partial file).
+/// the file cannot be written.
 template <element T>
 void write(const std::filesystem::path& file, std::span<const T> data, std::span<const std::size_t> shape) {
     const std::string what = file.string();
@@ -360,14 +362,9 @@ void write(const std::filesystem::path& file, std::span<const T> data, std::span
     std::string preamble(detail::magic);
     preamble += {'\x01', '\x00', static_cast<char>(text.size() & 0xff), static_cast<char>(text.size() >> 8)};
 
-    errno = 0;
-    std::ofstream out(file, std::ios::binary | std::ios::trunc);
-    if (!out) detail::fail_errno(what, "cannot open for writing", errno);
-    out << preamble << text;
-    if (!data.empty())
-        out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size_bytes()));
-    out.close();
-    if (!out) detail::fail_errno(what, "write failed", errno);
+    const std::string_view parts[] = {preamble, text,
+                                      {reinterpret_cast<const char*>(data.data()), data.size_bytes()}};
+    write_file_atomically(file, parts, "npy::write");
 }
 
 /// Reads and validates the header of file only (magic, version, alignment, dict, overflow of

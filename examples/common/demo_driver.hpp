@@ -30,6 +30,7 @@
 // the validation split is too small for it to allow any early exit, the demo says so.
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <filesystem>
 #include <optional>
@@ -209,6 +210,12 @@ inline void add_demo_flags(CLI::App& app, demo_options& o) {
 
 /// Checks the flags CLI11 cannot: throws earlyexit::error naming the bad value.
 inline void check_demo_flags(const demo_options& o) {
+    // CLI11's Range and PositiveNumber checks let NaN through (every comparison with it is false).
+    if (!(o.points >= 0.0 && o.points <= 100.0)) earlyexit::fail("--max-loss {}: must be a number in [0, 100]", o.points);
+    if (!(o.margin >= 0.0 && o.margin <= 100.0))
+        earlyexit::fail("--calibration-margin {}: must be a number in [0, 100]", o.margin);
+    if (o.deadline_ms && !(std::isfinite(*o.deadline_ms) && *o.deadline_ms > 0.0))
+        earlyexit::fail("--deadline-ms {}: must be a finite positive number of milliseconds", *o.deadline_ms);
     if (o.batch && *o.batch == 0) earlyexit::fail("--batch 0: a batch holds at least one sample");
     if (o.threads && *o.threads == 0) earlyexit::fail("--threads 0: at least one thread runs");
     if (o.throughput_samples > 0 && (o.throughput_batches.empty() || o.throughput_threads.empty()))
@@ -278,10 +285,14 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
 
     // --dvfs cpufreq: take the governor and the energy counter now (a clear error when absent or
     // not permitted, before the long runs); they are restored when the demo ends.
+    // Ctrl-C or a kill (SIGINT, SIGTERM, SIGHUP, SIGQUIT) mid-run restores them too (declared
+    // after `hardware`: the handlers go before the backend restores on the way out).
     std::optional<dvfs_hardware> hardware;
+    std::optional<dvfs::restore_on_signal> restore_governor;
     if (o.dvfs_backend == "cpufreq" && wanted("dvfs")) {
         dvfs::cpufreq_backend backend;
-        hardware.emplace(dvfs::cpufreq_backend(std::move(backend)), dvfs::rapl_meter{});
+        hardware.emplace(dvfs_hardware{std::move(backend), dvfs::rapl_meter{}});  // braces: clang before 16 has no aggregate ()
+        restore_governor.emplace(hardware->backend);
     }
     // PyTorch's throughput result, read now so that a bad file fails before the long runs.
     std::optional<nlohmann::json> torch;

@@ -50,6 +50,7 @@
 
 #include <earlyexit/dvfs/clock.hpp>
 #include <earlyexit/dvfs/hardware_clock.hpp>
+#include <earlyexit/dvfs/signal_restore.hpp>
 #include <earlyexit/dvfs/selector.hpp>
 #include <earlyexit/io.hpp>
 #include <fmt/core.h>

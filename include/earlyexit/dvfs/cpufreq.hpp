@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <exception>
 #include <filesystem>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -250,6 +251,16 @@ public:
     /// Restores the previous governors (and speeds); never throws.
     ~basic_cpufreq_backend() { restore(); }
 
+    /// The writes restore() makes, in its order: (file, text) per CPU taken over. A signal
+    /// handler cannot run restore() (it formats and allocates): dvfs::restore_on_signal
+    /// (dvfs/signal_restore.hpp) prepares these beforehand and makes them with plain POSIX calls.
+    [[nodiscard]] std::vector<std::pair<std::filesystem::path, std::string>> restore_writes() const {
+        std::vector<std::pair<std::filesystem::path, std::string>> out;
+        for (auto it = states_.rbegin(); it != states_.rend(); ++it)
+            if (auto w = restore_write(*it)) out.push_back(std::move(*w));
+        return out;
+    }
+
     /// Asks every CPU for hz (finite, > 0; written in kHz, rounded) and returns the speed the
     /// kernel granted (Hz), read back. Throws earlyexit::error naming the file on failure.
     double set_frequency_hz(double hz) {
@@ -366,15 +377,19 @@ private:
                         s.cpu, (s.dir / "scaling_cur_freq").string());
     }
 
+    /// The write that puts one CPU back: its governor, or its speed when the governor was
+    /// userspace already (none when that speed is unknown).
+    [[nodiscard]] static std::optional<std::pair<std::filesystem::path, std::string>> restore_write(const cpu_state& s) {
+        if (s.governor != "userspace") return std::pair{s.dir / "scaling_governor", s.governor};
+        if (s.speed_khz > 0) return std::pair{s.dir / "scaling_setspeed", fmt::format("{}", s.speed_khz)};
+        return std::nullopt;
+    }
+
     /// Puts every CPU back, the last taken first; never throws, ignores errors.
     void restore() noexcept {
         for (auto it = states_.rbegin(); it != states_.rend(); ++it) {
             try {
-                if (it->governor == "userspace") {
-                    if (it->speed_khz > 0) (void)files_.write(it->dir / "scaling_setspeed", fmt::format("{}", it->speed_khz));
-                } else {
-                    (void)files_.write(it->dir / "scaling_governor", it->governor);
-                }
+                if (const auto w = restore_write(*it)) (void)files_.write(w->first, w->second);
             } catch (...) {
             }
         }

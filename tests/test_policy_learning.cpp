@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <random>
 #include <string>
@@ -529,4 +530,55 @@ TEST_CASE("running_mean::add with a memory: a moving average once the count reac
     for (const double x : {1.0, 1.0, 0.0, 0.0}) all.add(x, 0);
     CHECK(all.count == 4);
     CHECK(all.mean() == 0.5);
+}
+
+TEST_CASE("running_mean and learned_table saturate instead of wrapping: huge, infinite and NaN targets",
+          "[policy][learning][saturation]") {
+    constexpr auto max = std::numeric_limits<std::int64_t>::max(), min = std::numeric_limits<std::int64_t>::min();
+    const double inf = std::numeric_limits<double>::infinity();
+    // A target is clamped to +-2^38 reward units (2^62 fixed-point units); NaN adds 0.
+    running_mean m;
+    m.add(1e300);
+    CHECK(m.sum == std::int64_t{1} << 62);
+    m.add(-inf);
+    CHECK(m.sum == 0);
+    m.add(std::numeric_limits<double>::quiet_NaN());
+    CHECK(m.count == 3);
+    CHECK(m.sum == 0);
+    // Two clamped targets reach 2^63: the sum holds at the limit, and stays there.
+    running_mean up;
+    for (int i = 0; i < 3; ++i) up.add(inf);
+    CHECK(up.sum == max);
+    CHECK(up.mean() > 0.0);
+    running_mean down;
+    for (int i = 0; i < 3; ++i) down.add(-1e30);
+    CHECK(down.sum == min);
+    CHECK(down.mean() < 0.0);
+    down.add(1.0);  // adds normally again below the limit
+    CHECK(down.sum == min + (std::int64_t{1} << 24));
+    // The count holds at its limit too.
+    running_mean full;
+    full.count = max;
+    full.add(1.0);
+    full.tick();
+    CHECK(full.count == max);
+    CHECK(running_mean::saturating_add(max, max) == max);
+    CHECK(running_mean::saturating_add(min, min) == min);
+    CHECK(running_mean::saturating_add(max, min) == -1);
+    // Merging saturated learners holds at the limits as well.
+    learned_table a(1), b(1);
+    a[0] = up;
+    learned_table copy = b;  // base: empty
+    copy[0] = up;
+    a.merge(copy, "test");
+    CHECK(a[0].sum == max);
+    CHECK(a[0].count == 6);
+    learned_table c(1);
+    c[0] = down;
+    learned_table d = learned_table(1);
+    learned_table dc = d;
+    dc[0] = down;
+    dc[0].sum = min;
+    c.merge(dc, "test");
+    CHECK(c[0].sum == min);
 }

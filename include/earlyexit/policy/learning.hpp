@@ -23,7 +23,9 @@
 // Statistics are stored as a count and a fixed-point sum (units of 2^-24) so that adding and
 // merging are exact and associative: two learners on the halves of a stream fed the same
 // targets merge into exactly the learner of the whole stream. The sum holds |target| totals up to
-// 5.5e11 per cell (e.g. 1.8e9 updates of |r| <= 300); targets are rounded to 6e-8.
+// 5.5e11 per cell (e.g. 1.8e9 updates of |r| <= 300); targets are rounded to 6e-8. Beyond that
+// range nothing wraps: a target is clamped to +-2^38 (NaN counts as 0), and count and sum
+// saturate at the int64 limits (a saturated cell keeps its sign; tests/test_policy_learning.cpp).
 
 #include <algorithm>
 #include <cmath>
@@ -132,14 +134,27 @@ enum class value_target : unsigned char {
 
 /// A count and an exact fixed-point sum of targets: the mean of what a cell has seen.
 struct running_mean {
-    static constexpr double scale = 16777216.0;  ///< 2^24 units per reward unit
+    static constexpr double scale = 16777216.0;        ///< 2^24 units per reward unit
+    static constexpr double max_target = 274877906944.0;  ///< 2^38: larger targets are clamped to it
 
     std::int64_t count = 0;
     std::int64_t sum = 0;  ///< in units of 1/scale
 
+    /// a + b, held at the int64 limits instead of wrapping (signed overflow is undefined).
+    [[nodiscard]] static constexpr std::int64_t saturating_add(std::int64_t a, std::int64_t b) noexcept {
+        if (b > 0 && a > INT64_MAX - b) return INT64_MAX;
+        if (b < 0 && a < INT64_MIN - b) return INT64_MIN;
+        return a + b;
+    }
+    /// x in units of 1/scale: clamped to +-max_target, NaN as 0 (never undefined behaviour).
+    [[nodiscard]] static std::int64_t units(double x) noexcept {
+        if (std::isnan(x)) return 0;
+        return static_cast<std::int64_t>(std::llround(std::clamp(x, -max_target, max_target) * scale));
+    }
+
     void add(double x) noexcept {
-        ++count;
-        sum += static_cast<std::int64_t>(std::llround(x * scale));
+        count = saturating_add(count, 1);
+        sum = saturating_add(sum, units(x));
     }
     /// add(x) with a memory of `cap` samples (cap > 0): once the count reaches cap, one average
     /// sample is forgotten before x is added, so the mean moves by (x - mean) / cap, an
@@ -153,7 +168,7 @@ struct running_mean {
         add(x);
     }
     /// Counts a visit without a target (the visit counters of UCB).
-    void tick() noexcept { ++count; }
+    void tick() noexcept { count = saturating_add(count, 1); }
     [[nodiscard]] double mean() const noexcept {
         return count == 0 ? 0.0 : static_cast<double>(sum) / scale / static_cast<double>(count);
     }
@@ -209,8 +224,13 @@ public:
                      "was copied from a state this learner does not contain",
                      who, i, other.base_[i].count, cells_[i].count);
         for (std::size_t i = 0; i < size(); ++i) {
-            cells_[i].count += other.cells_[i].count - other.base_[i].count;
-            cells_[i].sum += other.cells_[i].sum - other.base_[i].sum;
+            // other's cells hold at least its base (it only adds), so count's difference is >= 0;
+            // the sums' difference cannot overflow unless a cell saturated: held at the limits.
+            const auto& oc = other.cells_[i];
+            const auto& ob = other.base_[i];
+            cells_[i].count = running_mean::saturating_add(cells_[i].count, oc.count - ob.count);
+            cells_[i].sum = running_mean::saturating_add(
+                cells_[i].sum, running_mean::saturating_add(oc.sum, ob.sum == INT64_MIN ? INT64_MAX : -ob.sum));
         }
     }
     /// Makes the current state the base: what is merged from here on is only what comes later.

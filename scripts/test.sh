@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Install the build dependencies if needed, then configure, build and run every
-# test with the `dev` workflow preset (Debug, -Werror, tests + examples), then the
-# `release` one (optimized, benchmarks as smoke tests, each header compiled alone).
+# Install the build dependencies if needed, then build and run the tests (what CI runs):
+#   1. dev:  Debug, -Werror, every test, example, demo and benchmark (as smoke tests), each public
+#            header compiled alone, and every libFuzzer target fuzzed briefly (label fuzz);
+#   2. asan: AddressSanitizer + UndefinedBehaviorSanitizer on the library's unit tests and the
+#            readers' tests (label unit; the examples and long demo runs are not built);
+#   3. tsan: ThreadSanitizer on every test that starts threads.
+# scripts/test.sh --release also runs the `release` workflow (optimized, every test again).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,11 +27,38 @@ jobs="$(nproc 2>/dev/null || echo 2)"
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$jobs}"
 export CTEST_PARALLEL_LEVEL="${CTEST_PARALLEL_LEVEL:-$jobs}"
 
-cmake --workflow --preset dev
-cmake --workflow --preset release
+release=0
+for arg in "$@"; do
+  case "$arg" in
+    --release) release=1 ;;
+    *) echo "test.sh: unknown argument '$arg' (only --release)" >&2; exit 2 ;;
+  esac
+done
 
-# The threaded runner under ThreadSanitizer (parallel_runner's workers over one network): any
-# data race fails the run. Only its tests are built there, to keep CI short.
+start=$SECONDS
+phase() { echo "test.sh: $1 ($((SECONDS - start)) s since the start)"; }
+
+phase "1/3 dev workflow"
+cmake --workflow --preset dev
+
+# The library's unit tests and the readers' tests under ASan + UBSan: any report fails the
+# test (the fuzz targets have ASan and UBSan of their own, and ran in the dev workflow).
+phase "2/3 asan: unit tests"
+cmake --preset asan -DEARLYEXIT_BUILD_EXAMPLES=OFF >/dev/null
+cmake --build --preset asan
+ctest --preset asan -L unit
+
+# Every test that starts threads, under ThreadSanitizer: any data race fails the run. Only
+# these are built there, to keep CI short. (test_common_dnnl_model is left out: oneDNN's OpenMP
+# runtime is not built with TSan, so it would report races inside it.)
+phase "3/3 tsan: threaded tests"
+tsan_tests=(test_runner test_parallel_runner test_batch_runner_alloc test_common_parallel_demo)
 cmake --preset tsan -DEARLYEXIT_BUILD_EXAMPLES=OFF >/dev/null
-cmake --build --preset tsan --target test_parallel_runner
-ctest --preset tsan -R '^test_parallel_runner/'
+cmake --build --preset tsan --target "${tsan_tests[@]}"
+ctest --preset tsan -R "^($(IFS='|'; echo "${tsan_tests[*]}"))/"
+
+if [ "$release" = 1 ]; then
+  phase "release workflow"
+  cmake --workflow --preset release
+fi
+phase "done"

@@ -90,6 +90,11 @@ TEST_CASE("table file: write and read give the same domain", "[dvfs][table_file]
     // Written twice: replaced, not appended.
     dvfs::write_frequency_domain(path, back);
     CHECK(dvfs::read_frequency_domain(path) == sample());
+    // Bytes after the document are refused (the JSON parse is strict).
+    std::ofstream(path, std::ios::binary | std::ios::app) << "x";
+    const std::string msg = what_of([&] { (void)dvfs::read_frequency_domain(path); });
+    CHECK(msg.rfind("frequency table " + path.string() + ": not valid JSON", 0) == 0);
+    CHECK(msg.find("end of input") != std::string::npos);
 }
 
 TEST_CASE("table file: random domains round-trip up to the unit conversions", "[dvfs][table_file]") {

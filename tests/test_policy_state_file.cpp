@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <vector>
@@ -467,4 +468,28 @@ TEST_CASE("policy state: every malformed bandit file is refused, naming the fiel
     json extra = good;
     extra["edges"] = json::array({1, 2});
     CHECK(refusal<policy::ucb_exit<>>(extra) == "(no earlyexit::error thrown)");
+}
+
+TEST_CASE("policy state: bytes after the JSON document and a huge feedback capacity are refused",
+          "[policy][state_file]") {
+    earlyexit_test::temp_dir d;
+    const auto path = d / "dee.json";
+    save_policy_state(path, policy::dee<>(dee_options{}));
+    std::string text;
+    {
+        std::ifstream in(path, std::ios::binary);
+        text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    std::ofstream(path, std::ios::binary | std::ios::app) << "garbage";
+    CHECK_THROWS_WITH(load_policy_state<policy::dee<>>(path),
+                      Catch::Matchers::StartsWith(path.string() + ": not valid JSON") &&
+                          Catch::Matchers::Contains("end of input"));
+    // A capacity the options refuse (binding would reserve capacity x heads records).
+    const std::string key = "\"feedback_capacity\": 1024";
+    const auto at = text.find(key);
+    REQUIRE(at != std::string::npos);
+    text.replace(at, key.size(), "\"feedback_capacity\": 1000000000000");
+    std::ofstream(path, std::ios::binary | std::ios::trunc) << text;
+    CHECK_THROWS_WITH(load_policy_state<policy::dee<>>(path),
+                      Catch::Matchers::Contains("feedback_capacity 1000000000000 is out of range [0, 2^24]"));
 }

@@ -124,3 +124,53 @@ TEST_CASE("inconsistent or corrupt trace files name the problem", "[trace][file]
     CHECK_THROWS_WITH(read_trace(d.path), Contains("entry 0 is -1, not a finite time"));
     CHECK_THROWS_WITH(read_trace(d.path / "missing"), Contains("cannot open"));
 }
+
+// Found by tests/fuzz/fuzz_trace: nlohmann's get<std::size_t> cast a float ("samples": 1e30,
+// "head_positions": [-1.0]: undefined behaviour) and wrapped a negative ("samples": -1 read as
+// 2^64 - 1); whole numbers are now checked for type and range and the key is named.
+TEST_CASE("trace.json whole numbers that are floats, negative or out of range name the key", "[trace][file][error]") {
+    temp_dir d;
+    write_trace(d.path, sample_trace());
+    const std::string json = read_bytes(d.path / "trace.json");
+    const std::string meta = (d.path / "trace.json").string();
+    auto error_with = [&](const std::string& from, const std::string& to) {
+        std::string j = json;
+        const auto at = j.find(from);
+        REQUIRE(at != std::string::npos);
+        j.replace(at, from.size(), to);
+        write_bytes(d.path / "trace.json", j);
+        try {
+            (void)read_trace(d.path);
+        } catch (const earlyexit::error& e) {
+            return std::string(e.what());
+        }
+        return std::string("(no earlyexit::error thrown)");
+    };
+    CHECK(error_with("\"samples\": 7", "\"samples\": 1e30") ==
+          meta + ": key 'samples' has the wrong type (expected a whole number, got 1e+30)");
+    CHECK(error_with("\"samples\": 7", "\"samples\": 7.0") ==
+          meta + ": key 'samples' has the wrong type (expected a whole number, got 7.0)");
+    CHECK(error_with("\"samples\": 7", "\"samples\": -1") ==
+          meta + ": key 'samples' is -1, out of range [0, 18446744073709551615]");
+    CHECK(error_with("\"classes\": 3", "\"classes\": -1e300") ==
+          meta + ": key 'classes' has the wrong type (expected a whole number, got -1e+300)");
+    CHECK(error_with("\"version\": 1", "\"version\": 4294967297") ==
+          meta + ": key 'version' is 4294967297, out of range [-2147483648, 2147483647]");
+    CHECK(error_with("\"head_positions\": [\n    1,", "\"head_positions\": [\n    -1.0,") ==
+          meta + ": key 'head_positions[0]' has the wrong type (expected a whole number, got -1.0)");
+    CHECK(error_with("\"head_positions\": [\n    1,\n    3\n  ]", "\"head_positions\": [\n    1,\n    -3\n  ]") ==
+          meta + ": key 'head_positions[1]' is -3, out of range [0, 18446744073709551615]");
+    CHECK(error_with("\"head_positions\": [\n    1,\n    3\n  ]", "\"head_positions\": {}") ==
+          meta + ": key 'head_positions' has the wrong type (expected an array of whole numbers, got object)");
+    write_bytes(d.path / "trace.json", json);
+    CHECK_NOTHROW(read_trace(d.path));
+}
+
+TEST_CASE("bytes after trace.json's document are refused", "[trace][file]") {
+    temp_dir d;
+    write_trace(d.path, sample_trace());
+    std::ofstream(d.path / "trace.json", std::ios::binary | std::ios::app) << "{}";
+    CHECK_THROWS_WITH(read_trace(d.path), Catch::Matchers::StartsWith((d.path / "trace.json").string() +
+                                                                      ": not valid JSON") &&
+                                              Contains("end of input"));
+}

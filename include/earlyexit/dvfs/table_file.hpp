@@ -214,7 +214,7 @@ private:
     if (!in) fail("{}: cannot open the file", what);
     nlohmann::json j;
     try {
-        in >> j;
+        j = nlohmann::json::parse(in);  // strict: bytes after the value are an error
     } catch (const nlohmann::json::exception& e) {
         fail("{}: not valid JSON ({})", what, e.what());
     }

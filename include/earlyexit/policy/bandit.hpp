@@ -42,7 +42,7 @@ struct bandit_options {
     double epsilon = 0.1;      ///< epsilon_greedy: exploration rate, in [0, 1]
     double probe_rate = 0.0;   ///< fraction of samples run through every head, in [0, 1]
     std::uint64_t seed = 0;
-    std::size_t feedback_capacity = 1024;  ///< correctness_reward: samples held for a later label
+    std::size_t feedback_capacity = 1024;  ///< correctness_reward: samples held for a later label (<= 2^24)
 
     friend bool operator==(const bandit_options&, const bandit_options&) = default;
 
@@ -51,6 +51,9 @@ struct bandit_options {
         detail::checked_nonnegative(alpha, who, "alpha", 100.0);
         detail::checked_rate(epsilon, who, "epsilon");
         detail::checked_rate(probe_rate, who, "probe_rate");
+        // Bound: binding to a network reserves feedback_capacity x heads records.
+        if (feedback_capacity > (std::size_t{1} << 24))
+            fail("{}: feedback_capacity {} is out of range [0, 2^24]", who, feedback_capacity);
     }
 };
 

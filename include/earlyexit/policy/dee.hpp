@@ -123,7 +123,8 @@ struct dee_options {
     value_target target = value_target::backward_induction;
     double probe_rate = 0.0;           ///< fraction of samples run to the final head, in [0, 1]
     std::uint64_t seed = 0;            ///< for the probe draw
-    /// Samples held for a label fed back later (correctness_reward only): slots in the ring.
+    /// Samples held for a label fed back later (correctness_reward only): slots in the ring, at
+    /// most 2^24.
     std::size_t feedback_capacity = 1024;
     /// Samples a cell remembers (its stop and continue estimates), in [0, 10^9]: 0 remembers
     /// every sample (a running mean: exact merges, the right choice on a stationary stream); n > 0
@@ -155,6 +156,9 @@ struct dee_options {
         if (!(max_cost_fraction > 0.0 && std::isfinite(max_cost_fraction)))
             fail("{}: max_cost_fraction {} must be finite and > 0", who, max_cost_fraction);
         detail::checked_rate(probe_rate, who, "probe_rate");
+        // Bound: binding to a network reserves feedback_capacity x heads records.
+        if (feedback_capacity > (std::size_t{1} << 24))
+            fail("{}: feedback_capacity {} is out of range [0, 2^24]", who, feedback_capacity);
         if (memory > 1000000000) fail("{}: memory {} is out of range [0, 10^9]", who, memory);
         for (std::size_t k = 0; k < confidence_edges.size(); ++k) {
             const auto& e = confidence_edges[k];

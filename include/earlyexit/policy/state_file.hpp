@@ -278,7 +278,7 @@ template <class P>
     if (!in) fail("load_policy_state: cannot open {}", what);
     nlohmann::json j;
     try {
-        in >> j;
+        j = nlohmann::json::parse(in);  // strict: bytes after the value are an error
     } catch (const nlohmann::json::exception& e) {
         fail("{}: not valid JSON ({})", what, e.what());
     }

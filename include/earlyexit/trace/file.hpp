@@ -138,7 +138,7 @@ template <std::floating_point Scalar = float>
     if (!in) earlyexit::fail("read_trace: cannot open {}", meta_name);
     nlohmann::json j;
     try {
-        in >> j;
+        j = nlohmann::json::parse(in);  // strict: bytes after the value are an error
     } catch (const nlohmann::json::exception& e) {
         earlyexit::fail("{}: not valid JSON ({})", meta_name, e.what());
     }

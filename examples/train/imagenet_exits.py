@@ -293,6 +293,9 @@ def cmd_features(args):
     convs = expand_convs(mb.float_weights(args))
     loader = Loader(args)
     plan = chunk_plan(args, sets)
+    if args.only:  # e.g. "nette,netteval": Imagenette's chunks only (the Imagenette exits need no others)
+        prefixes = args.only.split(",")
+        plan = [c for c in plan if c[0].rsplit("_c", 1)[0] in prefixes]
     log(f"features: {len(plan)} chunks, {sum(len(c[1]) for c in plan)} images "
         f"(v1k {len(sets['v1k'])} x {args.v1k_copies}, Imagenette training {len(sets['nette_train'])} x "
         f"{args.nette_copies}, Imagenette validation {len(sets['nette_val'])}, DISTILL + EVAL 1300)")
@@ -1000,6 +1003,8 @@ def parse_args(argv=None):
     ap.add_argument("--nette-seed", type=int, default=20261207)
     ap.add_argument("--nette-holdout", type=int, default=100, help="Imagenette training images held out per class")
     ap.add_argument("--time-budget-min", type=float, default=0.0)
+    ap.add_argument("--only", default="", help="features: only the chunks of these sets (distill, eval, netteval, "
+                    "nette, v1k), comma-separated; all by default")
     ap.add_argument("--maps", action="store_true", help="features: also the 7x7 maps of Imagenette's images")
     ap.add_argument("--positions", default=",".join(map(str, POSITIONS)))
     ap.add_argument("--lams", default="0.0003,0.001,0.003,0.01,0.03")

@@ -120,6 +120,9 @@ struct demo_options {
     std::filesystem::path dvfs_table;
     std::optional<double> deadline_ms;
     std::string dvfs_backend = "model";
+    /// --sysfs-root: where --dvfs cpufreq finds cpufreq (<root>/devices/system/cpu) and RAPL
+    /// (<root>/class/powercap/intel-rapl:0): /sys, or a fake tree for tests.
+    std::filesystem::path sysfs_root = "/sys";
 
     /// Drift (set by a demo that changes its stream): samples from drift_from on differ from
     /// those before (drift_what says how); the demo then serves dee with demo_drift_probe_rate
@@ -179,6 +182,10 @@ inline void add_demo_flags(CLI::App& app, demo_options& o) {
                    "DVFS backend: model (simulated clock and energy from the table) or cpufreq (drive the Linux "
                    "userspace governor, energy from RAPL, the model's figures printed beside)")
         ->check(CLI::IsMember({"model", "cpufreq"}))
+        ->capture_default_str();
+    app.add_option("--sysfs-root", o.sysfs_root,
+                   "--dvfs cpufreq: the sysfs tree with cpufreq (DIR/devices/system/cpu) and RAPL "
+                   "(DIR/class/powercap/intel-rapl:0); a fake tree for tests")
         ->capture_default_str();
     app.add_option("--batch", o.batch,
                    "run the table's policies in batches of N (per-sample exits, results in input order; default: one "
@@ -290,8 +297,9 @@ int run_demo(const Network& net, typename Network::state_type& state, std::size_
     std::optional<dvfs_hardware> hardware;
     std::optional<dvfs::restore_on_signal> restore_governor;
     if (o.dvfs_backend == "cpufreq" && wanted("dvfs")) {
-        dvfs::cpufreq_backend backend;
-        hardware.emplace(dvfs_hardware{std::move(backend), dvfs::rapl_meter{}});  // braces: clang before 16 has no aggregate ()
+        dvfs::cpufreq_backend backend(o.sysfs_root / "devices/system/cpu");
+        dvfs::rapl_meter meter(o.sysfs_root / "class/powercap/intel-rapl:0");
+        hardware.emplace(dvfs_hardware{std::move(backend), std::move(meter)});  // braces: clang before 16 has no aggregate ()
         restore_governor.emplace(hardware->backend);
     }
     // PyTorch's throughput result, read now so that a bad file fails before the long runs.

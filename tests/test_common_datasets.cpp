@@ -377,10 +377,28 @@ TEST_CASE("tar errors name the tar, the offset and the member", "[datasets][tar]
           what + ": member 'PaxHeaders/x' at offset 0: malformed pax record '99 oops'");
     CHECK(error_for(tar_member("PaxHeaders/x", pax_record("size", "12x"), 'x') + good + tar_end) ==
           what + ": member 'PaxHeaders/x' at offset 0: malformed pax size '12x'");
+    // fuzz_tar: a NUL in a pax path cut the member's name short in its load errors.
+    CHECK(error_for(tar_member("PaxHeaders/x", pax_record("path", std::string("a/x\0y.bmp", 9)), 'x') + good + tar_end) ==
+          what + ": member 'PaxHeaders/x' at offset 0: pax path 'a/x' holds a NUL byte at 3");
     CHECK(error_for(tar_end) ==
           what + ": no images (files ending .jpg .jpeg .png .bmp .ppm .pgm .pnm .tga .gif, any case)");
     const fs::path missing = dir / "missing.tar";
     CHECK_THROWS_WITH(image_dataset::from_tar(missing), Contains("tar " + missing.string() + ": cannot open: "));
+}
+
+TEST_CASE("tar: a pax header or GNU long name over 1 MiB is refused before it is read", "[datasets][tar][robustness]") {
+    temp_dir dir;
+    const fs::path t = dir / "long.tar";
+    const std::string good = tar_member("a/x.bmp", bmp(red));
+    const std::string big(earlyexit::demo::detail::tar_max_extended_header + 1, 'n');
+    spit(t, tar_member("././@LongLink", big, 'L') + good + tar_end);
+    CHECK(what_of([&] { (void)image_dataset::from_tar(t); }) ==
+          "tar " + t.string() + ": member '././@LongLink' at offset 0: GNU long name of 1048577 bytes is more than the "
+                                "1048576 read (a corrupt size?)");
+    spit(t, tar_member("PaxHeaders/x", big, 'x') + good + tar_end);
+    CHECK(what_of([&] { (void)image_dataset::from_tar(t); }) ==
+          "tar " + t.string() + ": member 'PaxHeaders/x' at offset 0: pax header of 1048577 bytes is more than the "
+                                "1048576 read (a corrupt size?)");
 }
 
 TEST_CASE("every truncation of a tar throws earlyexit::error at open", "[datasets][tar][robustness]") {

@@ -1,12 +1,15 @@
 // The demo driver's live-and-replayed step, with a learning policy: both runs must start from
 // the same state (before, the replay trained the policy the live run then started from).
+#include <algorithm>
 #include <cstddef>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include <catch2/catch.hpp>
 
 #include "common/demo_driver.hpp"
+#include "error_text.hpp"
 #include "support.hpp"
 
 using namespace earlyexit;
@@ -93,4 +96,26 @@ TEST_CASE("strip_absolute_paths cuts every absolute path in a JSON to its last c
     CHECK(j["rows"][0]["note"] == "read from 'a.json' twice");
     CHECK(j["rows"][1] == 7);
     CHECK(j["count"] == 3);
+}
+
+TEST_CASE("check_demo_flags refuses the NaN and infinite values CLI11's range checks let through (fuzz_demo_cli)",
+          "[demo_driver]") {
+    // The demos' order: CLI11 parses (add_demo_flags), then check_demo_flags.
+    const auto parse = [](std::vector<std::string> args) {
+        demo::demo_options o;
+        CLI::App app{"t"};
+        demo::add_demo_flags(app, o);
+        std::reverse(args.begin(), args.end());  // CLI11 takes a vector last word first
+        app.parse(args);
+        demo::check_demo_flags(o);
+    };
+    CHECK(earlyexit_test::what_of([&] { parse({"--max-loss", "nan"}); }) == "--max-loss nan: must be a number in [0, 100]");
+    CHECK(earlyexit_test::what_of([&] { parse({"--calibration-margin", "nan"}); }) ==
+          "--calibration-margin nan: must be a number in [0, 100]");
+    CHECK(earlyexit_test::what_of([&] { parse({"--deadline-ms", "nan"}); }) ==
+          "--deadline-ms nan: must be a finite positive number of milliseconds");
+    // CLI11 still refuses what it checks (inf included), and good values pass.
+    CHECK_THROWS_AS(parse({"--deadline-ms", "inf"}), CLI::ValidationError);
+    CHECK_THROWS_AS(parse({"--max-loss", "101"}), CLI::ValidationError);
+    CHECK_NOTHROW(parse({"--max-loss", "1", "--calibration-margin", "0.5", "--deadline-ms", "2.5", "--backend", "eigen"}));
 }

@@ -126,3 +126,63 @@ TEST_CASE("every truncation of a PNG decodes or throws earlyexit::error", "[imag
         }
     }
 }
+
+TEST_CASE("decode_image refuses a header's size above max_pixels before decoding (fuzz_image)", "[image][robustness]") {
+    const auto png = earlyexit::demo::detail::read_file_bytes(fixture("rgb_4x3.png"));
+    // The same PNG whose IHDR claims 60000 x 60000 (10.8 GB as RGB): stb_image would allocate that.
+    std::vector<std::uint8_t> huge = png;
+    const std::uint8_t side[4] = {0x00, 0x00, 0xea, 0x60};  // 60000, big-endian
+    std::copy(side, side + 4, huge.begin() + 16);
+    std::copy(side, side + 4, huge.begin() + 20);
+    CHECK(what_of([&] { (void)decode_image(huge, "huge.png"); }) ==
+          "image huge.png: cannot decode: 60000 x 60000 pixels is more than the 33554432 allowed (max_pixels)");
+    const std::string ppm = "P6 60000 60000 255\n";
+    CHECK(what_of([&] { (void)decode_image(std::span(reinterpret_cast<const std::uint8_t*>(ppm.data()), ppm.size()), "huge.ppm"); }) ==
+          "image huge.ppm: cannot decode: 60000 x 60000 pixels is more than the 33554432 allowed (max_pixels)");
+    // 16-bit samples count twice: 5000 x 5000 x 2 is over 2^25 (IHDR bit depth at offset 24).
+    std::vector<std::uint8_t> deep = png;
+    const std::uint8_t side5000[4] = {0x00, 0x00, 0x13, 0x88};
+    std::copy(side5000, side5000 + 4, deep.begin() + 16);
+    std::copy(side5000, side5000 + 4, deep.begin() + 20);
+    deep[24] = 16;
+    CHECK(what_of([&] { (void)decode_image(deep, "deep.png"); }) ==
+          "image deep.png: cannot decode: 5000 x 5000 pixels of 16-bit samples (counted twice) is more than the 33554432 "
+          "allowed (max_pixels)");
+    // The limit is a parameter: 4 x 3 = 12 pixels.
+    CHECK(what_of([&] { (void)decode_image(png, "small.png", 11); }) ==
+          "image small.png: cannot decode: 4 x 3 pixels is more than the 11 allowed (max_pixels)");
+    CHECK(decode_image(png, "small.png", 12).width == 4);
+}
+
+TEST_CASE("decode_image refuses a PNG chunk longer than the file (fuzz_image: stb_image allocated its length)",
+          "[image][robustness]") {
+    auto png = earlyexit::demo::detail::read_file_bytes(fixture("rgb_4x3.png"));
+    // The chunk after IHDR (offset 33) claims 0x3a00001a = 973078554 bytes.
+    REQUIRE(png.size() > 41);
+    const std::uint8_t length[4] = {0x3a, 0x00, 0x00, 0x1a};
+    std::copy(length, length + 4, png.begin() + 33);
+    const std::string type(png.begin() + 37, png.begin() + 41);
+    CHECK(what_of([&] { (void)decode_image(png, "long.png"); }) ==
+          "image long.png: cannot decode: PNG chunk '" + type + "' at offset 33 claims 973078554 bytes, the file has " +
+              std::to_string(png.size() - 41) + " left");
+}
+
+TEST_CASE("decode_image refuses empty and truncated PNM and TGA images (fuzz_image)", "[image][robustness]") {
+    const auto bytes = [](const std::string& s) { return std::vector<std::uint8_t>(s.begin(), s.end()); };
+    // stb_image returned a 0 x 60001 image for a width it could not read.
+    CHECK(what_of([&] { (void)decode_image(bytes("P6'60000 60001 255\n"), "zero.ppm"); }) ==
+          "image zero.ppm: cannot decode: the header says 0 x 0 pixels, an empty image");
+    CHECK(what_of([&] { (void)decode_image(bytes("P5 7 0 255\n"), "flat.pgm"); }) ==
+          "image flat.pgm: cannot decode: the header says 7 x 0 pixels, an empty image");
+    // stb_image returned truncated PNM and TGA pixels as whatever its buffer held (uninitialized).
+    const image_u8 ppm = decode_image(bytes("P6\n# a comment\n2 1\n255\n\x01\x02\x03\x04\x05\x06"), "full.ppm");
+    CHECK(ppm.pixels == std::vector<std::uint8_t>{1, 2, 3, 4, 5, 6});
+    CHECK(what_of([&] { (void)decode_image(bytes("P6\n# a comment\n2 1\n255\n\x01\x02\x03\x04\x05"), "cut.ppm"); }) ==
+          "image cut.ppm: cannot decode: truncated PNM: 2 x 1 pixels need 6 bytes, the file has 5 after the header");
+    // An uncompressed 24-bit TGA, 2 x 1, top-left origin (descriptor 0x20), pixels stored BGR.
+    std::vector<std::uint8_t> tga = {0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1, 0, 24, 0x20, 3, 2, 1, 6, 5, 4};
+    CHECK(decode_image(tga, "full.tga").pixels == std::vector<std::uint8_t>{1, 2, 3, 4, 5, 6});
+    tga.pop_back();
+    CHECK(what_of([&] { (void)decode_image(tga, "cut.tga"); }) ==
+          "image cut.tga: cannot decode: truncated TGA: 2 x 1 pixels need 6 bytes, the file has 5 after the header");
+}

@@ -113,3 +113,21 @@ TEST_CASE("every truncation of a safetensors file is an error, never a crash") {
     }
     CHECK_NOTHROW(safetensors_file(full, "t"));
 }
+
+TEST_CASE("safetensors: a shape whose byte size wraps 64 bits is an error, not an empty tensor (fuzz_safetensors)") {
+    const auto bad = [](const std::string& header) { return what_of([&] { safetensors_file(file_of(header, {}), "b"); }); };
+    // 2^32 x 2^32 elements wrap to 0, and 2^62 F32 elements to 0 bytes: both once passed for [0, 0].
+    CHECK(bad(R"({"t":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}})") ==
+          "safetensors b: tensor 't': shape [4294967296, 4294967296] of F32 needs 2^64 bytes or more");
+    CHECK(bad(R"({"t":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,0]}})") ==
+          "safetensors b: tensor 't': shape [4611686018427387904] of F32 needs 2^64 bytes or more");
+    // A zero dimension makes any shape empty, however large the others.
+    const safetensors_file f(file_of(R"({"t":{"dtype":"F32","shape":[4294967296,4294967296,0],"data_offsets":[0,0]}})", {}),
+                             "b");
+    CHECK(f.tensor("t").numel() == 0);
+}
+
+TEST_CASE("safetensors: floats() of a zero-element tensor is empty (fuzz_safetensors: memcpy from null)") {
+    const safetensors_file f(file_of(R"({"t":{"dtype":"F32","shape":[0,4],"data_offsets":[0,0]}})", {}), "b");
+    CHECK(f.floats("t", {0, 4}).empty());
+}

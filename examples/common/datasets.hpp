@@ -149,7 +149,12 @@ inline void apply_pax_records(std::string_view data, std::string& path, std::uin
         const auto eq = record.find('=');
         if (eq == std::string_view::npos) earlyexit::fail("{}: malformed pax record '{}'", where, record);
         const auto key = record.substr(0, eq), value = record.substr(eq + 1);
-        if (key == "path") path = value;
+        if (key == "path") {
+            // A NUL would cut the name short in every message and path made from it.
+            if (const auto nul = value.find('\0'); nul != std::string_view::npos)
+                earlyexit::fail("{}: pax path '{}' holds a NUL byte at {}", where, value.substr(0, nul), nul);
+            path = value;
+        }
         if (key == "size") {
             const auto [q, ec2] = std::from_chars(value.data(), value.data() + value.size(), size);
             if (ec2 != std::errc() || q != value.data() + value.size())
@@ -159,6 +164,11 @@ inline void apply_pax_records(std::string_view data, std::string& path, std::uin
         data.remove_prefix(length);
     }
 }
+
+/// The largest pax extended header or GNU long name list_tar reads: 1 MiB. They hold a path and a
+/// few numbers, so a larger one is a corrupt size field, refused before its buffer is allocated
+/// (in an archive of many gigabytes it could otherwise claim gigabytes).
+inline constexpr std::uint64_t tar_max_extended_header = std::uint64_t{1} << 20;
 
 /// Indexes an uncompressed POSIX (ustar, pax or GNU) tar: every regular file's name, data offset
 /// and size. Checks each header's checksum, that every member's data lies inside the file and
@@ -245,6 +255,9 @@ inline std::vector<dataset_member> list_tar(const std::filesystem::path& tar) {
             break;
         case 'x':
         case 'L': {  // pax extended header / GNU long name: they describe the next member
+            if (size > tar_max_extended_header)
+                fail("{}: {} of {} bytes is more than the {} read (a corrupt size?)", where(),
+                     type == 'L' ? "GNU long name" : "pax header", size, tar_max_extended_header);
             std::string text(static_cast<std::size_t>(size), '\0');
             read_at(data, text.data(), size);
             if (type == 'L') next_path = text.substr(0, text.find('\0'));

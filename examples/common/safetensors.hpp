@@ -19,6 +19,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <span>
 #include <string>
@@ -152,7 +153,7 @@ public:
         if (t.dtype != st_dtype::f32)
             earlyexit::fail("safetensors {}: tensor '{}' has dtype {}, expected F32", path_, name, dtype_name(t.dtype));
         std::vector<float> out(t.numel());
-        std::memcpy(out.data(), t.bytes.data(), t.bytes.size());
+        if (!out.empty()) std::memcpy(out.data(), t.bytes.data(), t.bytes.size());  // an empty vector's data() may be null
         return out;
     }
     [[nodiscard]] std::vector<float> floats(std::string_view name, std::initializer_list<std::size_t> shape) const {
@@ -222,15 +223,24 @@ private:
                 if (!d.is_number_unsigned()) earlyexit::fail("safetensors {}: tensor '{}': shape entry {} is not a non-negative integer", path_, name, d.dump());
                 t.shape.push_back(d.get<std::size_t>());
             }
+            // Bytes the shape needs, checked for overflow: a product that wraps would pass for a small tensor.
+            const bool empty = std::find(t.shape.begin(), t.shape.end(), std::size_t{0}) != t.shape.end();
+            std::size_t need = empty ? 0 : dtype_size(t.dtype);
+            for (const auto d : t.shape) {
+                if (d != 0 && need > std::numeric_limits<std::size_t>::max() / d)
+                    earlyexit::fail("safetensors {}: tensor '{}': shape [{}] of {} needs 2^64 bytes or more", path_, name,
+                                    fmt::join(t.shape, ", "), dtype_name(t.dtype));
+                need *= d;
+            }
             if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
                 earlyexit::fail("safetensors {}: tensor '{}': data_offsets {} is not [begin, end]", path_, name, off.dump());
             const auto b = off[0].get<std::size_t>(), e = off[1].get<std::size_t>();
             if (b > e || e > data.size())
                 earlyexit::fail("safetensors {}: tensor '{}': data_offsets [{}, {}] outside the data section ({} bytes)", path_,
                              name, b, e, data.size());
-            if (e - b != t.numel() * dtype_size(t.dtype))
+            if (e - b != need)
                 earlyexit::fail("safetensors {}: tensor '{}': {} bytes for {} x shape [{}] (needs {})", path_, name, e - b,
-                             dtype_name(t.dtype), fmt::join(t.shape, ", "), t.numel() * dtype_size(t.dtype));
+                             dtype_name(t.dtype), fmt::join(t.shape, ", "), need);
             t.bytes = data.subspan(b, e - b);
             ranges.emplace_back(b, e);
             tensors_.emplace(name, std::move(t));

@@ -21,6 +21,8 @@
 
 #include "common/datasets.hpp"
 
+#include "fuzz_io.hpp"
+
 namespace {
 
 namespace demo = earlyexit::demo;
@@ -30,16 +32,6 @@ constexpr std::size_t record = 1 + 3 * 32 * 32;
     std::fprintf(stderr, "fuzz_cifar: contract violated: %s: %s\n", what, detail.c_str());
     std::abort();
 }
-
-// One file per fuzzing process, removed at exit.
-struct scratch_file {
-    std::filesystem::path path = std::filesystem::temp_directory_path() /
-                                 ("earlyexit_fuzz_cifar_" + std::to_string(::getpid()) + ".bin");
-    ~scratch_file() {
-        std::error_code ec;
-        std::filesystem::remove(path, ec);
-    }
-};
 
 void refused(const std::filesystem::path& file, const demo::dataset_options& options, const char* what) {
     try {
@@ -53,12 +45,8 @@ void refused(const std::filesystem::path& file, const demo::dataset_options& opt
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    static const scratch_file scratch;
-    {
-        std::ofstream out(scratch.path, std::ios::binary | std::ios::trunc);
-        out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
-        if (!out.flush()) violated("setup", "cannot write " + scratch.path.string());
-    }
+    static const earlyexit_fuzz::scratch_file scratch("cifar", ".bin");
+    if (!scratch.write(data, size)) violated("setup", "cannot write " + scratch.path.string());
     // Checked before the file is read, so once is enough.
     static const bool options_refused = [] {
         refused(scratch.path, {.classes = {"a", "b"}}, "2 classes");

@@ -43,16 +43,6 @@ namespace dvfs = earlyexit::dvfs;
     std::abort();
 }
 
-// One file per fuzzing process, removed at exit.
-struct scratch_file {
-    std::filesystem::path path =
-        earlyexit_fuzz::scratch_root() / ("earlyexit_fuzz_dvfs_table_" + std::to_string(::getpid()) + ".json");
-    ~scratch_file() {
-        std::error_code ec;
-        std::filesystem::remove(path, ec);
-    }
-};
-
 struct outcome {
     std::optional<dvfs::frequency_domain> value;
     std::string error;
@@ -99,13 +89,9 @@ void check_same(const dvfs::frequency_domain& a, const dvfs::frequency_domain& b
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    static const scratch_file scratch;
+    static const earlyexit_fuzz::scratch_file scratch("dvfs_table", ".json");
     const std::string_view bytes(reinterpret_cast<const char*>(data), size);
-    {
-        std::ofstream out(scratch.path, std::ios::binary | std::ios::trunc);
-        out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-        if (!out.flush()) violated("setup", "cannot write " + scratch.path.string());
-    }
+    if (!scratch.write(data, size)) violated("setup", "cannot write " + scratch.path.string());
     const std::string what = "frequency table " + scratch.path.string();
     const outcome memory = from_memory(bytes, what);
     outcome disk;

@@ -3,6 +3,8 @@
 //
 // scratch_root(): where a target writes its scratch files: $TMPDIR when set, else /dev/shm when
 // there is one (memory: no disk write per input), else the system's temporary folder.
+// scratch_file: one file there per fuzzing process, named after the target, removed at exit;
+// write(bytes) makes it hold the input (false when it cannot be written).
 //
 // A fuzz input that stands for several files (fuzz_trace: a trace folder): the files' bytes one
 // after the other, separated by file_separator. split_files() gives the parts (as many as there
@@ -13,10 +15,13 @@
 #include <cstddef>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <string_view>
 #include <system_error>
 #include <vector>
+
+#include <unistd.h>
 
 namespace earlyexit_fuzz {
 
@@ -26,6 +31,27 @@ namespace earlyexit_fuzz {
     if (std::filesystem::is_directory("/dev/shm", ec)) return "/dev/shm";
     return std::filesystem::temp_directory_path();
 }
+
+struct scratch_file {
+    std::filesystem::path path;
+
+    /// <scratch_root>/earlyexit_fuzz_<target>_<pid><extension>
+    scratch_file(std::string_view target, std::string_view extension)
+        : path(scratch_root() / (std::string("earlyexit_fuzz_") + std::string(target) + "_" + std::to_string(::getpid()) +
+                                 std::string(extension))) {}
+    scratch_file(const scratch_file&) = delete;
+    scratch_file& operator=(const scratch_file&) = delete;
+    ~scratch_file() {
+        std::error_code ec;
+        std::filesystem::remove(path, ec);
+    }
+
+    [[nodiscard]] bool write(const void* data, std::size_t size) const {
+        std::ofstream out(path, std::ios::binary | std::ios::trunc);
+        out.write(static_cast<const char*>(data), static_cast<std::streamsize>(size));
+        return static_cast<bool>(out.flush());
+    }
+};
 
 inline constexpr std::string_view file_separator = "\n--file--\n";
 

@@ -21,6 +21,8 @@
 
 #include <earlyexit/trace/npy.hpp>
 
+#include "fuzz_io.hpp"
+
 namespace {
 
 namespace npy = earlyexit::npy;
@@ -29,16 +31,6 @@ namespace npy = earlyexit::npy;
     std::fprintf(stderr, "fuzz_npy: contract violated: %s: %s\n", what, detail.c_str());
     std::abort();
 }
-
-// One file per fuzzing process, removed at exit.
-struct scratch_file {
-    std::filesystem::path path = std::filesystem::temp_directory_path() /
-                                 ("earlyexit_fuzz_npy_" + std::to_string(::getpid()) + ".npy");
-    ~scratch_file() {
-        std::error_code ec;
-        std::filesystem::remove(path, ec);
-    }
-};
 
 struct outcome {
     std::optional<npy::array<std::byte>> value;  // the array's shape and bytes, when it decoded
@@ -77,13 +69,9 @@ void check(std::span<const std::byte> bytes, const std::filesystem::path& file) 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    static const scratch_file scratch;
+    static const earlyexit_fuzz::scratch_file scratch("npy", ".npy");
     const std::span<const std::byte> bytes(reinterpret_cast<const std::byte*>(data), size);
-    {
-        std::ofstream out(scratch.path, std::ios::binary | std::ios::trunc);
-        out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
-        if (!out.flush()) violated("setup", "cannot write " + scratch.path.string());
-    }
+    if (!scratch.write(data, size)) violated("setup", "cannot write " + scratch.path.string());
     check<float>(bytes, scratch.path);
     check<double>(bytes, scratch.path);
     check<std::int64_t>(bytes, scratch.path);

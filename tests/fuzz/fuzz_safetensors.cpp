@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "common/safetensors.hpp"
+#include "fuzz_io.hpp"
 
 namespace {
 
@@ -34,16 +35,6 @@ namespace demo = earlyexit::demo;
     std::fprintf(stderr, "fuzz_safetensors: contract violated: %s: %s\n", what, detail.c_str());
     std::abort();
 }
-
-// One file per fuzzing process, removed at exit.
-struct scratch_file {
-    std::filesystem::path path = std::filesystem::temp_directory_path() /
-                                 ("earlyexit_fuzz_safetensors_" + std::to_string(::getpid()) + ".safetensors");
-    ~scratch_file() {
-        std::error_code ec;
-        std::filesystem::remove(path, ec);
-    }
-};
 
 struct outcome {
     std::optional<demo::safetensors_file> file;
@@ -109,14 +100,10 @@ void use_metadata(const demo::safetensors_file& f, const nlohmann::json& header)
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    static const scratch_file scratch;
+    static const earlyexit_fuzz::scratch_file scratch("safetensors", ".safetensors");
     const auto* first = reinterpret_cast<const std::byte*>(data);
     const std::vector<std::byte> bytes(first, first + size);
-    {
-        std::ofstream out(scratch.path, std::ios::binary | std::ios::trunc);
-        out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
-        if (!out.flush()) violated("setup", "cannot write " + scratch.path.string());
-    }
+    if (!scratch.write(data, size)) violated("setup", "cannot write " + scratch.path.string());
     const std::string what = scratch.path.string();
     const outcome memory = attempt([&] { return demo::safetensors_file(bytes, what); });
     const outcome disk = attempt([&] { return demo::safetensors_file(scratch.path); });

@@ -25,6 +25,8 @@
 
 #include "common/datasets.hpp"
 
+#include "fuzz_io.hpp"
+
 namespace {
 
 namespace demo = earlyexit::demo;
@@ -33,16 +35,6 @@ namespace demo = earlyexit::demo;
     std::fprintf(stderr, "fuzz_tar: contract violated: %s: %s\n", what, detail.c_str());
     std::abort();
 }
-
-// One file per fuzzing process, removed at exit.
-struct scratch_file {
-    std::filesystem::path path = std::filesystem::temp_directory_path() /
-                                 ("earlyexit_fuzz_tar_" + std::to_string(::getpid()) + ".tar");
-    ~scratch_file() {
-        std::error_code ec;
-        std::filesystem::remove(path, ec);
-    }
-};
 
 void check_index(const std::vector<demo::detail::dataset_member>& members, std::size_t file_size) {
     for (std::size_t i = 0; i < members.size(); ++i) {
@@ -57,12 +49,8 @@ void check_index(const std::vector<demo::detail::dataset_member>& members, std::
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-    static const scratch_file scratch;
-    {
-        std::ofstream out(scratch.path, std::ios::binary | std::ios::trunc);
-        out.write(reinterpret_cast<const char*>(data), static_cast<std::streamsize>(size));
-        if (!out.flush()) violated("setup", "cannot write " + scratch.path.string());
-    }
+    static const earlyexit_fuzz::scratch_file scratch("tar", ".tar");
+    if (!scratch.write(data, size)) violated("setup", "cannot write " + scratch.path.string());
     const std::string what = "tar " + scratch.path.string() + ": ";
     std::vector<demo::detail::dataset_member> members;
     try {

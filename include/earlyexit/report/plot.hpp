@@ -290,7 +290,12 @@ inline void render(const std::filesystem::path& script, const std::string& text,
     const int status = WIFEXITED(r->wait_status) ? WEXITSTATUS(r->wait_status) : -1;
     if (status != 0) {
         cleanup();
-        fail("gnuplot failed (exit status {}) running {}:\n{}", status, script.string(), output_tail(r->output));
+        // gnuplot names the file it ran: the temporary copy; the user has the saved script.
+        std::string said = r->output;
+        const std::string ran = tmp_script.filename().string(), saved = script.filename().string();
+        for (auto at = said.find(ran); at != std::string::npos; at = said.find(ran, at + saved.size()))
+            said.replace(at, ran.size(), saved);
+        fail("gnuplot failed (exit status {}) running {}:\n{}", status, script.string(), output_tail(said));
     }
     if (!std::filesystem::exists(tmp_png, ec) || std::filesystem::file_size(tmp_png, ec) == 0) {
         cleanup();

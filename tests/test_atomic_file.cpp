@@ -185,7 +185,7 @@ TEST_CASE("a failing system call leaves the old file whole and no temporary file
     CHECK(names_in(d.path) == std::vector<std::string>{"state.json"});
 }
 
-TEST_CASE("a process that dies mid-write leaves the old file; its temporary file is never read", "[atomic_file]") {
+TEST_CASE("a process that dies mid-write leaves the old file, and its temporary file is never read", "[atomic_file]") {
     temp_dir d;
     const auto p = d / "result.json";
     write_file_atomically(p, "{\"old\": true}\n");

@@ -176,7 +176,7 @@ TEST_CASE("batch size 1 is basic_runner exactly, learning included", "[batch][pr
     CHECK(batched.policy() == single.policy());
 }
 
-TEST_CASE("an empty batch runs nothing; too large a batch is an error naming the sizes", "[batch][error]") {
+TEST_CASE("an empty batch runs nothing, too large a batch is an error naming the sizes", "[batch][error]") {
     const logit_table table(8, {{1, 0}, {0, 1}});
     counters count;
     const auto net = scripted_network(2, {0, 1}, table, count);
@@ -237,7 +237,7 @@ TEST_CASE("a row whose logits are NaN runs to the final head and leaves the othe
     CHECK(out[2].head == 0);
 }
 
-TEST_CASE("one level per batch: the highest any running row asks for; energy adds up to the batch's",
+TEST_CASE("one level per batch: the highest any running row asks for, energy adds up to the batch's",
           "[batch][dvfs]") {
     const dvfs::frequency_domain domain("test", {{0.6e9, 0.80}, {1.0e9, 0.90}, {1.4e9, 1.00}, {2.0e9, 1.15}},
                                         {.static_w = 0.5, .capacitance_f = 1e-9, .switch_latency_s = 2e-6,
@@ -318,7 +318,7 @@ TEST_CASE("the batch's level is the highest a running row asked for, and steps r
     CHECK(runner.clock().set.front() == 2);
 }
 
-TEST_CASE("a batch with deadlines idles to the shortest one, the idle energy shared; keep_level keeps the level",
+TEST_CASE("a batch with deadlines idles to the shortest one, the idle energy shared, keep_level keeps the level",
           "[batch][dvfs]") {
     // Two levels: 1 GHz at 0.9 V (1.81 W) and 2 GHz at 1 V (3 W); idle 0.5 W; no switch costs.
     const dvfs::frequency_domain domain("two", {{1e9, 0.9}, {2e9, 1.0}},

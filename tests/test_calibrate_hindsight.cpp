@@ -226,7 +226,7 @@ TEST_CASE("calibrate_lambda, frozen scoring: each fold's rule is trained on the 
     CHECK(c.learned.visit_stats(0).count == 2 * 900);
 }
 
-TEST_CASE("apply_rule on the trace the rule was fitted on gives the hindsight rule's exits; on another split it "
+TEST_CASE("apply_rule on the trace the rule was fitted on gives the hindsight rule's exits, on another split it "
           "earns no more than that split's own hindsight rule",
           "[trace][hindsight]") {
     const trace all = labelled_random_trace(1200, 44);

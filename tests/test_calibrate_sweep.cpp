@@ -27,7 +27,7 @@ trace synthetic(std::size_t samples, unsigned seed) {
 
 }  // namespace
 
-TEST_CASE("candidate parameters span [0, 1] in order; patience counts every head", "[sweep]") {
+TEST_CASE("candidate parameters span [0, 1] in order, patience counts every head", "[sweep]") {
     const auto t = synthetic(200, 3);
     const auto c = candidate_parameters(t, threshold_family::max_prob, 50);
     REQUIRE(c.size() >= 3);

@@ -174,7 +174,7 @@ TEST_CASE("three heads, two levels: V*, J*, fixed exits and exit probabilities b
     CHECK(expectation == Approx(s.optimal_value).margin(1e-12));
 }
 
-TEST_CASE("a tie between stopping and going on stops; one head only stops at once", "[synthetic_stopping]") {
+TEST_CASE("a tie between stopping and going on stops, one head only stops at once", "[synthetic_stopping]") {
     const auto env = two_head_env();
     auto s = demo::solve(env);
     s.continue_value[0][0] = demo::reward(env, s.costs, 0, 0);
@@ -366,7 +366,7 @@ TEST_CASE("empirical initial and transition frequencies match the matrices (4 st
     CHECK(rows_checked >= 3 * 8);  // every reachable row but the rarest
 }
 
-TEST_CASE("the Monte-Carlo mean of optimal_reward is J* (4 standard errors); it beats every fixed exit",
+TEST_CASE("the Monte-Carlo mean of optimal_reward is J* (4 standard errors), it beats every fixed exit",
           "[synthetic_stopping][statistics]") {
     const auto env = demo::default_stopping_env();
     const auto sol = demo::solve(env);
@@ -640,7 +640,7 @@ TEST_CASE("agreement env: validate rejects malformed fields, naming them", "[syn
     CHECK_THROWS_WITH(demo::generate(e, 1, 0), Contains("lambda = -1"));
 }
 
-TEST_CASE("the agreement environment: the optimal rule needs the head and the bit; one threshold falls short",
+TEST_CASE("the agreement environment: the optimal rule needs the head and the bit, one threshold falls short",
           "[synthetic_stopping]") {
     const auto env = demo::agreement_stopping_env();
     REQUIRE_NOTHROW(env.validate());
@@ -750,7 +750,7 @@ TEST_CASE("agreement env: the logits realise the state: max-prob is the level, t
     CHECK(same < 1000);
 }
 
-TEST_CASE("agreement env: empirical transitions match the matrices; the Monte-Carlo mean of optimal_reward is J*",
+TEST_CASE("agreement env: empirical transitions match the matrices, the Monte-Carlo mean of optimal_reward is J*",
           "[synthetic_stopping][statistics]") {
     const auto env = demo::agreement_stopping_env();
     const auto sol = demo::solve(env);
@@ -785,7 +785,7 @@ TEST_CASE("agreement env: empirical transitions match the matrices; the Monte-Ca
     CHECK(std::abs(mean - sol.optimal_value) <= 4 * se);
 }
 
-TEST_CASE("agreement env: DEE with the streak bit learns the optimal rule; without it, or ucb_exit, it cannot",
+TEST_CASE("agreement env: DEE with the streak bit learns the optimal rule, without it, or ucb_exit, it cannot",
           "[synthetic_stopping][dee]") {
     // Fixed seeds: the stream and the learners are deterministic, so these bounds cannot flake;
     // they hold with a wide margin (measured: see the comments).

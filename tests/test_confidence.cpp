@@ -133,7 +133,7 @@ TEST_CASE("measure() agrees with the single measures on random logits", "[confid
     }
 }
 
-TEST_CASE("measures take spans, vectors, arrays and Eigen vectors via as_span; all noexcept", "[confidence]") {
+TEST_CASE("measures take spans, vectors, arrays and Eigen vectors via as_span, all noexcept", "[confidence]") {
     Eigen::VectorXf v(3);
     v << 1.f, 2.f, 3.f;
     CHECK(max_prob(as_span(v)) == Approx(0.6652410f).epsilon(1e-5));

@@ -175,7 +175,7 @@ TEST_CASE("learning with workers: round robin is reproducible and the merge coun
     }
 }
 
-TEST_CASE("a fill that throws stops the run and is rethrown; the runner works again after", "[parallel][error]") {
+TEST_CASE("a fill that throws stops the run and is rethrown, the runner works again after", "[parallel][error]") {
     const fixture f(3);
     parallel_runner<scripted_rows, policy::max_prob> pool(*f.rows, policy::max_prob{0.8}, {.threads = 3, .batch = 8},
                                                           f.make_state(8));

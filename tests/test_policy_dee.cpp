@@ -302,7 +302,7 @@ TEST_CASE("dee budget cost bins: the time used against the deadline selects the 
     CHECK_THROWS_WITH(policy::dee<>(dee_options{.memory = 2000000000}), Contains("memory 2000000000"));
 }
 
-TEST_CASE("dee serving copies keep the learned state with another alpha and probe rate; with_reward carries it over",
+TEST_CASE("dee serving copies keep the learned state with another alpha and probe rate, with_reward carries it over",
           "[policy][dee]") {
     const logit_table table{{{ln9, 0}, {ln9, 0}, {0, ln3}}};
     counters count;

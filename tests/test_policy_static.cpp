@@ -79,7 +79,7 @@ TEST_CASE("every static policy models the concept", "[policy][static]") {
     STATIC_REQUIRE_FALSE(hooks::has_update<policy::max_prob, float>);  // static policies learn nothing
 }
 
-TEST_CASE("raising a threshold never makes a sample exit earlier; oracle is never worse than full",
+TEST_CASE("raising a threshold never makes a sample exit earlier, oracle is never worse than full",
           "[policy][static][property]") {
     for (unsigned seed = 1; seed <= 5; ++seed) {
         counters count;

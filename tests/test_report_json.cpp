@@ -179,7 +179,7 @@ TEST_CASE("write_json: pretty, indent 2, trailing newline, parses back", "[repor
     std::filesystem::remove_all(dir);
 }
 
-TEST_CASE("write_json: creates the folder; the error names the path", "[report][json]") {
+TEST_CASE("write_json: creates the folder, the error names the path", "[report][json]") {
     const auto dir = scratch_dir("earlyexit_test_report_json_err");
     const auto nested = dir / "no such dir" / "deeper" / "result.json";
     write_json(nested, json::object());

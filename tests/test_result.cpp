@@ -245,7 +245,7 @@ TEST_CASE("an episode that reaches the final head records every head, invalid lo
     CHECK(*rec.outcome == sample_outcome{1, 2, 5, 3, 161.0, 1570.0, std::nullopt});
 }
 
-TEST_CASE("a copied episode record outlives the run; the runner's step buffer does not", "[result][episode]") {
+TEST_CASE("a copied episode record outlives the run, the runner's step buffer does not", "[result][episode]") {
     const auto table = hand_table();
     const auto net = hand_network(table);
     episode_record rec;

@@ -93,7 +93,7 @@ struct no_append_network {
 
 }  // namespace
 
-TEST_CASE("a network needs append() to stream; rowwise_network has it", "[stream]") {
+TEST_CASE("a network needs append() to stream, rowwise_network has it", "[stream]") {
     STATIC_REQUIRE(batched_network_with_append<scripted_rows>);
     STATIC_REQUIRE(batched_network<no_append_network>);
     STATIC_REQUIRE_FALSE(batched_network_with_append<no_append_network>);
@@ -283,7 +283,7 @@ TEST_CASE("streamed runs equal one-by-one runs sample for sample, every non-lear
     }
 }
 
-TEST_CASE("capacity 1 is basic_runner exactly, learning included; a learner is updated at each exit, in completion "
+TEST_CASE("capacity 1 is basic_runner exactly, learning included, a learner is updated at each exit, in completion "
           "order", "[stream][property]") {
     const std::vector<std::size_t> positions{0, 2, 3, 5};
     const auto table = random_table(300, positions.size(), 6, 11);
@@ -368,7 +368,7 @@ TEST_CASE("late stages run fuller than batch_runner's when half the samples exit
     for (const auto& o : by_stream) CHECK(o.seconds > 0.0);
 }
 
-TEST_CASE("an empty source runs nothing; bad options, states and samples are errors naming the value", "[stream][error]") {
+TEST_CASE("an empty source runs nothing, bad options, states and samples are errors naming the value", "[stream][error]") {
     const logit_table table(8, {{1, 0}, {0, 1}});
     counters count;
     const auto net = scripted_network(2, {0, 1}, table, count);
@@ -435,7 +435,7 @@ TEST_CASE("an empty source runs nothing; bad options, states and samples are err
     CHECK(out.size() == 8);
 }
 
-TEST_CASE("one level for everything in flight: the highest latest request; energy adds up", "[stream][dvfs]") {
+TEST_CASE("one level for everything in flight: the highest latest request, energy adds up", "[stream][dvfs]") {
     // Sample i asks for level (index % 3) at its start and nothing after.
     struct asks_by_index {
         std::optional<std::size_t> frequency(const frequency_context<float>& f) const noexcept {

@@ -66,7 +66,7 @@ TEST_CASE("bad samples and layouts are errors naming the value", "[trace][error]
     CHECK_THROWS_WITH(trace(trace_layout{2, {0}, {1.0}, {1, 2}}), Contains("2 head costs for 1 heads"));
 }
 
-TEST_CASE("trace_layout::difference names the first difference; require_same throws with it", "[trace]") {
+TEST_CASE("trace_layout::difference names the first difference, require_same throws with it", "[trace]") {
     const trace_layout a = small_layout();
     CHECK(a.difference(a).empty());
     auto b = a;

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 #include <earlyexit/trace/file.hpp>
 
+#include "error_text.hpp"
 #include "temp_dir.hpp"
 
 using namespace earlyexit;
@@ -139,12 +140,7 @@ TEST_CASE("trace.json whole numbers that are floats, negative or out of range na
         REQUIRE(at != std::string::npos);
         j.replace(at, from.size(), to);
         write_bytes(d.path / "trace.json", j);
-        try {
-            (void)read_trace(d.path);
-        } catch (const earlyexit::error& e) {
-            return std::string(e.what());
-        }
-        return std::string("(no earlyexit::error thrown)");
+        return earlyexit_test::what_of([&] { (void)read_trace(d.path); });
     };
     CHECK(error_with("\"samples\": 7", "\"samples\": 1e30") ==
           meta + ": key 'samples' has the wrong type (expected a whole number, got 1e+30)");

@@ -19,7 +19,6 @@
 #include <cerrno>
 #include <concepts>
 #include <cstddef>
-#include <cstring>
 #include <filesystem>
 #include <span>
 #include <string>
@@ -31,7 +30,6 @@
 #if defined(__unix__) || defined(__APPLE__)
 #define EARLYEXIT_POSIX_ATOMIC_FILE 1
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #else
 #include <fstream>

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Install the build dependencies if needed, then build and run the tests (what CI runs):
-#   1. dev:  Debug, -Werror, every test, example, demo and benchmark (as smoke tests), each public
-#            header compiled alone, and every libFuzzer target fuzzed briefly (label fuzz);
-#   2. asan: AddressSanitizer + UndefinedBehaviorSanitizer on the library's unit tests and the
-#            readers' tests (label unit; the examples and long demo runs are not built);
+#   1. dev:  Debug, -Werror, every example, demo and benchmark (as smoke tests), the consumer and
+#            compile-failure tests, each public header compiled alone, and every libFuzzer target
+#            fuzzed briefly (label fuzz). The unit tests are left to phase 2, which builds them
+#            once instead of twice (the dev preset alone builds them too);
+#   2. asan: the library's unit tests and the readers' tests (label unit), -Werror, under
+#            AddressSanitizer + UndefinedBehaviorSanitizer (the examples are not built);
 #   3. tsan: ThreadSanitizer on every test that starts threads.
 # scripts/test.sh --release also runs the `release` workflow (optimized, every test again).
 set -euo pipefail
@@ -38,13 +40,16 @@ done
 start=$SECONDS
 phase() { echo "test.sh: $1 ($((SECONDS - start)) s since the start)"; }
 
-phase "1/3 dev workflow"
-cmake --workflow --preset dev
+phase "1/3 dev: examples, demos, benchmarks, consumers, header check, fuzz"
+cmake --preset dev -DEARLYEXIT_BUILD_UNIT_TESTS=OFF -DEARLYEXIT_FUZZ_SECONDS=10 >/dev/null
+cmake --build --preset dev
+ctest --preset dev
 
-# The library's unit tests and the readers' tests under ASan + UBSan: any report fails the
-# test (the fuzz targets have ASan and UBSan of their own, and ran in the dev workflow).
+# The library's unit tests and the readers' tests under ASan + UBSan, their only build in CI, with
+# warnings as errors: any report fails the test (the fuzz targets have ASan and UBSan of their
+# own, and ran in phase 1).
 phase "2/3 asan: unit tests"
-cmake --preset asan -DEARLYEXIT_BUILD_EXAMPLES=OFF >/dev/null
+cmake --preset asan -DEARLYEXIT_BUILD_EXAMPLES=OFF -DEARLYEXIT_BUILD_UNIT_TESTS=ON -DEARLYEXIT_WERROR=ON >/dev/null
 cmake --build --preset asan
 ctest --preset asan -L unit
 

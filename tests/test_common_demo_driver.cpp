@@ -118,4 +118,11 @@ TEST_CASE("check_demo_flags refuses the NaN and infinite values CLI11's range ch
     CHECK_THROWS_AS(parse({"--deadline-ms", "inf"}), CLI::ValidationError);
     CHECK_THROWS_AS(parse({"--max-loss", "101"}), CLI::ValidationError);
     CHECK_NOTHROW(parse({"--max-loss", "1", "--calibration-margin", "0.5", "--deadline-ms", "2.5", "--backend", "eigen"}));
+    // Batch sizes and thread counts are bounded before anything is sized by them (fuzz_demo_cli).
+    using Catch::Matchers::Contains;
+    CHECK_THROWS_WITH(parse({"--batch", "1000000000000"}), Contains("--batch: Value 1000000000000 not in range 1 to 1024"));
+    CHECK_THROWS_WITH(parse({"--threads", "1025"}), Contains("--threads: Value 1025 not in range 1 to 1024"));
+    CHECK_THROWS_WITH(parse({"--throughput-batches", "1,8,5000"}), Contains("Value 5000 not in range 1 to 1024"));
+    CHECK_THROWS_WITH(parse({"--throughput-threads", "0"}), Contains("Value 0 not in range 1 to 1024"));
+    CHECK_NOTHROW(parse({"--batch", "1024", "--threads", "1024", "--throughput-batches", "1,1024"}));
 }

@@ -136,6 +136,10 @@ struct demo_options {
 /// final head, their cost counted, and teaches agreement with it), and the memory of its cells
 /// there (a moving average over about this many updates, so that the few probe updates a cell
 /// gets after a change can move it), both fixed before any drift run.
+/// The largest --batch / --throughput-batches and --threads / --throughput-threads the demos take:
+/// a bad value (10^12) is refused by name before anything is sized by it.
+inline constexpr std::size_t demo_max_batch = 1024;
+inline constexpr std::size_t demo_max_threads = 1024;
 inline constexpr std::size_t demo_drift_memory = 20;
 inline constexpr double demo_drift_probe_rate = 0.05;
 /// The drift goal's grace period: a policy is judged on the samples from this many after the change on.
@@ -190,18 +194,18 @@ inline void add_demo_flags(CLI::App& app, demo_options& o) {
     app.add_option("--batch", o.batch,
                    "run the table's policies in batches of N (per-sample exits, results in input order; default: one "
                    "sample at a time)")
-        ->check(CLI::PositiveNumber);
+        ->check(CLI::Range(std::size_t{1}, demo_max_batch));
     app.add_option("--threads", o.threads, "run the table's policies on N worker threads (default 1)")
-        ->check(CLI::PositiveNumber);
+        ->check(CLI::Range(std::size_t{1}, demo_max_threads));
     app.add_option("--throughput-samples", o.throughput_samples,
                    "images the throughput grid runs on (the first N evaluated; 0: no grid)")
         ->capture_default_str();
     app.add_option("--throughput-batches", o.throughput_batches, "batch sizes of the throughput grid")
         ->delimiter(',')
-        ->check(CLI::PositiveNumber);
+        ->check(CLI::Range(std::size_t{1}, demo_max_batch));
     app.add_option("--throughput-threads", o.throughput_threads, "thread counts of the throughput grid")
         ->delimiter(',')
-        ->check(CLI::PositiveNumber);
+        ->check(CLI::Range(std::size_t{1}, demo_max_threads));
     app.add_option("--backend", o.backend,
                    have_dnnl ? "what runs the network in every run: onednn (fast kernels) or eigen (the reference)"
                              : "what runs the network in every run: eigen (this build has no oneDNN)")

@@ -31,6 +31,7 @@
 #include <nlohmann/json.hpp>
 
 #include <earlyexit/dvfs/table_file.hpp>
+#include <earlyexit/json_read.hpp>
 
 #include "fuzz_io.hpp"
 
@@ -48,18 +49,12 @@ struct outcome {
     std::string error;
 };
 
-// What read_frequency_domain does, from memory: the same JSON parse (strict, on a stream),
-// the same message for invalid JSON.
+// What read_frequency_domain does, from memory: its JSON parse (detail::parse_json on a stream),
+// then its field checks.
 outcome from_memory(std::string_view bytes, const std::string& what) {
-    nlohmann::json j;
     try {
         std::istringstream in{std::string(bytes)};
-        j = nlohmann::json::parse(in);  // strict: bytes after the value are an error
-    } catch (const nlohmann::json::exception& e) {
-        return {std::nullopt, fmt::format("{}: not valid JSON ({})", what, e.what())};
-    }
-    try {
-        return {dvfs::parse_frequency_domain(j, what), {}};
+        return {dvfs::parse_frequency_domain(earlyexit::detail::parse_json(in, what), what), {}};
     } catch (const earlyexit::error& e) {
         return {std::nullopt, e.what()};
     }

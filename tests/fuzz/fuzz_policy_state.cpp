@@ -30,6 +30,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include <earlyexit/json_read.hpp>
 #include <earlyexit/policy/state_file.hpp>
 
 #include "fuzz_io.hpp"
@@ -146,13 +147,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         if (!out.flush()) violated("setup", "cannot write " + scratch.in.string());
     }
     document doc;
-    try {
+    try {  // load_policy_state's JSON parse
         std::istringstream in(bytes);
-        nlohmann::json j;
-        j = nlohmann::json::parse(in);  // strict: bytes after the value are an error
-        doc.json = std::move(j);
-    } catch (const nlohmann::json::exception& e) {
-        doc.error = fmt::format("{}: not valid JSON ({})", scratch.in.string(), e.what());
+        doc.json = earlyexit::detail::parse_json(in, scratch.in.string());
+    } catch (const earlyexit::error& e) {
+        doc.error = e.what();
     }
     if (doc.json && doc.json->is_object()) {
         if (const auto it = doc.json->find("policy"); it != doc.json->end() && it->is_string()) doc.policy = it->get<std::string>();

@@ -39,6 +39,7 @@
 
 #include "../atomic_file.hpp"
 #include "../error.hpp"
+#include "../json_read.hpp"
 #include "table.hpp"
 
 namespace earlyexit::dvfs {
@@ -212,13 +213,7 @@ private:
     const std::string what = "frequency table " + path.string();
     std::ifstream in(path, std::ios::binary);
     if (!in) fail("{}: cannot open the file", what);
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(in);  // strict: bytes after the value are an error
-    } catch (const nlohmann::json::exception& e) {
-        fail("{}: not valid JSON ({})", what, e.what());
-    }
-    return parse_frequency_domain(j, what);
+    return parse_frequency_domain(earlyexit::detail::parse_json(in, what), what);
 }
 
 /// Writes a frequency table file (the folder is created; an existing file is replaced in one

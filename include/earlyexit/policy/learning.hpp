@@ -353,14 +353,16 @@ void learn_or_hold(const episode<Scalar>& e, std::vector<step_record>& records, 
                    Learn&& learn) noexcept {
     if (e.steps.empty() || e.steps.size() > records.size()) return;
     const double full = e.network != nullptr ? e.network->full_macs : 0.0;
-    const std::optional<double> deadline = e.sample != nullptr ? e.sample->deadline_seconds : std::nullopt;
+    // 0 when the sample has no deadline (a plain double: GCC's TSan build misread the optional).
+    const double deadline =
+        e.sample != nullptr && e.sample->deadline_seconds ? *e.sample->deadline_seconds : 0.0;
     std::size_t streak = 0, previous = npos;  // the runner's patience (runner.hpp, sample_cursor)
     for (std::size_t i = 0; i < e.steps.size(); ++i) {
         records[i] = record_of(e.steps[i], full);
         streak = !records[i].valid ? 0 : (records[i].top1 == previous ? streak + 1 : 1);
         previous = records[i].valid ? records[i].top1 : npos;
         records[i].patience = streak;
-        if (deadline && *deadline > 0) records[i].budget = e.steps[i].elapsed_seconds / *deadline;
+        if (deadline > 0) records[i].budget = e.steps[i].elapsed_seconds / deadline;
         cell(records[i], e.steps[i]);
     }
     const std::span<const step_record> steps(records.data(), e.steps.size());

@@ -19,7 +19,6 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
-#include <limits>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -29,6 +28,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../error.hpp"
+#include "../json_read.hpp"
 #include "../report/json.hpp"
 #include "bandit.hpp"
 #include "dee.hpp"
@@ -51,12 +51,6 @@ struct is_exit_bandit : std::false_type {};
 template <bandit_rule Rule, class R>
 struct is_exit_bandit<policy::exit_bandit<Rule, R>> : std::true_type {};
 
-/// A whole number >= 0, however nlohmann holds it: parsed text gives an unsigned integer, a
-/// document built in memory (policy_state_json) a signed one for int and int64 values.
-[[nodiscard]] inline bool is_whole_nonnegative(const nlohmann::json& v) noexcept {
-    return v.is_number_unsigned() || (v.is_number_integer() && v.get<std::int64_t>() >= 0);
-}
-
 /// Field access that names the field on every failure.
 class state_reader {
 public:
@@ -77,9 +71,9 @@ public:
     [[nodiscard]] std::uint64_t unsigned_int(const nlohmann::json& obj, const std::string& key,
                                              const std::string& path = {}) const {
         const auto& v = field(obj, key, path);
-        if (!is_whole_nonnegative(v))
-            fail("{}: field '{}' must be a whole number >= 0, got {}", what_, join(path, key), v.dump());
-        return v.get<std::uint64_t>();
+        const auto x = json_integer<std::uint64_t>(v);
+        if (!x) fail("{}: field '{}' must be a whole number >= 0, got {}", what_, join(path, key), v.dump());
+        return *x;
     }
     [[nodiscard]] std::string string(const nlohmann::json& obj, const std::string& key, const std::string& path = {}) const {
         const auto& v = field(obj, key, path);
@@ -104,15 +98,13 @@ public:
             const auto& p = v[i];
             if (!p.is_array() || p.size() != 2 || !p[0].is_number_integer() || !p[1].is_number_integer())
                 fail("{}: field '{}[{}]' must be [count, sum], two whole numbers, got {}", what_, key, i, p.dump());
-            if (!is_whole_nonnegative(p[0])) fail("{}: field '{}[{}]' has a negative count {}", what_, key, i, p[0].dump());
-            const auto count = p[0].get<std::uint64_t>();
-            if (count > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-                fail("{}: field '{}[{}]' count {} is too large", what_, key, i, count);
-            if (p[1].is_number_unsigned() &&
-                p[1].get<std::uint64_t>() > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-                fail("{}: field '{}[{}]' sum is too large", what_, key, i);
-            out[i].count = static_cast<std::int64_t>(count);
-            out[i].sum = p[1].get<std::int64_t>();
+            const auto count = json_integer<std::int64_t>(p[0]);
+            const auto sum = json_integer<std::int64_t>(p[1]);
+            if (count && *count < 0) fail("{}: field '{}[{}]' has a negative count {}", what_, key, i, p[0].dump());
+            if (!count) fail("{}: field '{}[{}]' count {} is too large", what_, key, i, p[0].dump());
+            if (!sum) fail("{}: field '{}[{}]' sum is too large", what_, key, i);
+            out[i].count = *count;
+            out[i].sum = *sum;
             if (out[i].count == 0 && out[i].sum != 0)
                 fail("{}: field '{}[{}]' has a sum {} with no samples", what_, key, i, out[i].sum);
         }
@@ -276,13 +268,7 @@ template <class P>
     const std::string what = path.string();
     std::ifstream in(path, std::ios::binary);
     if (!in) fail("load_policy_state: cannot open {}", what);
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(in);  // strict: bytes after the value are an error
-    } catch (const nlohmann::json::exception& e) {
-        fail("{}: not valid JSON ({})", what, e.what());
-    }
-    return policy_from_state_json<P>(j, what);
+    return policy_from_state_json<P>(detail::parse_json(in, what), what);
 }
 
 }  // namespace earlyexit

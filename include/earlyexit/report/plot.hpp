@@ -257,21 +257,17 @@ inline void write_text_file(const std::filesystem::path& path, const std::string
                        gnuplot_png_terminal(), opt.width, opt.height, gnuplot_path(png.filename()));
 }
 
-/// Writes the script (text, beginning with script_preamble(png)),
-/// then runs gnuplot inside the script's folder (its file names are relative to it) and checks
-/// the image came out. The image is drawn under a temporary name and renamed over png only when
-/// gnuplot succeeded, so an interrupted or failed run leaves the old image (or none), never half
-/// of one; the script gnuplot runs is a temporary copy of the saved one with that output name.
-inline void render(const std::filesystem::path& script, const std::string& text, const std::filesystem::path& png,
+/// Writes the script (script_preamble(png), then `body`), then runs gnuplot inside the script's
+/// folder (its file names are relative to it) and checks the image came out. The image is drawn
+/// under a temporary name and renamed over png only when gnuplot succeeded, so an interrupted or
+/// failed run leaves the old image (or none), never half of one; the script gnuplot runs is a
+/// temporary copy of the saved one whose preamble names that temporary image.
+inline void render(const std::filesystem::path& script, const std::string& body, const std::filesystem::path& png,
                    const plot_options& opt) {
-    write_text_file(script, text);
+    write_text_file(script, script_preamble(png, opt) + body);
     const std::filesystem::path tmp_png = earlyexit::detail::temporary_sibling(png);
     const std::filesystem::path tmp_script = earlyexit::detail::temporary_sibling(script);
-    std::string run_text = text;
-    const std::string line = script_preamble(png, opt), tmp_line = script_preamble(tmp_png, opt);
-    if (run_text.rfind(line, 0) != 0) fail("plot: the script {} does not start with its preamble", script.string());
-    run_text.replace(0, line.size(), tmp_line);
-    write_text_file(tmp_script, run_text);
+    write_text_file(tmp_script, script_preamble(tmp_png, opt) + body);
     std::error_code ec;
     const auto cleanup = [&] {
         std::filesystem::remove(tmp_script, ec);
@@ -368,8 +364,7 @@ inline void plot_tradeoff(const std::filesystem::path& dir, std::string_view tit
         earlyexit::fail("plot_tradeoff: nothing to plot in {} (no curve has points and no marked row has an accuracy)",
                      d.string());
 
-    std::string script = detail::script_preamble(png, opt);
-    script += fmt::format(
+    std::string script = fmt::format(
         "set title {}\n"
         "set xlabel 'compute saving (%)'\n"
         "set ylabel 'accuracy (%)'\n"
@@ -430,8 +425,7 @@ inline void plot_exit_histogram(const std::filesystem::path& dir, std::span<cons
         data += '\n';
     }
 
-    std::string script = detail::script_preamble(png, opt);
-    script +=
+    std::string script =
         "set title 'exits per head'\n"
         "set xlabel 'exit head (the last is the final head)'\n"
         "set ylabel 'fraction of samples'\n"
@@ -483,8 +477,7 @@ inline void plot_lines(const std::filesystem::path& dir, std::string_view stem, 
                                     detail::gnuplot_string(c.name)));
     }
     if (plots.empty()) earlyexit::fail("plot_lines: nothing to plot in {} (no curve has points)", d.string());
-    std::string script = detail::script_preamble(png, opt);
-    script += fmt::format("set title {}\nset xlabel {}\nset ylabel {}\nset grid\nset key outside right top box\n{}",
+    std::string script = fmt::format("set title {}\nset xlabel {}\nset ylabel {}\nset grid\nset key outside right top box\n{}",
                           detail::gnuplot_string(title), detail::gnuplot_string(axes.x_label),
                           detail::gnuplot_string(axes.y_label), axes.log_x ? "set logscale x 10\n" : "");
     script += detail::plot_command(plots);

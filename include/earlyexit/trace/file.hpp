@@ -29,6 +29,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../error.hpp"
+#include "../json_read.hpp"
 #include "npy.hpp"
 #include "trace.hpp"
 
@@ -72,18 +73,14 @@ void write_trace(const std::filesystem::path& dir, const basic_trace<Scalar>& t)
 
 namespace detail {
 
-/// A whole number of type T from a JSON integer in T's range. nlohmann's get<T> would cast a
-/// float (1e30, -1.0: undefined behaviour) or wrap an integer ("samples": -1 as 2^64 - 1).
+/// A whole number of type T from a JSON integer in T's range (json_integer), or an error naming
+/// the key.
 template <std::integral T>
 T json_whole(const nlohmann::json& v, const std::string& key, const std::string& file) {
     if (!v.is_number_integer())
         fail("{}: key '{}' has the wrong type (expected a whole number, got {})", file, key,
              v.is_primitive() ? v.dump() : std::string(v.type_name()));
-    if (v.is_number_unsigned()) {
-        if (const auto x = v.get<std::uint64_t>(); std::in_range<T>(x)) return static_cast<T>(x);
-    } else if (const auto x = v.get<std::int64_t>(); std::in_range<T>(x)) {
-        return static_cast<T>(x);
-    }
+    if (const auto x = json_integer<T>(v)) return *x;
     fail("{}: key '{}' is {}, out of range [{}, {}]", file, key, v.dump(), std::numeric_limits<T>::min(),
          std::numeric_limits<T>::max());
 }
@@ -136,12 +133,7 @@ template <std::floating_point Scalar = float>
     const std::string meta_name = meta_path.string();
     std::ifstream in(meta_path);
     if (!in) earlyexit::fail("read_trace: cannot open {}", meta_name);
-    nlohmann::json j;
-    try {
-        j = nlohmann::json::parse(in);  // strict: bytes after the value are an error
-    } catch (const nlohmann::json::exception& e) {
-        earlyexit::fail("{}: not valid JSON ({})", meta_name, e.what());
-    }
+    const nlohmann::json j = detail::parse_json(in, meta_name);
     if (!j.is_object()) earlyexit::fail("{}: expected a JSON object", meta_name);
     const auto format = detail::json_get<std::string>(j, "format", meta_name);
     if (format != trace_format_name) earlyexit::fail("{}: format '{}' is not '{}'", meta_name, format, trace_format_name);

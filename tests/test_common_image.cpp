@@ -102,7 +102,8 @@ TEST_CASE("JPEG decodes within a few levels of what was encoded", "[image]") {
 TEST_CASE("decode_image errors name the image and stb_image's reason", "[image]") {
     CHECK(what_of([] { (void)decode_image({}, "empty.png"); }) == "image empty.png: cannot decode: empty (0 bytes)");
     const std::vector<std::uint8_t> text = {'h', 'e', 'l', 'l', 'o'};
-    CHECK(what_of([&] { (void)decode_image(text, "hello.txt"); }) == "image hello.txt: cannot decode: unknown image type");
+    CHECK(what_of([&] { (void)decode_image(text, "hello.txt"); }) ==
+          "image hello.txt: cannot decode: not a JPEG, PNG, BMP or binary PNM (P5, P6) file (first bytes 68 65 6c 6c)");
     const auto png = earlyexit::demo::detail::read_file_bytes(fixture("rgb_4x3.png"));
     const std::vector<std::uint8_t> half(png.begin(), png.begin() + static_cast<std::ptrdiff_t>(png.size() / 2));
     CHECK_THROWS_WITH(decode_image(half, "half.png"), Catch::Matchers::StartsWith("image half.png: cannot decode: "));
@@ -167,22 +168,98 @@ TEST_CASE("decode_image refuses a PNG chunk longer than the file (fuzz_image: st
               std::to_string(png.size() - 41) + " left");
 }
 
-TEST_CASE("decode_image refuses empty and truncated PNM and TGA images (fuzz_image)", "[image][robustness]") {
+TEST_CASE("decode_image refuses empty and truncated PNM images (fuzz_image)", "[image][robustness]") {
     const auto bytes = [](const std::string& s) { return std::vector<std::uint8_t>(s.begin(), s.end()); };
     // stb_image returned a 0 x 60001 image for a width it could not read.
     CHECK(what_of([&] { (void)decode_image(bytes("P6'60000 60001 255\n"), "zero.ppm"); }) ==
           "image zero.ppm: cannot decode: the header says 0 x 0 pixels, an empty image");
     CHECK(what_of([&] { (void)decode_image(bytes("P5 7 0 255\n"), "flat.pgm"); }) ==
           "image flat.pgm: cannot decode: the header says 7 x 0 pixels, an empty image");
-    // stb_image returned truncated PNM and TGA pixels as whatever its buffer held (uninitialized).
+    // stb_image returned truncated PNM pixels as whatever its buffer held (uninitialized).
     const image_u8 ppm = decode_image(bytes("P6\n# a comment\n2 1\n255\n\x01\x02\x03\x04\x05\x06"), "full.ppm");
     CHECK(ppm.pixels == std::vector<std::uint8_t>{1, 2, 3, 4, 5, 6});
     CHECK(what_of([&] { (void)decode_image(bytes("P6\n# a comment\n2 1\n255\n\x01\x02\x03\x04\x05"), "cut.ppm"); }) ==
           "image cut.ppm: cannot decode: truncated PNM: 2 x 1 pixels need 6 bytes, the file has 5 after the header");
-    // An uncompressed 24-bit TGA, 2 x 1, top-left origin (descriptor 0x20), pixels stored BGR.
-    std::vector<std::uint8_t> tga = {0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1, 0, 24, 0x20, 3, 2, 1, 6, 5, 4};
-    CHECK(decode_image(tga, "full.tga").pixels == std::vector<std::uint8_t>{1, 2, 3, 4, 5, 6});
-    tga.pop_back();
-    CHECK(what_of([&] { (void)decode_image(tga, "cut.tga"); }) ==
-          "image cut.tga: cannot decode: truncated TGA: 2 x 1 pixels need 6 bytes, the file has 5 after the header");
+    // stb_image read "P6444444444..." into an int and overflowed (fuzz_image): numbers over 2^25 are refused.
+    CHECK(what_of([&] { (void)decode_image(bytes("P6" + std::string(60, '4') + "\n1 255\n"), "wide.ppm"); }) ==
+          "image wide.ppm: cannot decode: the PNM header's width is over 33554432");
+    CHECK(what_of([&] { (void)decode_image(bytes("P5 1 33554433 255\n"), "tall.pgm"); }) ==
+          "image tall.pgm: cannot decode: the PNM header's height is over 33554432");
+    CHECK(what_of([&] { (void)decode_image(bytes("P5 1 1 #c\n 99999999999\n"), "max.pgm"); }) ==
+          "image max.pgm: cannot decode: the PNM header's maximum value is over 33554432");
+    // 16-bit PNM: stb_image 2.27 overflowed its buffer converting a gray one to RGB (fuzz_image).
+    CHECK(what_of([&] { (void)decode_image(bytes("P5 3 6 355\n" + std::string(36, '\x7f')), "deep.pgm"); }) ==
+          "image deep.pgm: cannot decode: a 16-bit PNM (maximum value 355) is not read (only 8-bit, up to 255)");
 }
+
+TEST_CASE("decode_image reads JPEG, PNG, BMP and binary PNM only, and refuses the rest before stb_image",
+          "[image][robustness]") {
+    using earlyexit::demo::detail::image_format;
+    using earlyexit::demo::detail::sniff_image_format;
+    const auto sniff = [](std::vector<std::uint8_t> b) { return sniff_image_format(b); };
+    CHECK(sniff({0xff, 0xd8, 0xff, 0xe0}) == image_format::jpeg);
+    CHECK(sniff({0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'}) == image_format::png);
+    CHECK(sniff({'B', 'M'}) == image_format::bmp);
+    CHECK(sniff({'P', '5'}) == image_format::pnm);
+    CHECK(sniff({'P', '6'}) == image_format::pnm);
+    CHECK(sniff({'P', '3'}) == image_format::other);  // ASCII PNM: stb_image does not read it either
+    CHECK(sniff({0xff, 0xd8}) == image_format::other);
+    CHECK(sniff({0x89, 'P', 'N', 'G'}) == image_format::other);
+    CHECK(sniff({}) == image_format::other);
+    // An uncompressed 24-bit TGA, 2 x 1 (stb_image decodes it), and a GIF header: refused by name.
+    const std::vector<std::uint8_t> tga = {0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 1, 0, 24, 0x20, 3, 2, 1, 6, 5, 4};
+    CHECK(what_of([&] { (void)decode_image(tga, "a.tga"); }) ==
+          "image a.tga: cannot decode: not a JPEG, PNG, BMP or binary PNM (P5, P6) file (first bytes 00 00 02 00)");
+    const std::vector<std::uint8_t> gif = {'G', 'I', 'F', '8', '9', 'a', 1, 0, 1, 0};
+    CHECK(what_of([&] { (void)decode_image(gif, "a.gif"); }) ==
+          "image a.gif: cannot decode: not a JPEG, PNG, BMP or binary PNM (P5, P6) file (first bytes 47 49 46 38)");
+    CHECK(what_of([&] { (void)decode_image(std::vector<std::uint8_t>{'P'}, "p"); }) ==
+          "image p: cannot decode: not a JPEG, PNG, BMP or binary PNM (P5, P6) file (first bytes 50)");
+}
+
+TEST_CASE("decode_image refuses a JPEG Huffman table of more than 256 codes (fuzz_image: stb_image overflowed)",
+          "[image][robustness]") {
+    // SOI, then a DHT segment (length 20) with one table: class/id 0, counts 255 + 2 = 257 codes.
+    std::vector<std::uint8_t> jpeg = {0xff, 0xd8, 0xff, 0xc4, 0x00, 0x14, 0x00, 255, 2};
+    jpeg.resize(jpeg.size() + 14, 0);
+    jpeg.insert(jpeg.end(), {0xff, 0xd9});
+    CHECK(what_of([&] { (void)decode_image(jpeg, "dht.jpg"); }) ==
+          "image dht.jpg: cannot decode: JPEG Huffman table at offset 6 declares 257 codes (at most 256)");
+    // The same after fill bytes (FF FF) and after a scan's entropy-coded bytes (a stuffed FF 00).
+    std::vector<std::uint8_t> filled = {0xff, 0xd8, 0xff, 0xff, 0xff};
+    filled.insert(filled.end(), jpeg.begin() + 3, jpeg.end());
+    CHECK(what_of([&] { (void)decode_image(filled, "fill.jpg"); }) ==
+          "image fill.jpg: cannot decode: JPEG Huffman table at offset 8 declares 257 codes (at most 256)");
+    std::vector<std::uint8_t> scan = {0xff, 0xd8, 0xff, 0xda, 0x00, 0x02, 0x12, 0xff, 0x00, 0x34, 0xff};
+    scan.insert(scan.end(), jpeg.begin() + 3, jpeg.end());
+    CHECK(what_of([&] { (void)decode_image(scan, "scan.jpg"); }) ==
+          "image scan.jpg: cannot decode: JPEG Huffman table at offset 14 declares 257 codes (at most 256)");
+    // 256 codes is a full table: not refused here (stb_image then judges the file).
+    jpeg[8] = 1;
+    CHECK_THROWS_WITH(decode_image(jpeg, "full.jpg"),
+                      !Catch::Matchers::Contains("Huffman table") && Catch::Matchers::StartsWith("image full.jpg: cannot decode: "));
+    // A real JPEG's tables pass.
+    CHECK(read_image(fs::path(EARLYEXIT_SOURCE_DIR) / "data/imagenet/sample/ILSVRC2012_val_00000807.JPEG").width > 0);
+}
+
+TEST_CASE("decode_image refuses a truncated BMP (fuzz_image: stb_image read the missing rows as zeros)",
+          "[image][robustness]") {
+    auto bmp = earlyexit::demo::detail::read_file_bytes(fixture("rgb_3x2.bmp"));  // 24-bit, rows of 12 bytes
+    CHECK(decode_image(bmp, "full.bmp").width == 3);
+    bmp.pop_back();
+    CHECK(what_of([&] { (void)decode_image(bmp, "cut.bmp"); }) ==
+          "image cut.bmp: cannot decode: truncated BMP: 3 x 2 pixels at 24 bits need 24 bytes, the file has 23 after the "
+          "header");
+    // The fuzzer's finding (as make_demo_corpora.py writes it): 102 bytes whose header claims 5 x 2097155 pixels.
+    const auto claim = earlyexit::demo::detail::read_file_bytes(fs::path(EARLYEXIT_TEST_SOURCE_DIR) / "fuzz" /
+                                                               "image_corpus" / "bmp_claims_10m_pixels.bmp");
+    CHECK_THROWS_WITH(decode_image(claim, "claim.bmp"),
+                      Catch::Matchers::StartsWith("image claim.bmp: cannot decode: truncated BMP: 5 x 2097155 pixels"));
+    // A pixel-data offset inside the header: stb_image would skip to the end of the file.
+    bmp.push_back(0x82);
+    bmp[10] = 20;
+    CHECK(what_of([&] { (void)decode_image(bmp, "offset.bmp"); }) ==
+          "image offset.bmp: cannot decode: truncated BMP: 3 x 2 pixels at 24 bits need 24 bytes, the file has 0 after the "
+          "header");
+}
+

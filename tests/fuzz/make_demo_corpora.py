@@ -174,6 +174,17 @@ def make_image():
     jpg[sof + 5: sof + 9] = struct.pack(">HH", 60000, 60000)
     (d / "huge.jpg").write_bytes(bytes(jpg))
     (d / "truncated.ppm").write_bytes(b"P6\n# cut\n4 4\n255\n" + bytes(range(20)))
+    # fuzz_image's findings once stb_image was compiled into it (tests/test_common_image.cpp):
+    # a Huffman table of 257 codes (stb_image wrote past its 256-entry tables) ...
+    (d / "dht_257_codes.jpg").write_bytes(b"\xff\xd8\xff\xc4\x00\x14\x00" + bytes([255, 2] + [0] * 14) + b"\xff\xd9")
+    # ... and a BMP whose 180 bytes claim 5 x 2097155 pixels (stb_image read the missing rows as zeros).
+    bmp = bytearray((d / "rgb.bmp").read_bytes())
+    bmp[18:26] = struct.pack("<ii", 5, 2097155)  # BITMAPINFOHEADER width, height
+    (d / "bmp_claims_10m_pixels.bmp").write_bytes(bytes(bmp[:180]))
+    # ... and a PNM width of 60 digits (stb_image's int overflowed reading it).
+    (d / "pnm_width_overflow.ppm").write_bytes(b"P6" + b"4" * 60 + b"\n1 255\n")
+    # ... and a 16-bit gray PNM (stb_image overflowed its buffer converting it to RGB).
+    (d / "pnm_16_bit_gray.pgm").write_bytes(b"P5 3 6 355\n" + b"\x7f" * 36)
 
 
 def make_demo_cli():

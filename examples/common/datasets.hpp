@@ -72,14 +72,13 @@ struct dataset_member {
 };
 
 /// File extensions (lower case) that count as images in the class-folder and unlabelled layouts:
-/// torchvision's IMG_EXTENSIONS that stb_image decodes, plus .tga and .gif.
+/// the formats decode_image reads (image.hpp: JPEG, PNG, BMP, binary PNM), under torchvision's names.
 inline bool is_image_name(std::string_view name) {
     const auto dot = name.rfind('.');
     if (dot == std::string_view::npos || name.find('/', dot) != std::string_view::npos) return false;
     std::string ext(name.substr(dot + 1));
     for (char& ch : ext) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    static constexpr std::array<std::string_view, 9> known = {"jpg", "jpeg", "png", "bmp", "ppm",
-                                                                "pgm", "pnm", "tga", "gif"};
+    static constexpr std::array<std::string_view, 7> known = {"jpg", "jpeg", "png", "bmp", "ppm", "pgm", "pnm"};
     return std::find(known.begin(), known.end(), ext) != known.end();
 }
 
@@ -347,7 +346,7 @@ inline std::pair<std::vector<dataset_entry>, std::vector<std::string>> label_mem
     for (const auto& m : members)
         if (is_image_name(m.name)) images.push_back(&m);
     if (images.empty())
-        fail("{}: no images (files ending .jpg .jpeg .png .bmp .ppm .pgm .pnm .tga .gif, any case)", source);
+        fail("{}: no images (files ending .jpg .jpeg .png .bmp .ppm .pgm .pnm, any case)", source);
     const bool class_folders = std::any_of(images.begin(), images.end(),
                                            [](const auto* m) { return m->name.find('/') != std::string::npos; });
     if (!class_folders) {

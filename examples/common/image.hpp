@@ -75,10 +75,8 @@ inline std::vector<std::uint8_t> read_file_bytes(const std::filesystem::path& fi
 /// Throws when a PNG's IHDR claims more than max_pixels (see decode_image: stbi_info refuses a PNG
 /// over 2^30 bytes as "unknown image type", without its size), or when a chunk claims more bytes
 /// than the file has left (stb_image allocates an IDAT chunk's claimed length, up to 2 GiB, before
-/// it reads the data). Other files pass untouched.
+/// it reads the data). `bytes` is a PNG (sniff_image_format, below: decode_image sniffs once).
 inline void check_png(std::span<const std::uint8_t> bytes, std::string_view name, std::uint64_t max_pixels) {
-    static constexpr std::uint8_t signature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    if (bytes.size() < 8 || !std::equal(signature, signature + 8, bytes.begin())) return;
     for (std::size_t at = 8; bytes.size() - at >= 8;) {
         const auto be32 = [&](std::size_t i) {
             return std::uint32_t{bytes[i]} << 24 | std::uint32_t{bytes[i + 1]} << 16 | std::uint32_t{bytes[i + 2]} << 8 |
@@ -124,9 +122,8 @@ enum class image_format { jpeg, png, bmp, pnm, other };
 /// writes one byte per code into tables of 256 (a buffer overflow; found by fuzz_image once
 /// stb_image was compiled into it). The markers are walked as stb_image walks them: segments by
 /// their length, fill bytes (FF FF) skipped, and entropy-coded data byte by byte up to the next
-/// marker. Bytes past the end count as 0, as stb_image reads them. Other files pass untouched.
+/// marker. Bytes past the end count as 0, as stb_image reads them. `b` is a JPEG.
 inline void check_jpeg(std::span<const std::uint8_t> b, std::string_view name) {
-    if (sniff_image_format(b) != image_format::jpeg) return;
     const std::size_t n = b.size();
     const auto byte_at = [&](std::size_t i) -> std::size_t { return i < n ? b[i] : 0; };
     for (std::size_t p = 2; p < n;) {
@@ -192,11 +189,9 @@ inline constexpr std::uint64_t max_pnm_header_number = std::uint64_t{1} << 25;
 
 /// Throws when a binary PNM header holds a number over max_pnm_header_number, before stb_image
 /// reads it into an int (found by fuzz_image: "P6444444444..." overflowed it), or a maximum value
-/// over 255 (16 bits a sample). Other files pass.
-inline void check_pnm_header(std::span<const std::uint8_t> bytes, std::string_view name) {
-    if (sniff_image_format(bytes) != image_format::pnm) return;
+/// over 255 (16 bits a sample).
+inline void check_pnm_header(const pnm_header& h, std::string_view name) {
     static constexpr const char* names[3] = {"width", "height", "maximum value"};
-    const pnm_header h = read_pnm_header(bytes);
     for (int f = 0; f < 3; ++f)
         if (h.fields[f] > max_pnm_header_number)
             earlyexit::fail("image {}: cannot decode: the PNM header's {} is over {}", name, names[f],
@@ -210,14 +205,13 @@ inline void check_pnm_header(std::span<const std::uint8_t> bytes, std::string_vi
 
 /// Throws when a binary PNM (P5, P6) file holds fewer pixel bytes than its header's
 /// width x height x channels: stb_image then returns an image whose missing rows are whatever its
-/// buffer held (uninitialized memory), not an error. `width`, `height` from stbi_info,
-/// `is_16_bit` from stbi_is_16_bit.
-inline void check_pnm_data(std::span<const std::uint8_t> bytes, std::string_view name, int width, int height,
-                           bool is_16_bit) {
-    if (sniff_image_format(bytes) != image_format::pnm) return;
+/// buffer held (uninitialized memory), not an error. `h` is the file's header (read_pnm_header),
+/// `width`, `height` from stbi_info, `is_16_bit` from stbi_is_16_bit.
+inline void check_pnm_data(std::span<const std::uint8_t> bytes, const pnm_header& h, std::string_view name, int width,
+                           int height, bool is_16_bit) {
     const auto pixels = static_cast<std::uint64_t>(width) * static_cast<std::uint64_t>(height);
     const std::uint64_t need = pixels * (bytes[1] == '6' ? 3 : 1) * (is_16_bit ? 2 : 1);
-    const std::uint64_t have = bytes.size() - read_pnm_header(bytes).data_offset;
+    const std::uint64_t have = bytes.size() - h.data_offset;
     if (have < need)
         earlyexit::fail("image {}: cannot decode: truncated PNM: {} x {} pixels need {} bytes, the file has {} after the header",
                         name, width, height, need, have);
@@ -227,9 +221,9 @@ inline void check_pnm_data(std::span<const std::uint8_t> bytes, std::string_view
 /// bytes): stb_image reads the missing rows as zeros and returns them as pixels (found by
 /// fuzz_image: 180 bytes that claimed 5 x 2097155 pixels). `width`, `height` from stbi_info; the
 /// rows start at the header's pixel-data offset (one inside the header sends stb_image to the end
-/// of the file: no row is there).
+/// of the file: no row is there). `b` is a BMP.
 inline void check_bmp_data(std::span<const std::uint8_t> b, std::string_view name, int width, int height) {
-    if (sniff_image_format(b) != image_format::bmp || b.size() < 30) return;
+    if (b.size() < 30) return;
     const auto le = [&](std::size_t at, int bytes) {
         std::uint64_t v = 0;
         for (int i = bytes - 1; i >= 0; --i) v = v << 8 | b[at + static_cast<std::size_t>(i)];
@@ -268,12 +262,15 @@ inline image_u8 decode_image(std::span<const std::uint8_t> bytes, std::string_vi
     if (bytes.empty()) earlyexit::fail("image {}: cannot decode: empty (0 bytes)", name);
     if (bytes.size() > static_cast<std::size_t>(INT_MAX))
         earlyexit::fail("image {}: cannot decode: {} bytes is more than stb_image reads", name, bytes.size());
-    if (detail::sniff_image_format(bytes) == detail::image_format::other)
+    using detail::image_format;
+    const image_format format = detail::sniff_image_format(bytes);
+    if (format == image_format::other)
         earlyexit::fail("image {}: cannot decode: not a JPEG, PNG, BMP or binary PNM (P5, P6) file (first bytes {:02x})",
                         name, fmt::join(bytes.first(std::min<std::size_t>(bytes.size(), 4)), " "));
-    detail::check_png(bytes, name, max_pixels);
-    detail::check_jpeg(bytes, name);
-    detail::check_pnm_header(bytes, name);
+    const detail::pnm_header pnm = format == image_format::pnm ? detail::read_pnm_header(bytes) : detail::pnm_header{};
+    if (format == image_format::png) detail::check_png(bytes, name, max_pixels);
+    if (format == image_format::jpeg) detail::check_jpeg(bytes, name);
+    if (format == image_format::pnm) detail::check_pnm_header(pnm, name);
     const int size = static_cast<int>(bytes.size());
     int width = 0, height = 0, channels_in_file = 0;
     if (!stbi_info_from_memory(bytes.data(), size, &width, &height, &channels_in_file)) {
@@ -289,8 +286,8 @@ inline image_u8 decode_image(std::span<const std::uint8_t> bytes, std::string_vi
     if (pixels * sample_bytes > max_pixels)
         earlyexit::fail("image {}: cannot decode: {} x {} pixels{} is more than the {} allowed (max_pixels)", name, width,
                         height, sample_bytes == 1 ? "" : " of 16-bit samples (counted twice)", max_pixels);
-    detail::check_pnm_data(bytes, name, width, height, is_16_bit);
-    detail::check_bmp_data(bytes, name, width, height);
+    if (format == image_format::pnm) detail::check_pnm_data(bytes, pnm, name, width, height, is_16_bit);
+    if (format == image_format::bmp) detail::check_bmp_data(bytes, name, width, height);
     const std::unique_ptr<stbi_uc, void (*)(void*)> data(
         stbi_load_from_memory(bytes.data(), size, &width, &height, &channels_in_file,
                               image_u8::channels),
